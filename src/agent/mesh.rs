@@ -1,0 +1,182 @@
+//! Keeps this node in the swarm: heartbeats to the manager, and follows the
+//! manager's watch stream to keep the WireGuard peers equal to the other nodes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::wireguard::{Device, DeviceConfig, DeviceStats, PeerConfig};
+use crate::manager::client::ManagerConn;
+use crate::model::ApiError;
+use crate::proto::{ManagerRequest, MeshPeer, WatchResponse};
+
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// Keeps NAT and conntrack state alive between nodes, as `wg` users set it.
+const KEEPALIVE_SECS: u16 = 25;
+
+/// How the agent reaches its manager.
+#[derive(Clone)]
+pub struct ManagerLink {
+    pub node_id: String,
+    pub addr: SocketAddr,
+    pub tls: Arc<ClientConfig>,
+}
+
+/// The running agent.
+pub struct Agent {
+    device: Arc<Device>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Agent {
+    pub async fn start(link: ManagerLink, wg: DeviceConfig) -> anyhow::Result<Agent> {
+        let name = wg.name.clone();
+        let device = Arc::new(
+            Device::start(wg)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start WireGuard interface {name}: {e:#}"))?,
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(heartbeat_loop(link.clone(), stop_rx.clone())),
+            tokio::spawn(watch_loop(link, device.clone(), stop_rx)),
+        ];
+        Ok(Agent {
+            device,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn stats(&self) -> DeviceStats {
+        self.device.stats()
+    }
+
+    /// Stops the loops and removes the WireGuard interface.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        match Arc::try_unwrap(self.device) {
+            Ok(device) => device.shutdown().await,
+            Err(_) => tracing::warn!("WireGuard device still in use at shutdown"),
+        }
+    }
+}
+
+async fn connect(link: &ManagerLink, stop: &mut watch::Receiver<bool>) -> Option<ManagerConn> {
+    loop {
+        match ManagerConn::connect(link.addr, link.tls.clone()).await {
+            Ok(conn) => return Some(conn),
+            Err(e) => tracing::debug!(manager = %link.addr, error = %e, "manager not reachable yet"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return None,
+            _ = tokio::time::sleep(RETRY_AFTER) => {}
+        }
+    }
+}
+
+async fn heartbeat_loop(link: ManagerLink, mut stop: watch::Receiver<bool>) {
+    while let Some(mut conn) = connect(&link, &mut stop).await {
+        loop {
+            if let Err(e) = conn.call(&ManagerRequest::Heartbeat).await {
+                tracing::warn!(manager = %link.addr, error = %e, "heartbeat failed");
+                break;
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(RETRY_AFTER) => {}
+        }
+    }
+}
+
+async fn watch_loop(link: ManagerLink, device: Arc<Device>, mut stop: watch::Receiver<bool>) {
+    let mut since = 0;
+    while let Some(mut conn) = connect(&link, &mut stop).await {
+        loop {
+            let request = ManagerRequest::Watch { since };
+            let reply = tokio::select! {
+                _ = stop.changed() => return,
+                reply = conn.call(&request) => reply,
+            };
+            match reply.and_then(|v| serde_json::from_value::<WatchResponse>(v).map_err(ApiError::internal)) {
+                Ok(update) => {
+                    if update.revision != since {
+                        let peers = peer_configs(&link.node_id, &update.peers);
+                        tracing::info!(revision = update.revision, peers = peers.len(), "mesh peers updated");
+                        device.set_peers(peers);
+                    }
+                    since = update.revision;
+                }
+                Err(ApiError::PermissionDenied(msg)) => {
+                    tracing::warn!(manager = %link.addr, "{msg}");
+                    device.set_peers(Vec::new());
+                    since = 0;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(manager = %link.addr, error = %e, "watch failed");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(RETRY_AFTER) => {}
+        }
+    }
+}
+
+/// The WireGuard peers for the mesh as the manager sees it: every node but this one.
+pub fn peer_configs(self_id: &str, peers: &[MeshPeer]) -> Vec<PeerConfig> {
+    peers
+        .iter()
+        .filter(|p| p.node_id != self_id)
+        .filter_map(|p| {
+            let key: [u8; 32] = hex::decode(&p.wg_public_key).ok()?.try_into().ok()?;
+            Some(PeerConfig {
+                public_key: key,
+                endpoint: p.endpoint,
+                tunnel_addr: p.tunnel_addr,
+                persistent_keepalive: Some(KEEPALIVE_SECS),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_every_other_node_with_a_valid_key() {
+        let peer = |id: &str, key: String| MeshPeer {
+            node_id: id.into(),
+            wg_public_key: key,
+            endpoint: "192.168.99.100:51820".parse().unwrap(),
+            tunnel_addr: "100.64.0.1".parse().unwrap(),
+        };
+        let peers = vec![
+            peer("me", "11".repeat(32)),
+            peer("a", "22".repeat(32)),
+            peer("bad", "zz".into()),
+        ];
+        let configs = peer_configs("me", &peers);
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs[0].public_key, [0x22; 32]);
+        assert_eq!(configs[0].persistent_keepalive, Some(KEEPALIVE_SECS));
+    }
+}

@@ -1,0 +1,80 @@
+//! The TUN interface: created with the `TUNSETIFF` ioctl on /dev/net/tun,
+//! configured (address, MTU, up) over rtnetlink. Closing the fd deletes it.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::Context;
+use futures::TryStreamExt;
+
+/// Opens a TUN interface `name` (IPv4 packets without a prefix header), in
+/// the network namespace of the calling thread. The fd is non-blocking.
+pub(super) fn open(name: &str) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    // SAFETY: all-zero is a valid ifreq.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.is_empty() || name.len() >= req.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name must have 1 to 15 bytes",
+        ));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes one ifreq, which `req` is.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// Gives the interface its address (the connected route covers the mesh),
+/// MTU, and brings it up. The netlink socket is opened here, so in the
+/// namespace of the calling thread.
+pub(super) async fn configure(
+    name: &str,
+    address: Ipv4Addr,
+    prefix_len: u8,
+    mtu: u32,
+) -> anyhow::Result<()> {
+    let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+    let connection = tokio::spawn(connection);
+    let result = async {
+        let link = handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute()
+            .try_next()
+            .await?
+            .with_context(|| format!("interface {name} vanished"))?;
+        let index = link.header.index;
+        handle
+            .address()
+            .add(index, IpAddr::V4(address), prefix_len)
+            .execute()
+            .await
+            .with_context(|| format!("adding {address}/{prefix_len} to {name}"))?;
+        handle
+            .link()
+            .set(index)
+            .mtu(mtu)
+            .up()
+            .execute()
+            .await
+            .with_context(|| format!("setting MTU {mtu} and bringing {name} up"))?;
+        anyhow::Ok(())
+    }
+    .await;
+    connection.abort();
+    result
+}

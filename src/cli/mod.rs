@@ -1,0 +1,63 @@
+//! The command line: Docker's grammar with `swarmnet` in place of `docker`.
+//! Each command family has its own file; all but `daemon` and `machine` talk
+//! to the local daemon over its Unix socket.
+
+mod client;
+mod node;
+mod swarm;
+mod table;
+
+use clap::{Parser, Subcommand};
+
+use crate::daemon::DaemonArgs;
+use crate::machine::MachineCmd;
+use crate::model::ApiError;
+
+#[derive(Debug, Parser)]
+#[command(name = "swarmnet", version, about = "Docker Swarm's networking, encrypted by WireGuard")]
+pub struct Cli {
+    /// Daemon socket to connect to.
+    #[arg(short = 'H', long, global = true, env = "SWARMNET_HOST", default_value = client::DEFAULT_HOST)]
+    host: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the root daemon (one per host).
+    Daemon(DaemonArgs),
+    /// Manage the swarm.
+    Swarm {
+        #[command(subcommand)]
+        cmd: swarm::SwarmCmd,
+    },
+    /// Manage swarm nodes.
+    Node {
+        #[command(subcommand)]
+        cmd: node::NodeCmd,
+    },
+    /// Manage local machines: hosts in network namespaces on this box.
+    Machine {
+        #[command(subcommand)]
+        cmd: MachineCmd,
+    },
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Daemon(args) => crate::daemon::run(args, &client::socket_path(&cli.host)?),
+        Command::Swarm { cmd } => swarm::run(&cli.host, cmd),
+        Command::Node { cmd } => node::run(&cli.host, cmd),
+        Command::Machine { cmd } => crate::machine::run(cmd),
+    }
+}
+
+/// The one line a user sees for an error, in Docker's words where Docker has them.
+pub fn error_sentence(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<ApiError>() {
+        Some(api) => format!("Error response from daemon: {api}"),
+        None => format!("Error: {err:#}"),
+    }
+}

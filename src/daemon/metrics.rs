@@ -1,0 +1,133 @@
+//! Prometheus metrics (`--metrics-addr`, as dockerd's option): WireGuard peer
+//! counters and drops, nodes by status, API requests by outcome.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::agent::wireguard::DeviceStats;
+use crate::model::ApiError;
+
+/// Counters the daemon keeps.
+#[derive(Default)]
+pub struct Metrics {
+    api: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl Metrics {
+    /// Counts one API request of `api` ("local" or "manager") by its outcome.
+    pub fn api_request(&self, api: &'static str, err: Option<&ApiError>) {
+        let outcome = err.map_or("ok", ApiError::outcome);
+        *self
+            .api
+            .lock()
+            .expect("metrics lock")
+            .entry((api, outcome))
+            .or_default() += 1;
+    }
+
+    /// The exposition text.
+    pub fn render(&self, wg: Option<&DeviceStats>, nodes: &[(String, u64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP swarmnet_api_requests_total API requests by API and outcome.\n# TYPE swarmnet_api_requests_total counter\n");
+        for ((api, outcome), n) in self.api.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "swarmnet_api_requests_total{{api=\"{api}\",outcome=\"{outcome}\"}} {n}");
+        }
+        out.push_str("# HELP swarmnet_nodes Nodes of the swarm by status (managers only).\n# TYPE swarmnet_nodes gauge\n");
+        for (status, n) in nodes {
+            let _ = writeln!(out, "swarmnet_nodes{{status=\"{status}\"}} {n}");
+        }
+        if let Some(wg) = wg {
+            render_wireguard(&mut out, wg);
+        }
+        out
+    }
+}
+
+fn render_wireguard(out: &mut String, wg: &DeviceStats) {
+    out.push_str("# HELP swarmnet_wireguard_peer_receive_bytes_total Bytes received from a peer.\n# TYPE swarmnet_wireguard_peer_receive_bytes_total counter\n");
+    for p in &wg.peers {
+        let _ = writeln!(out, "swarmnet_wireguard_peer_receive_bytes_total{{{}}} {}", peer_labels(p), p.rx_bytes);
+    }
+    out.push_str("# HELP swarmnet_wireguard_peer_transmit_bytes_total Bytes sent to a peer.\n# TYPE swarmnet_wireguard_peer_transmit_bytes_total counter\n");
+    for p in &wg.peers {
+        let _ = writeln!(out, "swarmnet_wireguard_peer_transmit_bytes_total{{{}}} {}", peer_labels(p), p.tx_bytes);
+    }
+    out.push_str("# HELP swarmnet_wireguard_peer_last_handshake_age_seconds Seconds since the last handshake with a peer (absent before the first).\n# TYPE swarmnet_wireguard_peer_last_handshake_age_seconds gauge\n");
+    for p in &wg.peers {
+        if let Some(age) = p.last_handshake.and_then(|t| SystemTime::now().duration_since(t).ok()) {
+            let _ = writeln!(out, "swarmnet_wireguard_peer_last_handshake_age_seconds{{{}}} {:.3}", peer_labels(p), age.as_secs_f64());
+        }
+    }
+    out.push_str("# HELP swarmnet_wireguard_dropped_packets_total Packets dropped by the WireGuard loop, by reason.\n# TYPE swarmnet_wireguard_dropped_packets_total counter\n");
+    for (reason, n) in &wg.dropped {
+        let _ = writeln!(out, "swarmnet_wireguard_dropped_packets_total{{reason=\"{reason}\"}} {n}");
+    }
+}
+
+fn peer_labels(p: &crate::agent::wireguard::PeerStats) -> String {
+    use base64::Engine;
+    format!(
+        "public_key=\"{}\",tunnel_addr=\"{}\"",
+        base64::engine::general_purpose::STANDARD.encode(p.public_key),
+        p.tunnel_addr
+    )
+}
+
+/// Serves `GET /metrics` with whatever `render` returns.
+pub async fn serve(listener: TcpListener, render: impl Fn() -> String + Send + Sync + 'static) {
+    let render = std::sync::Arc::new(render);
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let render = render.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut len = 0;
+            while len < buf.len() {
+                match conn.read(&mut buf[len..]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => len += n,
+                }
+                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let request = String::from_utf8_lossy(&buf[..len]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = if path == "/metrics" {
+                ("200 OK", render())
+            } else {
+                ("404 Not Found", "not found: metrics are at /metrics\n".to_string())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_requests_by_outcome_and_nodes() {
+        let m = Metrics::default();
+        m.api_request("local", None);
+        m.api_request("local", None);
+        m.api_request("manager", Some(&ApiError::NotFound("x".into())));
+        let text = m.render(None, &[("ready".into(), 2)]);
+        assert!(text.contains("swarmnet_api_requests_total{api=\"local\",outcome=\"ok\"} 2"));
+        assert!(text.contains("swarmnet_api_requests_total{api=\"manager\",outcome=\"not_found\"} 1"));
+        assert!(text.contains("swarmnet_nodes{status=\"ready\"} 2"));
+    }
+}

@@ -1,0 +1,279 @@
+//! `swarmnet daemon`: the root daemon, one per host. It serves the CLI on a
+//! Unix socket, runs this node's swarm membership (the manager API on the
+//! leader, the agent everywhere), optional Prometheus metrics, and shuts
+//! down cleanly on SIGTERM.
+
+pub mod metrics;
+mod state;
+mod swarm;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::io::BufReader;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Mutex;
+
+use crate::manager::client::ManagerConn;
+use crate::manager::tls;
+use crate::model::{ApiError, NodeRole};
+use crate::proto::{read_msg, write_msg, ClusterRequest, LocalRequest, ManagerRequest, Reply};
+use metrics::Metrics;
+use state::SwarmState;
+use swarm::Swarm;
+
+pub use swarm::SWARM_PORT;
+
+/// Options of `swarmnet daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Where the daemon keeps its state.
+    #[arg(long, default_value = "/var/lib/swarmnet", env = "SWARMNET_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Serve Prometheus metrics on this address (off by default), e.g. 127.0.0.1:9323.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// UDP port of the WireGuard mesh.
+    #[arg(long, default_value_t = 51820)]
+    pub wg_port: u16,
+}
+
+/// The daemon's shared state.
+pub struct Daemon {
+    state_dir: PathBuf,
+    wg_port: u16,
+    metrics: Arc<Metrics>,
+    swarm: Mutex<Option<Swarm>>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(args: DaemonArgs, socket: &Path) -> anyhow::Result<i32> {
+    if !nix::unistd::Uid::effective().is_root() {
+        anyhow::bail!("swarmnet daemon needs root: run it with sudo");
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWARMNET_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args, socket))?;
+    Ok(0)
+}
+
+async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.state_dir)?;
+    let listener = bind_socket(socket).await?;
+    let daemon = Arc::new(Daemon {
+        state_dir: args.state_dir.clone(),
+        wg_port: args.wg_port,
+        metrics: Arc::new(Metrics::default()),
+        swarm: Mutex::new(None),
+    });
+    match SwarmState::load(&daemon.state_dir) {
+        Ok(Some(state)) => match Swarm::start(&daemon.state_dir, state, daemon.metrics.clone()).await {
+            Ok(swarm) => *daemon.swarm.lock().await = Some(swarm),
+            Err(e) => tracing::error!("cannot rejoin the swarm from {}: {e:#}", daemon.state_dir.display()),
+        },
+        Ok(None) => tracing::info!("not in a swarm; waiting for swarm init or join"),
+        Err(e) => tracing::error!("cannot read the swarm state in {}: {e:#}", daemon.state_dir.display()),
+    }
+    if let Some(addr) = args.metrics_addr {
+        let metrics_listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+        let d = daemon.clone();
+        tokio::spawn(metrics::serve(metrics_listener, move || d.render_metrics()));
+        tracing::info!(%addr, "metrics served");
+    }
+    tracing::info!(socket = %socket.display(), "swarmnet daemon ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            accepted = listener.accept() => {
+                if let Ok((conn, _)) = accepted {
+                    tokio::spawn(local_connection(daemon.clone(), conn));
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    if let Some(swarm) = daemon.swarm.lock().await.take() {
+        swarm.stop().await;
+    }
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}
+
+/// Binds the CLI socket, refusing to steal it from a running daemon.
+async fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            anyhow::bail!(
+                "another swarmnet daemon is already running on {}; stop it first",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+async fn local_connection(daemon: Arc<Daemon>, conn: UnixStream) {
+    let mut stream = BufReader::new(conn);
+    while let Ok(Some(req)) = read_msg::<_, LocalRequest>(&mut stream).await {
+        let reply = daemon.handle(req).await;
+        daemon.metrics.api_request("local", reply.as_ref().err());
+        if write_msg(stream.get_mut(), &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Daemon {
+    async fn handle(&self, req: LocalRequest) -> Reply {
+        match req {
+            LocalRequest::Info => Ok(self.info().await),
+            LocalRequest::SwarmInit {
+                advertise_addr,
+                listen_addr,
+            } => {
+                let mut slot = self.swarm.lock().await;
+                if slot.is_some() {
+                    return Err(ApiError::already_in_swarm());
+                }
+                let state = swarm::init(&self.state_dir, &advertise_addr, listen_addr.as_deref(), self.wg_port)?;
+                let started = self.start(state).await?;
+                let worker_token = started
+                    .manager
+                    .as_ref()
+                    .map(|m| m.cluster_call(ClusterRequest::JoinToken { role: NodeRole::Worker, rotate: false }, m.self_id()))
+                    .transpose()?;
+                let reply = serde_json::json!({
+                    "node_id": started.state.config.node_id,
+                    "advertise_addr": started.state.config.advertise_addr,
+                    "worker_token": worker_token,
+                });
+                *slot = Some(started);
+                Ok(reply)
+            }
+            LocalRequest::SwarmJoin {
+                token,
+                remote,
+                advertise_addr,
+            } => {
+                let mut slot = self.swarm.lock().await;
+                if slot.is_some() {
+                    return Err(ApiError::already_in_swarm());
+                }
+                let state = swarm::join(&self.state_dir, &token, &remote, advertise_addr.as_deref(), self.wg_port).await?;
+                let role = state.config.role;
+                *slot = Some(self.start(state).await?);
+                Ok(serde_json::json!({ "role": role }))
+            }
+            LocalRequest::SwarmLeave { force } => self.leave(force).await,
+            LocalRequest::Cluster(call) => self.cluster(call).await,
+        }
+    }
+
+    async fn start(&self, state: SwarmState) -> Result<Swarm, ApiError> {
+        match Swarm::start(&self.state_dir, state, self.metrics.clone()).await {
+            Ok(swarm) => Ok(swarm),
+            Err(e) => {
+                let _ = state::remove(&self.state_dir);
+                Err(ApiError::Internal(format!("{e:#}")))
+            }
+        }
+    }
+
+    async fn info(&self) -> serde_json::Value {
+        let slot = self.swarm.lock().await;
+        match slot.as_ref() {
+            None => serde_json::json!({ "LocalNodeState": "inactive" }),
+            Some(s) => serde_json::json!({
+                "LocalNodeState": "active",
+                "NodeID": s.state.config.node_id,
+                "NodeAddr": s.state.config.advertise_addr.ip(),
+                "ManagerAddr": s.state.config.manager_addr,
+                "ControlAvailable": s.state.config.role == NodeRole::Manager,
+                "TunnelAddr": s.state.config.tunnel_addr,
+            }),
+        }
+    }
+
+    async fn leave(&self, force: bool) -> Reply {
+        let mut slot = self.swarm.lock().await;
+        let Some(swarm) = slot.as_ref() else {
+            return Err(ApiError::FailedPrecondition("This node is not part of a swarm".into()));
+        };
+        if swarm.state.config.role == NodeRole::Manager && !force {
+            return Err(ApiError::FailedPrecondition(
+                "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.".into(),
+            ));
+        }
+        if swarm.manager.is_none() {
+            let tls = tls::client_config(&swarm.state.ca_pem, &swarm.state.cert_pem, &swarm.state.key_pem)
+                .map_err(ApiError::internal)?;
+            let told = async {
+                ManagerConn::connect(swarm.state.config.manager_addr, tls)
+                    .await?
+                    .call(&ManagerRequest::Leave)
+                    .await
+            };
+            if let Err(e) = told.await {
+                tracing::warn!(error = %e, "could not tell the manager this node is leaving");
+            }
+        }
+        let swarm = slot.take().expect("checked above");
+        swarm.stop().await;
+        state::remove(&self.state_dir).map_err(ApiError::internal)?;
+        Ok(serde_json::Value::Null)
+    }
+
+    async fn cluster(&self, call: ClusterRequest) -> Reply {
+        let slot = self.swarm.lock().await;
+        let Some(swarm) = slot.as_ref() else {
+            return Err(ApiError::not_in_swarm());
+        };
+        if swarm.state.config.role != NodeRole::Manager {
+            return Err(ApiError::not_a_manager());
+        }
+        if let Some(manager) = &swarm.manager {
+            return manager.cluster_call(call, manager.self_id());
+        }
+        let tls = tls::client_config(&swarm.state.ca_pem, &swarm.state.cert_pem, &swarm.state.key_pem)
+            .map_err(ApiError::internal)?;
+        ManagerConn::connect(swarm.state.config.manager_addr, tls)
+            .await?
+            .call(&ManagerRequest::Cluster(call))
+            .await
+    }
+
+    fn render_metrics(&self) -> String {
+        let Ok(slot) = self.swarm.try_lock() else {
+            return self.metrics.render(None, &[]);
+        };
+        let wg = slot.as_ref().map(|s| s.agent.stats());
+        let nodes = slot
+            .as_ref()
+            .and_then(|s| s.manager.as_ref())
+            .map(|m| m.status_counts())
+            .unwrap_or_default();
+        self.metrics.render(wg.as_ref(), &nodes)
+    }
+}

@@ -1,0 +1,325 @@
+//! A node's membership in a swarm, running: the manager API (on the leader)
+//! and the agent; and the steps of `swarm init`, `swarm join` and `swarm leave`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use boringtun::x25519::{PublicKey, StaticSecret};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::metrics::Metrics;
+use super::state::{self, NodeConfig, SwarmState};
+use crate::agent::mesh::{Agent, ManagerLink};
+use crate::agent::wireguard::DeviceConfig;
+use crate::manager::client::{resolve_manager, ManagerConn};
+use crate::manager::token::JoinToken;
+use crate::manager::{api, ca, tls, InitParams, Manager};
+use crate::model::{ApiError, NodeRole};
+use crate::proto::{JoinRequest, JoinResponse, ManagerRequest};
+
+/// The name of the mesh interface.
+pub const WG_IFACE: &str = "swarmnet0";
+/// The swarm port, as Docker's.
+pub const SWARM_PORT: u16 = 2377;
+/// The node mesh's subnet (RFC 6598 shared space, kept apart from the overlay pool 10.0.0.0/8).
+pub const MESH_SUBNET: &str = "100.64.0.0/16";
+/// WireGuard's overhead on IPv4: 20 (IP) + 8 (UDP) + 32 (WireGuard), rounded up as wg-quick does for IPv6 underlays.
+const WG_OVERHEAD: u32 = 80;
+
+/// A running swarm membership.
+pub struct Swarm {
+    pub state: SwarmState,
+    pub manager: Option<Arc<Manager>>,
+    api_stop: Option<watch::Sender<bool>>,
+    pub agent: Agent,
+}
+
+impl Swarm {
+    /// Starts the manager API (leader) and the agent from the state on disk.
+    pub async fn start(
+        state_dir: &Path,
+        state: SwarmState,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Swarm> {
+        let cfg = &state.config;
+        let mut manager = None;
+        let mut api_stop = None;
+        if cfg.leader {
+            let m = Arc::new(Manager::open(&state::swarm_dir(state_dir), &cfg.node_id)?);
+            let listener = TcpListener::bind(cfg.listen_addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen for the manager API on {}: {e}", cfg.listen_addr)
+            })?;
+            let server = tls::server_config(&state.ca_pem, &state.cert_pem, &state.key_pem)?;
+            let (stop_tx, stop_rx) = watch::channel(false);
+            tokio::spawn(api::serve(
+                listener,
+                server.into(),
+                m.clone(),
+                metrics.clone(),
+                stop_rx,
+            ));
+            tracing::info!(addr = %cfg.listen_addr, "manager API listening");
+            manager = Some(m);
+            api_stop = Some(stop_tx);
+        }
+        let link = ManagerLink {
+            node_id: cfg.node_id.clone(),
+            addr: cfg.manager_addr,
+            tls: tls::client_config(&state.ca_pem, &state.cert_pem, &state.key_pem)?,
+        };
+        let wg = DeviceConfig {
+            name: WG_IFACE.to_string(),
+            private_key: state.wg_private_key,
+            listen_port: cfg.wg_port,
+            address: cfg.tunnel_addr,
+            prefix_len: cfg.mesh_prefix_len,
+            mtu: underlay_mtu(cfg.advertise_addr.ip()).saturating_sub(WG_OVERHEAD),
+        };
+        let agent = match Agent::start(link, wg).await {
+            Ok(agent) => agent,
+            Err(e) => {
+                if let Some(stop) = api_stop {
+                    let _ = stop.send(true);
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(node = %cfg.node_id, role = %cfg.role, tunnel = %cfg.tunnel_addr, "swarm membership running");
+        Ok(Swarm {
+            state,
+            manager,
+            api_stop,
+            agent,
+        })
+    }
+
+    /// Stops the manager API and the agent (the WireGuard interface goes away).
+    pub async fn stop(self) {
+        if let Some(stop) = self.api_stop {
+            let _ = stop.send(true);
+        }
+        self.agent.stop().await;
+    }
+}
+
+/// `swarm init`: makes the cluster and stages this node's state as its leader.
+pub fn init(
+    state_dir: &Path,
+    advertise: &str,
+    listen: Option<&str>,
+    wg_port: u16,
+) -> Result<SwarmState, ApiError> {
+    let advertise_addr = parse_advertise(advertise)?;
+    let listen_addr = match listen {
+        Some(l) => parse_listen(l)?,
+        None => SocketAddr::new([0, 0, 0, 0].into(), advertise_addr.port()),
+    };
+    let (wg_private_key, wg_public) = wg_keypair();
+    let node_id = crate::model::random_id();
+    let staging = state::staging_dir(state_dir).map_err(ApiError::internal)?;
+    let made = (|| {
+        let (manager, cert) = Manager::init(
+            &staging,
+            InitParams {
+                node_id: node_id.clone(),
+                hostname: hostname(),
+                addr: advertise_addr.ip(),
+                wg_public_key: wg_public,
+                wg_port,
+                mesh_subnet: MESH_SUBNET.parse().expect("constant subnet"),
+            },
+        )?;
+        let tunnel_addr = manager
+            .views()?
+            .into_iter()
+            .find(|v| v.node.id == node_id)
+            .map(|v| v.node.tunnel_addr)
+            .ok_or_else(|| anyhow::anyhow!("the new node is missing from the store"))?;
+        let state = SwarmState {
+            config: NodeConfig {
+                node_id: node_id.clone(),
+                role: NodeRole::Manager,
+                leader: true,
+                manager_addr: advertise_addr,
+                advertise_addr,
+                listen_addr,
+                tunnel_addr,
+                mesh_prefix_len: MESH_SUBNET.parse::<ipnetwork::Ipv4Network>()?.prefix(),
+                wg_port,
+            },
+            ca_pem: manager.ca_pem().to_string(),
+            cert_pem: cert.cert_pem,
+            key_pem: cert.key_pem,
+            wg_private_key,
+        };
+        drop(manager);
+        state.write_to(&staging)?;
+        state::commit(state_dir, &staging)?;
+        anyhow::Ok(state)
+    })();
+    made.map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staging);
+        ApiError::Internal(format!("swarm init failed: {e:#}"))
+    })
+}
+
+/// `swarm join`: checks the manager's CA against the token, then joins with the token.
+pub async fn join(
+    state_dir: &Path,
+    token: &str,
+    remote: &str,
+    advertise: Option<&str>,
+    wg_port: u16,
+) -> Result<SwarmState, ApiError> {
+    let parsed = JoinToken::parse(token).map_err(ApiError::InvalidArgument)?;
+    let manager_addr = resolve_manager(remote).await?;
+    let advertise_addr = match advertise {
+        Some(a) => parse_advertise(a)?,
+        None => SocketAddr::new(route_source(manager_addr)?, SWARM_PORT),
+    };
+    let mut probe = ManagerConn::connect(manager_addr, tls::ca_fetch_client_config()).await?;
+    let ca_pem: String = serde_json::from_value(probe.call(&ManagerRequest::GetCa).await?)
+        .map_err(ApiError::internal)?;
+    let ca_der = ca::pem_to_der(&ca_pem)
+        .ok_or_else(|| ApiError::Internal(format!("the manager at {manager_addr} sent no CA certificate")))?;
+    if !parsed.matches_ca(&ca_der) {
+        return Err(ApiError::PermissionDenied(format!(
+            "the join token is not for the swarm at {manager_addr}: its CA digest does not match that manager's CA certificate; use a token printed by \"swarmnet swarm join-token\" on that manager"
+        )));
+    }
+    let (csr_pem, key_pem) = ca::new_csr().map_err(ApiError::internal)?;
+    let (wg_private_key, wg_public) = wg_keypair();
+    let joining = tls::joining_client_config(&ca_pem).map_err(ApiError::internal)?;
+    let mut conn = ManagerConn::connect(manager_addr, joining).await?;
+    let reply = conn
+        .call(&ManagerRequest::Join(JoinRequest {
+            token: token.trim().to_string(),
+            csr_pem,
+            hostname: hostname(),
+            addr: advertise_addr.ip(),
+            wg_public_key: wg_public,
+            wg_port,
+        }))
+        .await?;
+    let joined: JoinResponse = serde_json::from_value(reply).map_err(ApiError::internal)?;
+    let state = SwarmState {
+        config: NodeConfig {
+            node_id: joined.node_id,
+            role: joined.role,
+            leader: false,
+            manager_addr,
+            advertise_addr,
+            listen_addr: SocketAddr::new([0, 0, 0, 0].into(), advertise_addr.port()),
+            tunnel_addr: joined.tunnel_addr,
+            mesh_prefix_len: joined.mesh_prefix_len,
+            wg_port,
+        },
+        ca_pem,
+        cert_pem: joined.cert_pem,
+        key_pem,
+        wg_private_key,
+    };
+    let staging = state::staging_dir(state_dir).map_err(ApiError::internal)?;
+    if let Err(e) = state
+        .write_to(&staging)
+        .and_then(|_| state::commit(state_dir, &staging))
+    {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(ApiError::Internal(format!("cannot save the swarm state: {e:#}")));
+    }
+    Ok(state)
+}
+
+fn wg_keypair() -> ([u8; 32], String) {
+    let mut private = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut private);
+    let secret = StaticSecret::from(private);
+    let public = PublicKey::from(&secret);
+    (secret.to_bytes(), hex::encode(public.as_bytes()))
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Parses `IP[:PORT]` (port 2377 by default) and checks the IP belongs to this host.
+pub fn parse_advertise(s: &str) -> Result<SocketAddr, ApiError> {
+    let addr = parse_addr_port(s).ok_or_else(|| {
+        ApiError::InvalidArgument(format!(
+            "invalid advertise address {s:?}: give an IP address of this host, optionally with a port, e.g. 192.168.99.100:2377"
+        ))
+    })?;
+    let local = local_ips();
+    if addr.ip().is_unspecified() || !local.contains(&addr.ip()) {
+        let choices: Vec<String> = local
+            .iter()
+            .filter(|ip| !ip.is_loopback())
+            .map(|ip| ip.to_string())
+            .collect();
+        return Err(ApiError::InvalidArgument(format!(
+            "advertise address {} is not an address of this host; use one of: {}",
+            addr.ip(),
+            if choices.is_empty() { "(none)".to_string() } else { choices.join(", ") }
+        )));
+    }
+    Ok(addr)
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, ApiError> {
+    parse_addr_port(s).ok_or_else(|| {
+        ApiError::InvalidArgument(format!(
+            "invalid listen address {s:?}: give IP[:PORT], e.g. 0.0.0.0:2377"
+        ))
+    })
+}
+
+fn parse_addr_port(s: &str) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, SWARM_PORT)))
+}
+
+fn local_ips() -> Vec<IpAddr> {
+    nix::ifaddrs::getifaddrs()
+        .map(|addrs| {
+            addrs
+                .filter_map(|a| a.address)
+                .filter_map(|a| {
+                    a.as_sockaddr_in()
+                        .map(|v4| IpAddr::V4(v4.ip()))
+                        .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The local address the kernel would use to reach `dest` (nothing is sent).
+fn route_source(dest: SocketAddr) -> Result<IpAddr, ApiError> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(ApiError::internal)?;
+    socket.connect(dest).map_err(|e| {
+        ApiError::Unavailable(format!(
+            "could not reach the manager at {dest}: {e}; check the address, or give --advertise-addr"
+        ))
+    })?;
+    Ok(socket.local_addr().map_err(ApiError::internal)?.ip())
+}
+
+/// The MTU of the interface holding `ip`, or 1500.
+fn underlay_mtu(ip: IpAddr) -> u32 {
+    let iface = nix::ifaddrs::getifaddrs().ok().and_then(|mut addrs| {
+        addrs.find_map(|a| {
+            let matches = a.address.and_then(|s| s.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip()))) == Some(ip);
+            matches.then_some(a.interface_name)
+        })
+    });
+    iface
+        .and_then(|name| std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).ok())
+        .and_then(|mtu| mtu.trim().parse().ok())
+        .unwrap_or(1500)
+}

@@ -1,0 +1,24 @@
+//! swarmnet: Docker Swarm's networking for a group of Linux hosts, encrypted by
+//! WireGuard. One binary: the root daemon, the CLI, and the local machine lab.
+
+mod agent;
+mod cli;
+mod daemon;
+mod machine;
+mod manager;
+mod model;
+mod proto;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    let code = match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("Error: {}", cli::error_sentence(&err));
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,120 @@
+//! The manager's API server: mutual TLS on the swarm port (2377). A caller's
+//! identity and role come from its certificate; a caller without one may only
+//! fetch the CA and join; a removed node's certificate is refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::BufReader;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use super::{ca, Manager};
+use crate::daemon::metrics::Metrics;
+use crate::model::{ApiError, NodeRole};
+use crate::proto::{read_msg, write_msg, ManagerRequest, Reply};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the API until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    manager: Arc<Manager>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let (acceptor, manager, metrics) = (acceptor.clone(), manager.clone(), metrics.clone());
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connection(tcp, acceptor, manager, metrics, shutdown).await {
+                            tracing::debug!(%peer, error = %e, "manager API connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "manager API accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn connection(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    manager: Arc<Manager>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    tcp.set_nodelay(true)?;
+    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await??;
+    let identity = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .map(|cert| ca::identity(cert))
+        .transpose()?;
+    let mut stream = BufReader::new(tls);
+    loop {
+        let req: ManagerRequest = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            req = read_msg(&mut stream) => match req? {
+                Some(req) => req,
+                None => return Ok(()),
+            },
+        };
+        let reply = handle(&manager, identity.as_ref(), req).await;
+        metrics.api_request("manager", reply.as_ref().err());
+        write_msg(stream.get_mut(), &reply).await?;
+    }
+}
+
+async fn handle(
+    manager: &Manager,
+    identity: Option<&(String, NodeRole)>,
+    req: ManagerRequest,
+) -> Reply {
+    match req {
+        ManagerRequest::GetCa => return Ok(serde_json::json!(manager.ca_pem())),
+        ManagerRequest::Join(join) => return manager.join(join).and_then(to_json),
+        _ => {}
+    }
+    let Some((id, role)) = identity else {
+        return Err(ApiError::PermissionDenied(
+            "this call needs a node certificate: join the swarm first".into(),
+        ));
+    };
+    if !manager.is_member(id)? {
+        return Err(ApiError::PermissionDenied(format!(
+            "node {id} was removed from the swarm: its certificate is no longer valid; run \"swarmnet swarm leave\" on it and join again"
+        )));
+    }
+    match req {
+        ManagerRequest::GetCa | ManagerRequest::Join(_) => unreachable!("answered above"),
+        ManagerRequest::Heartbeat => {
+            manager.heartbeat(id);
+            Ok(serde_json::Value::Null)
+        }
+        ManagerRequest::Watch { since } => manager.watch(since).await.and_then(to_json),
+        ManagerRequest::Leave => manager.leave(id).map(|_| serde_json::Value::Null),
+        ManagerRequest::Cluster(call) => {
+            if *role != NodeRole::Manager {
+                return Err(ApiError::not_a_manager());
+            }
+            manager.cluster_call(call, id)
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: T) -> Reply {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}

@@ -1,0 +1,325 @@
+//! The manager: the store, the cluster CA and join tokens, node admission and
+//! liveness, and the API agents and other managers call over mutual TLS.
+
+pub mod api;
+pub mod ca;
+pub mod client;
+mod nodes;
+pub mod store;
+pub mod tls;
+pub mod token;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::model::{ApiError, Availability, Node, NodeRole, NodeView};
+use crate::proto::{ClusterRequest, JoinRequest, JoinResponse, MeshPeer, WatchResponse};
+use ca::{Ca, NodeCert};
+use store::{Cluster, Store};
+use token::JoinToken;
+
+/// A node that has not heartbeaten for this long is Down.
+pub const DOWN_AFTER: Duration = Duration::from_secs(5);
+/// How long a watch waits for a change before answering with the same revision.
+const WATCH_WAIT: Duration = Duration::from_secs(10);
+/// The store file under the state directory.
+pub const STORE_FILE: &str = "swarm.redb";
+
+/// What `swarm init` needs to know about the first node.
+pub struct InitParams {
+    pub node_id: String,
+    pub hostname: String,
+    pub addr: IpAddr,
+    pub wg_public_key: String,
+    pub wg_port: u16,
+    pub mesh_subnet: ipnetwork::Ipv4Network,
+}
+
+/// The manager service; shared by the TLS API and the local daemon.
+pub struct Manager {
+    store: Store,
+    ca: Ca,
+    self_id: String,
+    heartbeats: Mutex<HashMap<String, Instant>>,
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Manager {
+    /// Creates the cluster: CA, tokens, and this node as leader. Returns this node's certificate.
+    pub fn init(state_dir: &Path, params: InitParams) -> anyhow::Result<(Manager, NodeCert)> {
+        let cluster_id = crate::model::random_id();
+        let ca = Ca::generate(&cluster_id)?;
+        let ca_der = ca::pem_to_der(ca.cert_pem()).expect("fresh CA is valid PEM");
+        let cluster = Cluster {
+            id: cluster_id,
+            created_at: now_secs(),
+            ca_cert_pem: ca.cert_pem().to_string(),
+            ca_key_pem: ca.key_pem(),
+            worker_token: JoinToken::generate(&ca_der).to_string(),
+            manager_token: JoinToken::generate(&ca_der).to_string(),
+            mesh_subnet: params.mesh_subnet,
+        };
+        let tunnel_addr = nodes::free_tunnel_addr(params.mesh_subnet, &[])
+            .ok_or_else(|| anyhow::anyhow!("mesh subnet {} has no free address", params.mesh_subnet))?;
+        let node = Node {
+            id: params.node_id.clone(),
+            hostname: params.hostname,
+            role: NodeRole::Manager,
+            availability: Availability::Active,
+            addr: params.addr,
+            wg_public_key: params.wg_public_key,
+            wg_port: params.wg_port,
+            tunnel_addr,
+            leader: true,
+            left: false,
+            created_at: now_secs(),
+        };
+        let cert = ca.issue(&node.id, NodeRole::Manager)?;
+        let store = Store::open(&state_dir.join(STORE_FILE))?;
+        store.put_cluster(&cluster)?;
+        store.put_node(&node)?;
+        let manager = Manager::with(store, ca, params.node_id);
+        manager.heartbeat(&node.id);
+        Ok((manager, cert))
+    }
+
+    /// Opens the manager of an existing cluster from its store.
+    pub fn open(state_dir: &Path, self_id: &str) -> anyhow::Result<Manager> {
+        let store = Store::open(&state_dir.join(STORE_FILE))?;
+        let cluster = store
+            .cluster()?
+            .ok_or_else(|| anyhow::anyhow!("the store in {} holds no cluster", state_dir.display()))?;
+        let ca = Ca::load(&cluster.ca_cert_pem, &cluster.ca_key_pem)?;
+        let manager = Manager::with(store, ca, self_id.to_string());
+        manager.heartbeat(self_id);
+        Ok(manager)
+    }
+
+    fn with(store: Store, ca: Ca, self_id: String) -> Manager {
+        Manager {
+            store,
+            ca,
+            self_id,
+            heartbeats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
+    pub fn self_id(&self) -> &str {
+        &self.self_id
+    }
+
+    fn cluster(&self) -> Result<Cluster, ApiError> {
+        self.store
+            .cluster()
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::Internal("the store holds no cluster".into()))
+    }
+
+    /// True when the node is in the store (a removed node's certificate stops working).
+    pub fn is_member(&self, id: &str) -> Result<bool, ApiError> {
+        Ok(self.store.node(id).map_err(ApiError::internal)?.is_some())
+    }
+
+    /// Admits a node with a join token; its role comes from the token it used.
+    pub fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
+        let token = JoinToken::parse(&req.token).map_err(ApiError::InvalidArgument)?;
+        let cluster = self.cluster()?;
+        let role = if req.token.trim() == cluster.manager_token {
+            NodeRole::Manager
+        } else if req.token.trim() == cluster.worker_token {
+            NodeRole::Worker
+        } else if token.ca_digest != token::ca_digest(&ca::pem_to_der(&cluster.ca_cert_pem).unwrap_or_default()) {
+            return Err(ApiError::PermissionDenied(
+                "the join token is for another swarm: its CA digest does not match this swarm's CA".into(),
+            ));
+        } else {
+            return Err(ApiError::PermissionDenied(
+                "invalid join token: it was rotated or never issued; print the current one with \"swarmnet swarm join-token worker\" on a manager".into(),
+            ));
+        };
+        hex_key(&req.wg_public_key)?;
+        let existing = self.store.nodes().map_err(ApiError::internal)?;
+        let used: Vec<Ipv4Addr> = existing.iter().map(|n| n.tunnel_addr).collect();
+        let tunnel_addr = nodes::free_tunnel_addr(cluster.mesh_subnet, &used).ok_or_else(|| {
+            ApiError::FailedPrecondition(format!(
+                "the node mesh subnet {} is full; remove departed nodes with \"swarmnet node rm\"",
+                cluster.mesh_subnet
+            ))
+        })?;
+        let node = Node {
+            id: crate::model::random_id(),
+            hostname: req.hostname,
+            role,
+            availability: Availability::Active,
+            addr: req.addr,
+            wg_public_key: req.wg_public_key,
+            wg_port: req.wg_port,
+            tunnel_addr,
+            leader: false,
+            left: false,
+            created_at: now_secs(),
+        };
+        let cert_pem = self
+            .ca
+            .sign_csr(&req.csr_pem, &node.id, role)
+            .map_err(|e| ApiError::InvalidArgument(format!("bad certificate request: {e}")))?;
+        self.store.put_node(&node).map_err(ApiError::internal)?;
+        self.heartbeat(&node.id);
+        tracing::info!(node = %node.id, hostname = %node.hostname, %role, "node joined");
+        Ok(JoinResponse {
+            node_id: node.id,
+            role,
+            cert_pem,
+            tunnel_addr,
+            mesh_prefix_len: cluster.mesh_subnet.prefix(),
+        })
+    }
+
+    pub fn heartbeat(&self, id: &str) {
+        self.heartbeats
+            .lock()
+            .expect("heartbeats lock")
+            .insert(id.to_string(), Instant::now());
+    }
+
+    /// Waits until the store moves past `since` (or a while passes), then returns the mesh peers.
+    pub async fn watch(&self, since: u64) -> Result<WatchResponse, ApiError> {
+        let mut rx = self.store.subscribe();
+        if *rx.borrow_and_update() <= since {
+            let _ = tokio::time::timeout(WATCH_WAIT, rx.changed()).await;
+        }
+        let revision = self.store.revision();
+        let peers = self
+            .store
+            .nodes()
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .filter(|n| !n.left)
+            .map(|n| MeshPeer {
+                endpoint: std::net::SocketAddr::new(n.addr, n.wg_port),
+                node_id: n.id,
+                wg_public_key: n.wg_public_key,
+                tunnel_addr: n.tunnel_addr,
+            })
+            .collect();
+        Ok(WatchResponse { revision, peers })
+    }
+
+    /// A node ran `swarm leave`: it stays listed as Down, and leaves the mesh.
+    pub fn leave(&self, id: &str) -> Result<(), ApiError> {
+        if let Some(mut node) = self.store.node(id).map_err(ApiError::internal)? {
+            node.left = true;
+            self.store.put_node(&node).map_err(ApiError::internal)?;
+            self.heartbeats.lock().expect("heartbeats lock").remove(id);
+            tracing::info!(node = %id, hostname = %node.hostname, "node left the swarm");
+        }
+        Ok(())
+    }
+
+    /// Every node with its live status.
+    pub fn views(&self) -> Result<Vec<NodeView>, ApiError> {
+        let beats = self.heartbeats.lock().expect("heartbeats lock").clone();
+        let mut views: Vec<NodeView> = self
+            .store
+            .nodes()
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|n| {
+                let last = beats.get(&n.id).copied();
+                nodes::view(n, last, Instant::now())
+            })
+            .collect();
+        views.sort_by(|a, b| a.node.hostname.cmp(&b.node.hostname).then(a.node.id.cmp(&b.node.id)));
+        Ok(views)
+    }
+
+    /// Manager-only calls; `caller` is the node that asked (for the `*` in `node ls`).
+    pub fn cluster_call(
+        &self,
+        req: ClusterRequest,
+        caller: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        match req {
+            ClusterRequest::NodeLs => {
+                let views = self.views()?;
+                Ok(serde_json::json!({ "self": caller, "nodes": views }))
+            }
+            ClusterRequest::NodeInspect { node } => {
+                let views = self.views()?;
+                let view = nodes::resolve(&views, &node)?;
+                serde_json::to_value(view).map_err(ApiError::internal)
+            }
+            ClusterRequest::NodeRm { node, force } => self.node_rm(&node, force),
+            ClusterRequest::JoinToken { role, rotate } => self.join_token(role, rotate),
+        }
+    }
+
+    fn node_rm(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError> {
+        let views = self.views()?;
+        let view = nodes::resolve(&views, name)?.clone();
+        nodes::check_removable(&view, &self.self_id, force)?;
+        self.store
+            .remove_node(&view.node.id)
+            .map_err(ApiError::internal)?;
+        self.heartbeats
+            .lock()
+            .expect("heartbeats lock")
+            .remove(&view.node.id);
+        tracing::info!(node = %view.node.id, hostname = %view.node.hostname, "node removed");
+        Ok(serde_json::json!(view.node.id))
+    }
+
+    fn join_token(&self, role: NodeRole, rotate: bool) -> Result<serde_json::Value, ApiError> {
+        let mut cluster = self.cluster()?;
+        if rotate {
+            let ca_der = ca::pem_to_der(&cluster.ca_cert_pem)
+                .ok_or_else(|| ApiError::Internal("stored CA is not PEM".into()))?;
+            let fresh = JoinToken::generate(&ca_der).to_string();
+            match role {
+                NodeRole::Worker => cluster.worker_token = fresh,
+                NodeRole::Manager => cluster.manager_token = fresh,
+            }
+            self.store
+                .put_cluster(&cluster)
+                .map_err(ApiError::internal)?;
+            tracing::info!(%role, "join token rotated");
+        }
+        let token = match role {
+            NodeRole::Worker => cluster.worker_token,
+            NodeRole::Manager => cluster.manager_token,
+        };
+        Ok(serde_json::json!(token))
+    }
+
+    /// Nodes by status, for metrics.
+    pub fn status_counts(&self) -> Vec<(String, u64)> {
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for view in self.views().unwrap_or_default() {
+            *counts.entry(view.state.to_string().to_lowercase()).or_default() += 1;
+        }
+        let mut counts: Vec<_> = counts.into_iter().collect();
+        counts.sort();
+        counts
+    }
+}
+
+fn hex_key(key: &str) -> Result<[u8; 32], ApiError> {
+    let bytes = hex::decode(key)
+        .map_err(|_| ApiError::InvalidArgument("WireGuard public key is not hex".into()))?;
+    bytes
+        .try_into()
+        .map_err(|_| ApiError::InvalidArgument("WireGuard public key is not 32 bytes".into()))
+}

@@ -1,0 +1,256 @@
+//! The manager's store: an embedded redb database under the state directory,
+//! revisioned (every change bumps one counter) and watchable, so agents can
+//! follow changes from the revision they last saw.
+
+use std::path::Path;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::model::Node;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const REVISION_KEY: &str = "revision";
+const CLUSTER_KEY: &str = "cluster";
+
+/// What `swarm init` creates once: the CA, the join tokens, the mesh subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub id: String,
+    pub created_at: u64,
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+    pub worker_token: String,
+    pub manager_token: String,
+    /// The node mesh's subnet, e.g. 100.64.0.0/16.
+    pub mesh_subnet: ipnetwork::Ipv4Network,
+}
+
+/// Errors of the store; they name the object involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: String,
+        source: redb::DatabaseError,
+    },
+    #[error("store I/O failed: {0}")]
+    Db(String),
+    #[error("store record {key} is corrupt: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+fn db_err(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(err.to_string())
+}
+
+/// The revisioned, watchable store.
+pub struct Store {
+    db: Database,
+    revision: watch::Sender<u64>,
+}
+
+impl Store {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let txn = db.begin_write().map_err(db_err)?;
+        let revision = {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            txn.open_table(NODES).map_err(db_err)?;
+            let current = meta
+                .get(REVISION_KEY)
+                .map_err(db_err)?
+                .map(|value| decode::<u64>(REVISION_KEY, value.value()))
+                .transpose()?;
+            match current {
+                Some(revision) => revision,
+                None => {
+                    meta.insert(REVISION_KEY, b"0".as_slice()).map_err(db_err)?;
+                    0
+                }
+            }
+        };
+        txn.commit().map_err(db_err)?;
+        let (tx, _) = watch::channel(revision);
+        Ok(Store { db, revision: tx })
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> u64 {
+        *self.revision.borrow()
+    }
+
+    /// A receiver that sees every new revision.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    pub fn cluster(&self) -> Result<Option<Cluster>, StoreError> {
+        self.get(META, CLUSTER_KEY)
+    }
+
+    pub fn put_cluster(&self, cluster: &Cluster) -> Result<u64, StoreError> {
+        self.write(|meta, _| put(meta, CLUSTER_KEY, cluster))
+    }
+
+    pub fn nodes(&self) -> Result<Vec<Node>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(NODES).map_err(db_err)?;
+        let mut nodes = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (key, value) = entry.map_err(db_err)?;
+            nodes.push(decode(key.value(), value.value())?);
+        }
+        Ok(nodes)
+    }
+
+    pub fn node(&self, id: &str) -> Result<Option<Node>, StoreError> {
+        self.get(NODES, id)
+    }
+
+    /// Inserts or replaces a node; returns the new revision.
+    pub fn put_node(&self, node: &Node) -> Result<u64, StoreError> {
+        self.write(|_, nodes| put(nodes, &node.id, node))
+    }
+
+    /// Removes a node; returns the new revision, or None if it was not there.
+    pub fn remove_node(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        if self.node(id)?.is_none() {
+            return Ok(None);
+        }
+        self.write(|_, nodes| nodes.remove(id).map(|_| ()).map_err(db_err))
+            .map(Some)
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(def).map_err(db_err)?;
+        let value = table.get(key).map_err(db_err)?;
+        value.map(|v| decode(key, v.value())).transpose()
+    }
+
+    /// Runs `change` in one write transaction that also bumps the revision.
+    fn write(
+        &self,
+        change: impl FnOnce(
+            &mut redb::Table<&str, &[u8]>,
+            &mut redb::Table<&str, &[u8]>,
+        ) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let revision = {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let mut nodes = txn.open_table(NODES).map_err(db_err)?;
+            change(&mut meta, &mut nodes)?;
+            let revision = self.revision() + 1;
+            put(&mut meta, REVISION_KEY, &revision)?;
+            revision
+        };
+        txn.commit().map_err(db_err)?;
+        self.revision.send_replace(revision);
+        Ok(revision)
+    }
+}
+
+fn put<T: Serialize>(
+    table: &mut redb::Table<&str, &[u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
+        key: key.to_string(),
+        source,
+    })?;
+    table.insert(key, bytes.as_slice()).map_err(db_err)?;
+    Ok(())
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        key: key.to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Availability, NodeRole};
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.into(),
+            hostname: format!("host-{id}"),
+            role: NodeRole::Worker,
+            availability: Availability::Active,
+            addr: "192.168.99.101".parse().unwrap(),
+            wg_public_key: "00".repeat(32),
+            wg_port: 51820,
+            tunnel_addr: "100.64.0.2".parse().unwrap(),
+            leader: false,
+            left: false,
+            created_at: 1,
+        }
+    }
+
+    #[test]
+    fn nodes_persist_across_reopen_and_bump_the_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("swarm.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.revision(), 0);
+            assert_eq!(store.put_node(&node("a")).unwrap(), 1);
+            assert_eq!(store.put_node(&node("b")).unwrap(), 2);
+            assert_eq!(store.remove_node("a").unwrap(), Some(3));
+            assert_eq!(store.remove_node("a").unwrap(), None);
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.revision(), 3);
+        assert_eq!(store.nodes().unwrap(), vec![node("b")]);
+        assert_eq!(store.node("b").unwrap(), Some(node("b")));
+        assert!(store.node("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn watchers_see_new_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut rx = store.subscribe();
+        assert!(!rx.has_changed().unwrap());
+        store.put_node(&node("a")).unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 1);
+    }
+
+    #[test]
+    fn cluster_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        assert!(store.cluster().unwrap().is_none());
+        let cluster = Cluster {
+            id: "c".into(),
+            created_at: 5,
+            ca_cert_pem: "cert".into(),
+            ca_key_pem: "key".into(),
+            worker_token: "w".into(),
+            manager_token: "m".into(),
+            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
+        };
+        store.put_cluster(&cluster).unwrap();
+        assert_eq!(store.cluster().unwrap(), Some(cluster));
+    }
+}

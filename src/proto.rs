@@ -1,0 +1,111 @@
+//! The wire messages: CLI ⇄ local daemon (Unix socket) and agent ⇄ manager
+//! (mutual TLS). Both are newline-delimited JSON, one request then one reply.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::model::{ApiError, NodeRole};
+
+/// Calls that need the cluster's state: answered by the leader, forwarded to it by
+/// other managers, refused by workers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ClusterRequest {
+    NodeLs,
+    NodeInspect { node: String },
+    NodeRm { node: String, force: bool },
+    JoinToken { role: NodeRole, rotate: bool },
+}
+
+/// What the CLI asks its local daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum LocalRequest {
+    Info,
+    SwarmInit {
+        advertise_addr: String,
+        listen_addr: Option<String>,
+    },
+    SwarmJoin {
+        token: String,
+        remote: String,
+        advertise_addr: Option<String>,
+    },
+    SwarmLeave {
+        force: bool,
+    },
+    Cluster(ClusterRequest),
+}
+
+/// What an agent (or a joining node) asks the manager.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ManagerRequest {
+    /// Allowed without a certificate: the CA certificate, to check against the token.
+    GetCa,
+    /// Allowed without a certificate: join with a token.
+    Join(JoinRequest),
+    Heartbeat,
+    /// Long poll: returns when the revision is past `since`, or after a while.
+    Watch { since: u64 },
+    Leave,
+    Cluster(ClusterRequest),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub token: String,
+    pub csr_pem: String,
+    pub hostname: String,
+    pub addr: std::net::IpAddr,
+    pub wg_public_key: String,
+    pub wg_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub node_id: String,
+    pub role: NodeRole,
+    pub cert_pem: String,
+    pub tunnel_addr: std::net::Ipv4Addr,
+    pub mesh_prefix_len: u8,
+}
+
+/// A mesh peer as the manager streams it to agents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshPeer {
+    pub node_id: String,
+    pub wg_public_key: String,
+    pub endpoint: std::net::SocketAddr,
+    pub tunnel_addr: std::net::Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatchResponse {
+    pub revision: u64,
+    pub peers: Vec<MeshPeer>,
+}
+
+/// One reply: a JSON value or a user-facing error.
+pub type Reply = Result<serde_json::Value, ApiError>;
+
+/// Writes one message as a JSON line.
+pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(msg)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await
+}
+
+/// Reads one JSON line; Ok(None) at end of stream.
+pub async fn read_msg<R: AsyncBufRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+) -> std::io::Result<Option<T>> {
+    let mut line = String::new();
+    if r.read_line(&mut line).await? == 0 {
+        return Ok(None);
+    }
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
