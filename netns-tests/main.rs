@@ -1,1 +1,8 @@
-//! End-to-end tests on machines.
+//! End-to-end tests: the real binary on machines (network namespaces), checked
+//! with real clients (ping, wg, curl). Each test has its own lab, removed even
+//! when it fails, so tests run in parallel.
+
+mod bad_input;
+mod cluster;
+mod harness;
+mod restart;

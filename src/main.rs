@@ -16,7 +16,7 @@ fn main() {
     let code = match cli::run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("Error: {}", cli::error_sentence(&err));
+            eprintln!("{}", cli::error_sentence(&err));
             1
         }
     };

@@ -1,0 +1,111 @@
+//! `machine create`: the lab (on first use), the machine's holder and dirs, its
+//! leg on the underlay, its daemon. A guard undoes everything on failure.
+
+use std::fs;
+
+use anyhow::{bail, Context, Result};
+
+use super::daemon;
+use super::holder;
+use super::ip;
+use super::procs::ProcId;
+use super::rm::{self, Teardown};
+use super::state::{self, Lab, Machine};
+
+/// Undoes a create that did not finish (on error or panic).
+struct Guard<'a> {
+    lab: &'a Lab,
+    name: &'a str,
+    made_lab: bool,
+    made_dir: bool,
+    machine: Option<Machine>,
+    armed: bool,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut teardown = Teardown::new(true);
+        if self.made_dir {
+            rm::teardown_machine(self.lab, self.name, self.machine.as_ref(), &mut teardown);
+        }
+        if self.made_lab {
+            rm::remove_lab(self.lab, &mut teardown);
+        }
+        for err in teardown.errors {
+            eprintln!("Error: while undoing the create of {}: {err:#}", self.name);
+        }
+    }
+}
+
+pub fn create(lab: &Lab, name: &str, daemon_args: &[String]) -> Result<i32> {
+    state::validate_name(name)?;
+    let daemon_argv = daemon::argv(daemon_args)?;
+    if lab.machine(name).dir.exists() {
+        bail!("machine {name} already exists");
+    }
+    let _lock = lab.lock()?;
+    let paths = lab.machine(name);
+    if paths.dir.exists() {
+        bail!("machine {name} already exists");
+    }
+    let mut guard = Guard {
+        lab,
+        name,
+        made_lab: false,
+        made_dir: false,
+        machine: None,
+        armed: true,
+    };
+    let lab_holder = ensure_lab(lab, &mut guard)?;
+    let host = state::next_host(&lab.used_hosts()?)
+        .with_context(|| format!("lab {} has no free address left", lab.name))?;
+    eprintln!("Creating machine {name} ({})...", state::address(host));
+    fs::create_dir_all("/var/lib/swarmnet").context("could not create /var/lib/swarmnet")?;
+    guard.made_dir = true;
+    for dir in [&paths.run, &paths.lib] {
+        fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    }
+    let (_holder_child, holder) = holder::spawn(lab, Some(name))?;
+    let mut machine = Machine {
+        name: name.to_string(),
+        host,
+        holder,
+        daemon: None,
+        daemon_argv,
+    };
+    guard.machine = Some(machine.clone());
+    lab.save(&machine)?;
+    ip::run(&lab_holder, &ip::leg_setup(&machine)).context("could not plug the machine in")?;
+    ip::run(&machine.holder, &ip::machine_setup(&machine))
+        .context("could not set up the machine's network")?;
+    eprintln!("Starting daemon...");
+    let (mut child, daemon) = daemon::start(lab, &machine)?;
+    machine.daemon = Some(daemon);
+    guard.machine = Some(machine.clone());
+    lab.save(&machine)?;
+    daemon::wait_ready(lab, &machine, &mut child)?;
+    guard.armed = false;
+    println!("{name}");
+    Ok(0)
+}
+
+/// The lab's holder, starting the lab (namespace and bridge) if needed.
+fn ensure_lab(lab: &Lab, guard: &mut Guard) -> Result<ProcId> {
+    if lab.holder()?.is_some() {
+        return rm::lab_holder(lab)?.with_context(|| {
+            format!(
+                "lab {} is broken (its namespace is gone): remove it with \
+                 `swarmnet machine rm --all -f`",
+                lab.name
+            )
+        });
+    }
+    guard.made_lab = true;
+    let (_child, holder) = holder::spawn(lab, None).context("could not create the lab")?;
+    lab.save_holder(holder)?;
+    ip::run(&holder, &ip::lab_setup()).context("could not create the lab's bridge")?;
+    Ok(holder)
+}
