@@ -83,11 +83,16 @@ impl Lab {
     /// `swarm init` on `manager`, and every other machine joined as a worker.
     pub fn swarm(&self, manager: &str, addr: &str, workers: &[&str]) -> String {
         ok(&self.sn(manager, &["swarm", "init", "--advertise-addr", addr]));
-        let token = stdout(&ok(&self.sn(manager, &["swarm", "join-token", "-q", "worker"])))
-            .trim()
-            .to_string();
+        let token = stdout(&ok(
+            &self.sn(manager, &["swarm", "join-token", "-q", "worker"])
+        ))
+        .trim()
+        .to_string();
         for w in workers {
-            ok(&self.sn(w, &["swarm", "join", "--token", &token, &format!("{addr}:2377")]));
+            ok(&self.sn(
+                w,
+                &["swarm", "join", "--token", &token, &format!("{addr}:2377")],
+            ));
         }
         token
     }
@@ -97,7 +102,11 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let out = self.run(&["machine", "rm", "-f", "--all"]);
         if !out.status.success() {
-            eprintln!("cleanup of lab {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "cleanup of lab {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -127,15 +136,27 @@ pub fn ok(out: &Output) -> Output {
 #[track_caller]
 pub fn fails_with(out: &Output, needle: &str) -> String {
     let err = stderr(out);
-    assert!(!out.status.success(), "expected failure, got success: {}", stdout(out));
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {}",
+        stdout(out)
+    );
     assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "expected one line: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "expected one line: {err}"
+    );
     err
 }
 
 /// Polls `check` until it returns Some, or panics with the last state after `deadline`.
 #[track_caller]
-pub fn eventually<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub fn eventually<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let start = Instant::now();
     loop {
         match check() {

@@ -6,9 +6,14 @@ use std::time::Duration;
 use crate::harness::*;
 
 fn ready_count(lab: &Lab) -> Result<(), String> {
-    let out = lab.sn("vm1", &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]);
+    let out = lab.sn(
+        "vm1",
+        &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"],
+    );
     let text = stdout(&out);
-    (text.matches("Ready").count() == 2).then_some(()).ok_or(text + &stderr(&out))
+    (text.matches("Ready").count() == 2)
+        .then_some(())
+        .ok_or(text + &stderr(&out))
 }
 
 #[test]
@@ -20,38 +25,86 @@ fn state_survives_daemon_restarts() {
     lab.machines(&["vm1", "vm2"]);
     let token = lab.swarm("vm1", "192.168.99.100", &["vm2"]);
     let ids_before = stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"])));
-    let manager_token = stdout(&ok(&lab.sn("vm1", &["swarm", "join-token", "-q", "manager"])));
-    eventually("both nodes Ready", Duration::from_secs(10), || ready_count(&lab));
+    let manager_token = stdout(&ok(
+        &lab.sn("vm1", &["swarm", "join-token", "-q", "manager"])
+    ));
+    eventually("both nodes Ready", Duration::from_secs(10), || {
+        ready_count(&lab)
+    });
 
     // The manager dies hard and comes back with everything.
     ok(&lab.run(&["machine", "restart", "--signal", "KILL", "vm1"]));
-    eventually("both nodes Ready after the manager's restart", Duration::from_secs(10), || ready_count(&lab));
-    assert_eq!(stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"]))), ids_before);
-    assert_eq!(stdout(&ok(&lab.sn("vm1", &["swarm", "join-token", "-q", "worker"]))).trim(), token);
-    assert_eq!(stdout(&ok(&lab.sn("vm1", &["swarm", "join-token", "-q", "manager"]))), manager_token);
-    eventually("vm2 reaches vm1 over the mesh", Duration::from_secs(10), || {
-        let out = lab.ssh("vm2", &["ping", "-c", "1", "-W", "1", "100.64.0.1"]);
-        out.status.success().then_some(()).ok_or(stdout(&out))
-    });
+    eventually(
+        "both nodes Ready after the manager's restart",
+        Duration::from_secs(10),
+        || ready_count(&lab),
+    );
+    assert_eq!(
+        stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"]))),
+        ids_before
+    );
+    assert_eq!(
+        stdout(&ok(&lab.sn("vm1", &["swarm", "join-token", "-q", "worker"]))).trim(),
+        token
+    );
+    assert_eq!(
+        stdout(&ok(
+            &lab.sn("vm1", &["swarm", "join-token", "-q", "manager"])
+        )),
+        manager_token
+    );
+    eventually(
+        "vm2 reaches vm1 over the mesh",
+        Duration::from_secs(10),
+        || {
+            let out = lab.ssh("vm2", &["ping", "-c", "1", "-W", "1", "100.64.0.1"]);
+            out.status.success().then_some(()).ok_or(stdout(&out))
+        },
+    );
 
     // The worker restarts and rejoins on its own.
     ok(&lab.run(&["machine", "restart", "vm2"]));
-    eventually("both nodes Ready after the worker's restart", Duration::from_secs(10), || ready_count(&lab));
-    assert_eq!(stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"]))), ids_before);
-    eventually("vm1 reaches vm2 over the mesh", Duration::from_secs(10), || {
-        let out = lab.ssh("vm1", &["ping", "-c", "1", "-W", "1", "100.64.0.2"]);
-        out.status.success().then_some(()).ok_or(stdout(&out))
-    });
+    eventually(
+        "both nodes Ready after the worker's restart",
+        Duration::from_secs(10),
+        || ready_count(&lab),
+    );
+    assert_eq!(
+        stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"]))),
+        ids_before
+    );
+    eventually(
+        "vm1 reaches vm2 over the mesh",
+        Duration::from_secs(10),
+        || {
+            let out = lab.ssh("vm1", &["ping", "-c", "1", "-W", "1", "100.64.0.2"]);
+            out.status.success().then_some(()).ok_or(stdout(&out))
+        },
+    );
 
     // A stopped worker shows Down within 10 s.
     let vm2 = ok(&lab.run(&["machine", "inspect", "vm2"]));
-    let pid = serde_json::from_str::<serde_json::Value>(&stdout(&vm2)).unwrap()["daemon_pid"].as_i64();
+    let pid =
+        serde_json::from_str::<serde_json::Value>(&stdout(&vm2)).unwrap()["daemon_pid"].as_i64();
     let pid = pid.expect("machine inspect gives the daemon pid");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
     eventually("vm2 Down", Duration::from_secs(10), || {
-        let text = stdout(&lab.sn("vm1", &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]));
+        let text = stdout(&lab.sn(
+            "vm1",
+            &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"],
+        ));
         text.contains("vm2 Down").then_some(()).ok_or(text)
     });
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGCONT).unwrap();
-    eventually("vm2 Ready again", Duration::from_secs(10), || ready_count(&lab));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    eventually("vm2 Ready again", Duration::from_secs(10), || {
+        ready_count(&lab)
+    });
 }

@@ -44,7 +44,9 @@ pub enum ManagerRequest {
     Join(JoinRequest),
     Heartbeat,
     /// Long poll: returns when the revision is past `since`, or after a while.
-    Watch { since: u64 },
+    Watch {
+        since: u64,
+    },
     Leave,
     Cluster(ClusterRequest),
 }

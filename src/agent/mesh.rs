@@ -75,7 +75,9 @@ async fn connect(link: &ManagerLink, stop: &mut watch::Receiver<bool>) -> Option
     loop {
         match ManagerConn::connect(link.addr, link.tls.clone()).await {
             Ok(conn) => return Some(conn),
-            Err(e) => tracing::debug!(manager = %link.addr, error = %e, "manager not reachable yet"),
+            Err(e) => {
+                tracing::debug!(manager = %link.addr, error = %e, "manager not reachable yet")
+            }
         }
         tokio::select! {
             _ = stop.changed() => return None,
@@ -112,11 +114,17 @@ async fn watch_loop(link: ManagerLink, device: Arc<Device>, mut stop: watch::Rec
                 _ = stop.changed() => return,
                 reply = conn.call(&request) => reply,
             };
-            match reply.and_then(|v| serde_json::from_value::<WatchResponse>(v).map_err(ApiError::internal)) {
+            match reply.and_then(|v| {
+                serde_json::from_value::<WatchResponse>(v).map_err(ApiError::internal)
+            }) {
                 Ok(update) => {
                     if update.revision != since {
                         let peers = peer_configs(&link.node_id, &update.peers);
-                        tracing::info!(revision = update.revision, peers = peers.len(), "mesh peers updated");
+                        tracing::info!(
+                            revision = update.revision,
+                            peers = peers.len(),
+                            "mesh peers updated"
+                        );
                         device.set_peers(peers);
                     }
                     since = update.revision;

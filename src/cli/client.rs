@@ -36,7 +36,9 @@ pub fn call(host: &str, req: &LocalRequest) -> anyhow::Result<serde_json::Value>
     let mut reply = String::new();
     BufReader::new(stream).read_line(&mut reply)?;
     if reply.is_empty() {
-        anyhow::bail!("the swarmnet daemon at {display} closed the connection without an answer; see its log");
+        anyhow::bail!(
+            "the swarmnet daemon at {display} closed the connection without an answer; see its log"
+        );
     }
     let reply: Reply = serde_json::from_str(&reply)?;
     reply.map_err(|e: ApiError| anyhow::Error::new(e))

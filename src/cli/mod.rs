@@ -14,7 +14,11 @@ use crate::machine::MachineCmd;
 use crate::model::ApiError;
 
 #[derive(Debug, Parser)]
-#[command(name = "swarmnet", version, about = "Docker Swarm's networking, encrypted by WireGuard")]
+#[command(
+    name = "swarmnet",
+    version,
+    about = "Docker Swarm's networking, encrypted by WireGuard"
+)]
 pub struct Cli {
     /// Daemon socket to connect to.
     #[arg(short = 'H', long, global = true, env = "SWARMNET_HOST", default_value = client::DEFAULT_HOST)]

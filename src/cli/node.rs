@@ -52,7 +52,10 @@ pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
         NodeCmd::Inspect { pretty, nodes } => {
             let mut found = Vec::new();
             for name in &nodes {
-                let reply = call(host, &LocalRequest::Cluster(ClusterRequest::NodeInspect { node: name.clone() }))?;
+                let reply = call(
+                    host,
+                    &LocalRequest::Cluster(ClusterRequest::NodeInspect { node: name.clone() }),
+                )?;
                 found.push(serde_json::from_value::<NodeView>(reply)?);
             }
             if pretty {
@@ -68,7 +71,13 @@ pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
         NodeCmd::Rm { force, nodes } => {
             let mut code = 0;
             for name in nodes {
-                match call(host, &LocalRequest::Cluster(ClusterRequest::NodeRm { node: name.clone(), force })) {
+                match call(
+                    host,
+                    &LocalRequest::Cluster(ClusterRequest::NodeRm {
+                        node: name.clone(),
+                        force,
+                    }),
+                ) {
                     Ok(_) => println!("{name}"),
                     Err(e) => {
                         eprintln!("{}", super::error_sentence(&e));
@@ -87,10 +96,16 @@ fn row(view: &NodeView, self_id: &str) -> BTreeMap<String, serde_json::Value> {
     r.insert("ID".into(), view.node.id.clone().into());
     r.insert("Hostname".into(), view.node.hostname.clone().into());
     r.insert("Status".into(), view.state.to_string().into());
-    r.insert("Availability".into(), view.node.availability.to_string().into());
+    r.insert(
+        "Availability".into(),
+        view.node.availability.to_string().into(),
+    );
     r.insert(
         "ManagerStatus".into(),
-        view.manager_status.map(|m| m.to_string()).unwrap_or_default().into(),
+        view.manager_status
+            .map(|m| m.to_string())
+            .unwrap_or_default()
+            .into(),
     );
     r.insert("Self".into(), (view.node.id == self_id).into());
     r.insert("EngineVersion".into(), env!("CARGO_PKG_VERSION").into());
@@ -98,7 +113,12 @@ fn row(view: &NodeView, self_id: &str) -> BTreeMap<String, serde_json::Value> {
     r
 }
 
-fn ls(nodes: &[NodeView], self_id: &str, quiet: bool, format: Option<&str>) -> anyhow::Result<String> {
+fn ls(
+    nodes: &[NodeView],
+    self_id: &str,
+    quiet: bool,
+    format: Option<&str>,
+) -> anyhow::Result<String> {
     if quiet {
         return Ok(nodes.iter().map(|v| format!("{}\n", v.node.id)).collect());
     }
@@ -108,12 +128,18 @@ fn ls(nodes: &[NodeView], self_id: &str, quiet: bool, format: Option<&str>) -> a
             .iter()
             .map(|r| format!("{}\n", serde_json::to_string(r).unwrap_or_default()))
             .collect()),
-        Some(tmpl) if tmpl != "table" => table::template(tmpl, &rows).map_err(|e| anyhow::anyhow!(e)),
+        Some(tmpl) if tmpl != "table" => {
+            table::template(tmpl, &rows).map_err(|e| anyhow::anyhow!(e))
+        }
         _ => {
             let cells = nodes
                 .iter()
                 .map(|v| {
-                    let id = if v.node.id == self_id { format!("{} *", v.node.id) } else { v.node.id.clone() };
+                    let id = if v.node.id == self_id {
+                        format!("{} *", v.node.id)
+                    } else {
+                        v.node.id.clone()
+                    };
                     vec![
                         id,
                         v.node.hostname.clone(),
@@ -125,7 +151,14 @@ fn ls(nodes: &[NodeView], self_id: &str, quiet: bool, format: Option<&str>) -> a
                 })
                 .collect::<Vec<_>>();
             Ok(table::render(
-                &["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"],
+                &[
+                    "ID",
+                    "HOSTNAME",
+                    "STATUS",
+                    "AVAILABILITY",
+                    "MANAGER STATUS",
+                    "ENGINE VERSION",
+                ],
                 &cells,
             ))
         }
@@ -135,7 +168,10 @@ fn ls(nodes: &[NodeView], self_id: &str, quiet: bool, format: Option<&str>) -> a
 fn rfc3339(secs: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs as i64)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -199,7 +235,11 @@ fn pretty_view(view: &NodeView) -> String {
             "Manager Status:\n Address:\t\t{}:{}\n Raft Status:\t\t{}\n Leader:\t\t{}\n",
             n.addr,
             crate::daemon::SWARM_PORT,
-            if ms == crate::model::ManagerStatus::Unreachable { "Unreachable" } else { "Reachable" },
+            if ms == crate::model::ManagerStatus::Unreachable {
+                "Unreachable"
+            } else {
+                "Reachable"
+            },
             if n.leader { "Yes" } else { "No" }
         ));
     }

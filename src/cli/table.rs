@@ -33,7 +33,10 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 /// Fills a Go-style template: `{{.Field}}`, `{{json .}}`, `{{json .Field}}`,
 /// `\t` and `\n`; `table ` in front prints a header of the field names. An
 /// unknown field is an error naming it.
-pub fn template(tmpl: &str, rows: &[BTreeMap<String, serde_json::Value>]) -> Result<String, String> {
+pub fn template(
+    tmpl: &str,
+    rows: &[BTreeMap<String, serde_json::Value>],
+) -> Result<String, String> {
     let (table, body) = match tmpl.strip_prefix("table ") {
         Some(rest) => (true, rest),
         None => (false, tmpl),
@@ -52,7 +55,11 @@ pub fn template(tmpl: &str, rows: &[BTreeMap<String, serde_json::Value>]) -> Res
     Ok(out)
 }
 
-fn fill(body: &str, row: &BTreeMap<String, serde_json::Value>, header: bool) -> Result<String, String> {
+fn fill(
+    body: &str,
+    row: &BTreeMap<String, serde_json::Value>,
+    header: bool,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = body;
     while let Some(start) = rest.find("{{") {
@@ -68,23 +75,34 @@ fn fill(body: &str, row: &BTreeMap<String, serde_json::Value>, header: bool) -> 
     Ok(out)
 }
 
-fn action_value(action: &str, row: &BTreeMap<String, serde_json::Value>, header: bool) -> Result<String, String> {
+fn action_value(
+    action: &str,
+    row: &BTreeMap<String, serde_json::Value>,
+    header: bool,
+) -> Result<String, String> {
     let (json, field) = match action.strip_prefix("json ") {
         Some(f) => (true, f.trim()),
         None => (false, action),
     };
     if field == "." {
-        return Ok(if header { "JSON".into() } else { serde_json::to_string(row).unwrap_or_default() });
+        return Ok(if header {
+            "JSON".into()
+        } else {
+            serde_json::to_string(row).unwrap_or_default()
+        });
     }
-    let name = field
-        .strip_prefix('.')
-        .ok_or_else(|| format!("template: unsupported action {{{{{action}}}}}: use {{{{.Field}}}}"))?;
+    let name = field.strip_prefix('.').ok_or_else(|| {
+        format!("template: unsupported action {{{{{action}}}}}: use {{{{.Field}}}}")
+    })?;
     if header {
         return Ok(header_name(name));
     }
-    let value = row
-        .get(name)
-        .ok_or_else(|| format!("template: can't evaluate field {name}; fields are: {}", row.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+    let value = row.get(name).ok_or_else(|| {
+        format!(
+            "template: can't evaluate field {name}; fields are: {}",
+            row.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
     Ok(match (json, value) {
         (true, v) => serde_json::to_string(v).unwrap_or_default(),
         (false, serde_json::Value::String(s)) => s.clone(),
@@ -95,10 +113,12 @@ fn action_value(action: &str, row: &BTreeMap<String, serde_json::Value>, header:
 /// `ManagerStatus` → `MANAGER STATUS`.
 fn header_name(field: &str) -> String {
     let mut out = String::new();
-    for (i, c) in field.chars().enumerate() {
-        if i > 0 && c.is_uppercase() && !field[..i].ends_with(|p: char| p.is_uppercase()) {
+    let mut prev_upper = true;
+    for c in field.chars() {
+        if c.is_uppercase() && !prev_upper {
             out.push(' ');
         }
+        prev_upper = c.is_uppercase();
         out.extend(c.to_uppercase());
     }
     out

@@ -35,7 +35,10 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP swarmnet_api_requests_total API requests by API and outcome.\n# TYPE swarmnet_api_requests_total counter\n");
         for ((api, outcome), n) in self.api.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "swarmnet_api_requests_total{{api=\"{api}\",outcome=\"{outcome}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "swarmnet_api_requests_total{{api=\"{api}\",outcome=\"{outcome}\"}} {n}"
+            );
         }
         out.push_str("# HELP swarmnet_nodes Nodes of the swarm by status (managers only).\n# TYPE swarmnet_nodes gauge\n");
         for (status, n) in nodes {
@@ -51,21 +54,42 @@ impl Metrics {
 fn render_wireguard(out: &mut String, wg: &DeviceStats) {
     out.push_str("# HELP swarmnet_wireguard_peer_receive_bytes_total Bytes received from a peer.\n# TYPE swarmnet_wireguard_peer_receive_bytes_total counter\n");
     for p in &wg.peers {
-        let _ = writeln!(out, "swarmnet_wireguard_peer_receive_bytes_total{{{}}} {}", peer_labels(p), p.rx_bytes);
+        let _ = writeln!(
+            out,
+            "swarmnet_wireguard_peer_receive_bytes_total{{{}}} {}",
+            peer_labels(p),
+            p.rx_bytes
+        );
     }
     out.push_str("# HELP swarmnet_wireguard_peer_transmit_bytes_total Bytes sent to a peer.\n# TYPE swarmnet_wireguard_peer_transmit_bytes_total counter\n");
     for p in &wg.peers {
-        let _ = writeln!(out, "swarmnet_wireguard_peer_transmit_bytes_total{{{}}} {}", peer_labels(p), p.tx_bytes);
+        let _ = writeln!(
+            out,
+            "swarmnet_wireguard_peer_transmit_bytes_total{{{}}} {}",
+            peer_labels(p),
+            p.tx_bytes
+        );
     }
     out.push_str("# HELP swarmnet_wireguard_peer_last_handshake_age_seconds Seconds since the last handshake with a peer (absent before the first).\n# TYPE swarmnet_wireguard_peer_last_handshake_age_seconds gauge\n");
     for p in &wg.peers {
-        if let Some(age) = p.last_handshake.and_then(|t| SystemTime::now().duration_since(t).ok()) {
-            let _ = writeln!(out, "swarmnet_wireguard_peer_last_handshake_age_seconds{{{}}} {:.3}", peer_labels(p), age.as_secs_f64());
+        if let Some(age) = p
+            .last_handshake
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+        {
+            let _ = writeln!(
+                out,
+                "swarmnet_wireguard_peer_last_handshake_age_seconds{{{}}} {:.3}",
+                peer_labels(p),
+                age.as_secs_f64()
+            );
         }
     }
     out.push_str("# HELP swarmnet_wireguard_dropped_packets_total Packets dropped by the WireGuard loop, by reason.\n# TYPE swarmnet_wireguard_dropped_packets_total counter\n");
     for (reason, n) in &wg.dropped {
-        let _ = writeln!(out, "swarmnet_wireguard_dropped_packets_total{{reason=\"{reason}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "swarmnet_wireguard_dropped_packets_total{{reason=\"{reason}\"}} {n}"
+        );
     }
 }
 
@@ -103,7 +127,10 @@ pub async fn serve(listener: TcpListener, render: impl Fn() -> String + Send + S
             let (status, body) = if path == "/metrics" {
                 ("200 OK", render())
             } else {
-                ("404 Not Found", "not found: metrics are at /metrics\n".to_string())
+                (
+                    "404 Not Found",
+                    "not found: metrics are at /metrics\n".to_string(),
+                )
             };
             let head = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -127,7 +154,9 @@ mod tests {
         m.api_request("manager", Some(&ApiError::NotFound("x".into())));
         let text = m.render(None, &[("ready".into(), 2)]);
         assert!(text.contains("swarmnet_api_requests_total{api=\"local\",outcome=\"ok\"} 2"));
-        assert!(text.contains("swarmnet_api_requests_total{api=\"manager\",outcome=\"not_found\"} 1"));
+        assert!(
+            text.contains("swarmnet_api_requests_total{api=\"manager\",outcome=\"not_found\"} 1")
+        );
         assert!(text.contains("swarmnet_nodes{status=\"ready\"} 2"));
     }
 }

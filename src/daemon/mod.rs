@@ -78,12 +78,20 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
         swarm: Mutex::new(None),
     });
     match SwarmState::load(&daemon.state_dir) {
-        Ok(Some(state)) => match Swarm::start(&daemon.state_dir, state, daemon.metrics.clone()).await {
-            Ok(swarm) => *daemon.swarm.lock().await = Some(swarm),
-            Err(e) => tracing::error!("cannot rejoin the swarm from {}: {e:#}", daemon.state_dir.display()),
-        },
+        Ok(Some(state)) => {
+            match Swarm::start(&daemon.state_dir, state, daemon.metrics.clone()).await {
+                Ok(swarm) => *daemon.swarm.lock().await = Some(swarm),
+                Err(e) => tracing::error!(
+                    "cannot rejoin the swarm from {}: {e:#}",
+                    daemon.state_dir.display()
+                ),
+            }
+        }
         Ok(None) => tracing::info!("not in a swarm; waiting for swarm init or join"),
-        Err(e) => tracing::error!("cannot read the swarm state in {}: {e:#}", daemon.state_dir.display()),
+        Err(e) => tracing::error!(
+            "cannot read the swarm state in {}: {e:#}",
+            daemon.state_dir.display()
+        ),
     }
     if let Some(addr) = args.metrics_addr {
         let metrics_listener = tokio::net::TcpListener::bind(addr)
@@ -158,12 +166,25 @@ impl Daemon {
                 if slot.is_some() {
                     return Err(ApiError::already_in_swarm());
                 }
-                let state = swarm::init(&self.state_dir, &advertise_addr, listen_addr.as_deref(), self.wg_port)?;
+                let state = swarm::init(
+                    &self.state_dir,
+                    &advertise_addr,
+                    listen_addr.as_deref(),
+                    self.wg_port,
+                )?;
                 let started = self.start(state).await?;
                 let worker_token = started
                     .manager
                     .as_ref()
-                    .map(|m| m.cluster_call(ClusterRequest::JoinToken { role: NodeRole::Worker, rotate: false }, m.self_id()))
+                    .map(|m| {
+                        m.cluster_call(
+                            ClusterRequest::JoinToken {
+                                role: NodeRole::Worker,
+                                rotate: false,
+                            },
+                            m.self_id(),
+                        )
+                    })
                     .transpose()?;
                 let reply = serde_json::json!({
                     "node_id": started.state.config.node_id,
@@ -182,7 +203,14 @@ impl Daemon {
                 if slot.is_some() {
                     return Err(ApiError::already_in_swarm());
                 }
-                let state = swarm::join(&self.state_dir, &token, &remote, advertise_addr.as_deref(), self.wg_port).await?;
+                let state = swarm::join(
+                    &self.state_dir,
+                    &token,
+                    &remote,
+                    advertise_addr.as_deref(),
+                    self.wg_port,
+                )
+                .await?;
                 let role = state.config.role;
                 *slot = Some(self.start(state).await?);
                 Ok(serde_json::json!({ "role": role }))
@@ -220,7 +248,9 @@ impl Daemon {
     async fn leave(&self, force: bool) -> Reply {
         let mut slot = self.swarm.lock().await;
         let Some(swarm) = slot.as_ref() else {
-            return Err(ApiError::FailedPrecondition("This node is not part of a swarm".into()));
+            return Err(ApiError::FailedPrecondition(
+                "This node is not part of a swarm".into(),
+            ));
         };
         if swarm.state.config.role == NodeRole::Manager && !force {
             return Err(ApiError::FailedPrecondition(
@@ -228,8 +258,12 @@ impl Daemon {
             ));
         }
         if swarm.manager.is_none() {
-            let tls = tls::client_config(&swarm.state.ca_pem, &swarm.state.cert_pem, &swarm.state.key_pem)
-                .map_err(ApiError::internal)?;
+            let tls = tls::client_config(
+                &swarm.state.ca_pem,
+                &swarm.state.cert_pem,
+                &swarm.state.key_pem,
+            )
+            .map_err(ApiError::internal)?;
             let told = async {
                 ManagerConn::connect(swarm.state.config.manager_addr, tls)
                     .await?
@@ -257,8 +291,12 @@ impl Daemon {
         if let Some(manager) = &swarm.manager {
             return manager.cluster_call(call, manager.self_id());
         }
-        let tls = tls::client_config(&swarm.state.ca_pem, &swarm.state.cert_pem, &swarm.state.key_pem)
-            .map_err(ApiError::internal)?;
+        let tls = tls::client_config(
+            &swarm.state.ca_pem,
+            &swarm.state.cert_pem,
+            &swarm.state.key_pem,
+        )
+        .map_err(ApiError::internal)?;
         ManagerConn::connect(swarm.state.config.manager_addr, tls)
             .await?
             .call(&ManagerRequest::Cluster(call))

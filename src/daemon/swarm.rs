@@ -49,7 +49,10 @@ impl Swarm {
         if cfg.leader {
             let m = Arc::new(Manager::open(&state::swarm_dir(state_dir), &cfg.node_id)?);
             let listener = TcpListener::bind(cfg.listen_addr).await.map_err(|e| {
-                anyhow::anyhow!("cannot listen for the manager API on {}: {e}", cfg.listen_addr)
+                anyhow::anyhow!(
+                    "cannot listen for the manager API on {}: {e}",
+                    cfg.listen_addr
+                )
             })?;
             let server = tls::server_config(&state.ca_pem, &state.cert_pem, &state.key_pem)?;
             let (stop_tx, stop_rx) = watch::channel(false);
@@ -182,8 +185,11 @@ pub async fn join(
     let mut probe = ManagerConn::connect(manager_addr, tls::ca_fetch_client_config()).await?;
     let ca_pem: String = serde_json::from_value(probe.call(&ManagerRequest::GetCa).await?)
         .map_err(ApiError::internal)?;
-    let ca_der = ca::pem_to_der(&ca_pem)
-        .ok_or_else(|| ApiError::Internal(format!("the manager at {manager_addr} sent no CA certificate")))?;
+    let ca_der = ca::pem_to_der(&ca_pem).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "the manager at {manager_addr} sent no CA certificate"
+        ))
+    })?;
     if !parsed.matches_ca(&ca_der) {
         return Err(ApiError::PermissionDenied(format!(
             "the join token is not for the swarm at {manager_addr}: its CA digest does not match that manager's CA certificate; use a token printed by \"swarmnet swarm join-token\" on that manager"
@@ -227,7 +233,9 @@ pub async fn join(
         .and_then(|_| state::commit(state_dir, &staging))
     {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(ApiError::Internal(format!("cannot save the swarm state: {e:#}")));
+        return Err(ApiError::Internal(format!(
+            "cannot save the swarm state: {e:#}"
+        )));
     }
     Ok(state)
 }
@@ -264,7 +272,11 @@ pub fn parse_advertise(s: &str) -> Result<SocketAddr, ApiError> {
         return Err(ApiError::InvalidArgument(format!(
             "advertise address {} is not an address of this host; use one of: {}",
             addr.ip(),
-            if choices.is_empty() { "(none)".to_string() } else { choices.join(", ") }
+            if choices.is_empty() {
+                "(none)".to_string()
+            } else {
+                choices.join(", ")
+            }
         )));
     }
     Ok(addr)
@@ -279,9 +291,11 @@ fn parse_listen(s: &str) -> Result<SocketAddr, ApiError> {
 }
 
 fn parse_addr_port(s: &str) -> Option<SocketAddr> {
-    s.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, SWARM_PORT)))
+    s.parse::<SocketAddr>().ok().or_else(|| {
+        s.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, SWARM_PORT))
+    })
 }
 
 fn local_ips() -> Vec<IpAddr> {
@@ -314,7 +328,10 @@ fn route_source(dest: SocketAddr) -> Result<IpAddr, ApiError> {
 fn underlay_mtu(ip: IpAddr) -> u32 {
     let iface = nix::ifaddrs::getifaddrs().ok().and_then(|mut addrs| {
         addrs.find_map(|a| {
-            let matches = a.address.and_then(|s| s.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip()))) == Some(ip);
+            let matches = a
+                .address
+                .and_then(|s| s.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip())))
+                == Some(ip);
             matches.then_some(a.interface_name)
         })
     });

@@ -30,7 +30,11 @@ fn render_table(header: [&str; 3], rows: &[[String; 3]]) -> String {
         }
     }
     let line = |cells: [&str; 3]| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         format!("{}\n", padded.join("   ").trim_end())
     };
     let mut out = line(header);
@@ -134,7 +138,9 @@ fn wait_through_interrupts(child: &mut Child) -> Result<ExitStatus> {
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Stops the daemon (SIGTERM with a grace period, or SIGKILL at once) and
@@ -164,8 +170,16 @@ mod tests {
     #[test]
     fn table_columns_line_up() {
         let rows = [
-            ["vm1".to_string(), "192.168.99.100".to_string(), "Running".to_string()],
-            ["longer-name".to_string(), "192.168.99.101".to_string(), "Stopped".to_string()],
+            [
+                "vm1".to_string(),
+                "192.168.99.100".to_string(),
+                "Running".to_string(),
+            ],
+            [
+                "longer-name".to_string(),
+                "192.168.99.101".to_string(),
+                "Stopped".to_string(),
+            ],
         ];
         let table = render_table(["NAME", "ADDRESS", "STATE"], &rows);
         assert_eq!(
@@ -174,7 +188,10 @@ mod tests {
              vm1           192.168.99.100   Running\n\
              longer-name   192.168.99.101   Stopped\n"
         );
-        assert_eq!(render_table(["NAME", "ADDRESS", "STATE"], &[]), "NAME   ADDRESS   STATE\n");
+        assert_eq!(
+            render_table(["NAME", "ADDRESS", "STATE"], &[]),
+            "NAME   ADDRESS   STATE\n"
+        );
     }
 
     #[test]

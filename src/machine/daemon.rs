@@ -5,6 +5,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use super::state::{Lab, Machine};
 pub const CMD_ENV: &str = "SWARMNET_MACHINE_DAEMON_CMD";
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const LOG_TAIL: usize = 5;
 
 /// How `restart` stops the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,7 +38,12 @@ pub enum StopSignal {
 pub fn argv(args: &[String]) -> Result<Vec<String>> {
     let mut argv = match std::env::var(CMD_ENV) {
         Ok(script) if !script.is_empty() => {
-            vec!["/bin/sh".into(), "-c".into(), script, "swarmnet-daemon".into()]
+            vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                script,
+                "swarmnet-daemon".into(),
+            ]
         }
         _ => {
             let exe = std::env::current_exe().context("cannot find the swarmnet executable")?;
@@ -57,11 +64,21 @@ pub fn start(lab: &Lab, machine: &Machine) -> Result<(Child, ProcId)> {
         }
         _ => {}
     }
-    let mut log = OpenOptions::new().create(true).append(true).open(&paths.log)?;
-    writeln!(log, "--- swarmnet machine: starting {:?}", machine.daemon_argv)?;
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.log)?;
+    writeln!(
+        log,
+        "--- swarmnet machine: starting {:?}",
+        machine.daemon_argv
+    )?;
     let ns = Namespaces::of(&machine.holder, &NsKind::MACHINE)
         .with_context(|| format!("machine {} has lost its namespaces", machine.name))?;
-    let (program, args) = machine.daemon_argv.split_first().context("empty daemon command")?;
+    let (program, args) = machine
+        .daemon_argv
+        .split_first()
+        .context("empty daemon command")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -69,7 +86,9 @@ pub fn start(lab: &Lab, machine: &Machine) -> Result<(Child, ProcId)> {
         .stderr(log)
         .env_remove("SWARMNET_HOST");
     ns.enter_on_exec(&mut cmd, true, None)?;
-    let child = cmd.spawn().with_context(|| format!("could not start the daemon {program}"))?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("could not start the daemon {program}"))?;
     let id = ProcId::of(child.id())?;
     Ok((child, id))
 }
@@ -85,21 +104,30 @@ pub fn wait_ready(lab: &Lab, machine: &Machine, child: &mut Child) -> Result<()>
         }
         if let Some(status) = child.try_wait()? {
             bail!(
-                "the daemon of machine {} exited ({status}) before its socket was ready; see {}",
+                "the daemon of machine {} exited ({status}) before its socket was ready{}",
                 machine.name,
-                paths.log.display()
+                log_tail(&paths.log)
             );
         }
         if Instant::now() > deadline {
             bail!(
-                "the daemon of machine {} did not open its socket within {} s; see {}",
+                "the daemon of machine {} did not open its socket within {} s{}",
                 machine.name,
                 READY_TIMEOUT.as_secs(),
-                paths.log.display()
+                log_tail(&paths.log)
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The last lines of the daemon's log, to quote in an error (the log goes
+/// away with a failed create).
+fn log_tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n  ");
+    format!("; {} ends with:\n  {tail}", log.display())
 }
 
 pub fn running(machine: &Machine) -> bool {
@@ -117,7 +145,9 @@ pub fn stop(machine: &Machine, signal: StopSignal) -> Result<()> {
             return Ok(());
         }
     }
-    daemon.kill().with_context(|| format!("could not stop the daemon of machine {}", machine.name))
+    daemon
+        .kill()
+        .with_context(|| format!("could not stop the daemon of machine {}", machine.name))
 }
 
 #[cfg(test)]

@@ -52,7 +52,10 @@ pub fn spawn(lab: &Lab, name: Option<&str>) -> Result<(Child, ProcId)> {
     let id = ProcId::of(child.id())?;
     let mut ready = false;
     if let Some(stdout) = child.stdout.take() {
-        ready = BufReader::new(stdout).lines().map_while(Result::ok).any(|line| line == "ready");
+        ready = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line == "ready");
     }
     if !ready {
         let mut why = String::new();
@@ -68,7 +71,8 @@ pub fn spawn(lab: &Lab, name: Option<&str>) -> Result<(Child, ProcId)> {
 
 /// True if `id` is still the holder of this lab (name None) or machine.
 pub fn is_holder(id: &ProcId, lab: &str, name: Option<&str>) -> bool {
-    id.cmdline().is_some_and(|args| args.get(1..) == Some(&holder_args(lab, name)[..]))
+    id.cmdline()
+        .is_some_and(|args| args.get(1..) == Some(&holder_args(lab, name)[..]))
 }
 
 /// Kills a holder after checking that it still is one.
@@ -123,9 +127,16 @@ fn setup_machine(lab: &Lab, name: &str) -> Result<()> {
     let paths = lab.machine(name);
     nix::unistd::sethostname(name).context("sethostname")?;
     let none: Option<&str> = None;
-    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).context("make / rprivate")?;
-    mount(Some(&paths.lib), "/var/lib/swarmnet", none, MsFlags::MS_BIND, none)
-        .context("bind /var/lib/swarmnet")?;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .context("make / rprivate")?;
+    mount(
+        Some(&paths.lib),
+        "/var/lib/swarmnet",
+        none,
+        MsFlags::MS_BIND,
+        none,
+    )
+    .context("bind /var/lib/swarmnet")?;
     // Mounts under the host's /run (such as /run/netns/*) would stay pinned
     // under the bind; detach them so the machine holds no other namespace.
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
@@ -174,7 +185,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok());
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| std::str::from_utf8(d).ok());
         match octal.and_then(|d| u8::from_str_radix(d, 8).ok()) {
             Some(byte) if bytes[i] == b'\\' => {
                 out.push(byte);
@@ -195,7 +208,10 @@ mod tests {
 
     #[test]
     fn holder_command_lines_name_lab_and_machine() {
-        assert_eq!(holder_args("lab1", None), ["machine", "holder", "--lab", "lab1"]);
+        assert_eq!(
+            holder_args("lab1", None),
+            ["machine", "holder", "--lab", "lab1"]
+        );
         assert_eq!(holder_args("l", Some("vm1"))[4..], ["--name", "vm1"]);
     }
 

@@ -16,7 +16,10 @@ const MTU: u32 = 1500;
 
 /// Commands for the lab namespace: an up bridge without addresses.
 pub fn lab_setup() -> Vec<String> {
-    vec![format!("link add {BRIDGE} type bridge"), format!("link set {BRIDGE} up")]
+    vec![
+        format!("link add {BRIDGE} type bridge"),
+        format!("link set {BRIDGE} up"),
+    ]
 }
 
 /// Commands for the lab namespace: the machine's veth, its peer moved straight
@@ -50,7 +53,9 @@ pub fn run(owner: &ProcId, commands: &[String]) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     ns.enter_on_exec(&mut cmd, false, None)?;
-    let mut child = cmd.spawn().context("could not run ip (is iproute2 installed?)")?;
+    let mut child = cmd
+        .spawn()
+        .context("could not run ip (is iproute2 installed?)")?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(commands.join("\n").as_bytes())?;
     }
@@ -79,7 +84,10 @@ mod tests {
         let machine = Machine {
             name: "vm2".into(),
             host: 101,
-            holder: ProcId { pid: 4242, start: 9 },
+            holder: ProcId {
+                pid: 4242,
+                start: 9,
+            },
             daemon: None,
             daemon_argv: Vec::new(),
         };
@@ -87,6 +95,9 @@ mod tests {
             leg_setup(&machine)[0],
             "link add m1 mtu 1500 type veth peer name eth0 mtu 1500 netns 4242"
         );
-        assert_eq!(machine_setup(&machine)[1], "addr add 192.168.99.101/24 dev eth0");
+        assert_eq!(
+            machine_setup(&machine)[1],
+            "addr add 192.168.99.101/24 dev eth0"
+        );
     }
 }

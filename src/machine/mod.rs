@@ -14,7 +14,11 @@
 //! - Processes are recorded as pid + start time and signalled through a pidfd
 //!   after re-checking that identity (a holder also by its command line), so a
 //!   reused pid is never signalled. Removal freezes (SIGSTOP) then kills every
-//!   process in the machine's namespaces and their descendants.
+//!   process in the machine's namespaces, or whose mount table carries the
+//!   machine's private /run, and all their descendants.
+//! - The machine's mount tree is made rprivate; /var/lib/swarmnet (created
+//!   empty on the host if missing, as the bind target) and /run are bound to
+//!   its own dirs, mounts under the host's /run are detached, /sys is fresh.
 //! - Other processes (ip, the daemon, ssh commands) enter a holder's
 //!   namespaces with setns in `pre_exec`, never on the CLI's own threads.
 //! - SWARMNET_MACHINE_DAEMON_CMD replaces the daemon with a shell script (run
@@ -29,6 +33,7 @@ mod ip;
 mod procs;
 mod rm;
 mod state;
+mod sweep;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
@@ -57,7 +62,11 @@ pub enum MachineCmd {
     Ssh {
         name: String,
         /// The command and its arguments, after `--`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<String>,
     },
     /// Stop a machine's daemon and start it again.
@@ -101,9 +110,7 @@ pub fn run(cmd: MachineCmd) -> Result<i32> {
         }
         MachineCmd::Ls { quiet } => commands::ls(&Lab::from_env()?, quiet),
         MachineCmd::Ssh { name, command } => commands::ssh(&Lab::from_env()?, &name, &command),
-        MachineCmd::Restart { name, signal } => {
-            commands::restart(&Lab::from_env()?, &name, signal)
-        }
+        MachineCmd::Restart { name, signal } => commands::restart(&Lab::from_env()?, &name, signal),
         MachineCmd::Rm { force, all, names } => rm::rm(&Lab::from_env()?, &names, all, force),
         MachineCmd::Inspect { name } => commands::inspect(&Lab::from_env()?, &name),
         MachineCmd::Holder { lab, name } => holder::serve(&lab, name.as_deref()),

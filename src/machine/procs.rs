@@ -1,9 +1,7 @@
 //! Processes and namespaces through /proc: a process identity that survives pid
 //! reuse (pid + start time), signals sent through a pidfd after re-checking who
-//! the pid is, entering a process's namespaces in a child's `pre_exec`, and
-//! stopping every process of a machine.
+//! the pid is, and entering a process's namespaces in a child's `pre_exec`.
 
-use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -31,7 +29,7 @@ pub enum NsKind {
 impl NsKind {
     pub const MACHINE: [NsKind; 3] = [NsKind::Net, NsKind::Uts, NsKind::Mnt];
 
-    fn file(self) -> &'static str {
+    pub(super) fn file(self) -> &'static str {
         match self {
             NsKind::Net => "net",
             NsKind::Uts => "uts",
@@ -50,10 +48,10 @@ impl NsKind {
 
 /// What /proc/PID/stat tells us.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Stat {
-    state: char,
-    ppid: i32,
-    start: u64,
+pub(super) struct Stat {
+    pub(super) state: char,
+    pub(super) ppid: i32,
+    pub(super) start: u64,
 }
 
 /// Parses /proc/PID/stat; the command name may hold spaces and parentheses.
@@ -67,7 +65,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
-fn stat(pid: i32) -> Option<Stat> {
+pub(super) fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
@@ -82,7 +80,10 @@ impl ProcId {
     pub fn of(pid: u32) -> Result<ProcId> {
         let pid = i32::try_from(pid)?;
         let stat = stat(pid).with_context(|| format!("process {pid} vanished"))?;
-        Ok(ProcId { pid, start: stat.start })
+        Ok(ProcId {
+            pid,
+            start: stat.start,
+        })
     }
 
     /// True while this very process runs (a zombie has already left its namespaces).
@@ -130,7 +131,11 @@ impl ProcId {
 
 /// Opens a pidfd, re-checks `still_ours` (the pidfd now pins the process),
 /// then signals through the pidfd, so a reused pid is never signalled.
-fn signal_checked(pid: i32, signal: Signal, still_ours: impl Fn() -> bool) -> Result<bool> {
+pub(super) fn signal_checked(
+    pid: i32,
+    signal: Signal,
+    still_ours: impl Fn() -> bool,
+) -> Result<bool> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -147,7 +152,13 @@ fn signal_checked(pid: i32, signal: Signal, still_ours: impl Fn() -> bool) -> Re
     let null = std::ptr::null::<libc::siginfo_t>();
     // SAFETY: a valid pidfd, a valid signal number, no siginfo, no flags.
     let rc = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal as i32, null, 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as i32,
+            null,
+            0,
+        )
     };
     match rc {
         0 => Ok(true),
@@ -176,7 +187,7 @@ impl Namespaces {
         Ok(Namespaces { entries })
     }
 
-    fn inodes(&self) -> Result<Vec<(NsKind, u64)>> {
+    pub(super) fn inodes(&self) -> Result<Vec<(NsKind, u64)>> {
         self.entries
             .iter()
             .map(|(kind, file)| Ok((*kind, file.metadata()?.ino())))
@@ -191,7 +202,9 @@ impl Namespaces {
             entries.push((kind.flag(), file.try_clone()?));
         }
         entries.sort_by_key(|(flag, _)| *flag == CloneFlags::CLONE_NEWNS);
-        let cwd = cwd.map(|dir| CString::new(dir.as_os_str().as_bytes())).transpose()?;
+        let cwd = cwd
+            .map(|dir| CString::new(dir.as_os_str().as_bytes()))
+            .transpose()?;
         // SAFETY: the hook only makes async-signal-safe syscalls (setns, setsid,
         // chdir) on values prepared before the fork.
         unsafe {
@@ -212,137 +225,34 @@ impl Namespaces {
     }
 }
 
-/// The inode of a process's namespace, if readable.
-fn ns_inode(pid: i32, kind: NsKind) -> Option<u64> {
-    fs::metadata(format!("/proc/{pid}/ns/{}", kind.file())).ok().map(|m| m.ino())
-}
-
-/// One process of a /proc snapshot.
-#[derive(Debug, Clone)]
-struct ProcInfo {
-    pid: i32,
-    stat: Stat,
-    inodes: Vec<(NsKind, u64)>,
-}
-
-fn snapshot(kinds: &[NsKind]) -> Vec<ProcInfo> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let pids = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok());
-    pids.filter_map(|pid| {
-        let stat = stat(pid)?;
-        let inodes = kinds.iter().filter_map(|k| Some((*k, ns_inode(pid, *k)?))).collect();
-        Some(ProcInfo { pid, stat, inodes })
-    })
-    .collect()
-}
-
-/// Processes inside the target namespaces and all their descendants, parents
-/// first, leaving out `exclude` and zombies.
-fn members(procs: &[ProcInfo], target: &[(NsKind, u64)], exclude: &[i32]) -> Vec<i32> {
-    let mut found: Vec<i32> = procs
-        .iter()
-        .filter(|p| p.inodes.iter().any(|ns| target.contains(ns)))
-        .map(|p| p.pid)
-        .filter(|pid| !exclude.contains(pid))
-        .collect();
-    let mut seen: HashSet<i32> = found.iter().copied().collect();
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        for child in procs.iter().filter(|p| p.stat.ppid == parent) {
-            if !exclude.contains(&child.pid) && seen.insert(child.pid) {
-                found.push(child.pid);
-            }
-        }
-        i += 1;
-    }
-    let zombie = |pid: &i32| procs.iter().any(|p| p.pid == *pid && p.stat.state == 'Z');
-    found.retain(|pid| !zombie(pid));
-    found
-}
-
-/// Stops every process inside `ns` (and their descendants) except `keep`:
-/// first SIGSTOP until the whole tree is frozen (so nothing forks or escapes by
-/// reparenting), then SIGKILL.
-pub fn kill_inside(ns: &Namespaces, keep: &[i32]) -> Result<()> {
-    let target = ns.inodes()?;
-    let kinds: Vec<NsKind> = target.iter().map(|(kind, _)| *kind).collect();
-    let mut exclude = vec![1, std::process::id() as i32];
-    exclude.extend_from_slice(keep);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let procs = snapshot(&kinds);
-        let found = members(&procs, &target, &exclude);
-        if found.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("could not stop processes {found:?}");
-        }
-        let set: HashSet<i32> = found.iter().copied().collect();
-        let still_member = |pid: i32| {
-            let inside = kinds.iter().any(|k| ns_inode(pid, *k).is_some_and(|i| target.contains(&(*k, i))));
-            inside || stat(pid).is_some_and(|s| set.contains(&s.ppid))
-        };
-        let frozen = |pid: &i32| {
-            let state = procs.iter().find(|p| p.pid == *pid).map(|p| p.stat.state);
-            matches!(state, Some('T' | 't'))
-        };
-        let signal = if found.iter().all(frozen) { Signal::SIGKILL } else { Signal::SIGSTOP };
-        for &pid in &found {
-            signal_checked(pid, signal, || still_member(pid))?;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn proc(pid: i32, ppid: i32, state: char, net: u64) -> ProcInfo {
-        let stat = Stat { state, ppid, start: 1 };
-        ProcInfo { pid, stat, inodes: vec![(NsKind::Net, net), (NsKind::Mnt, net + 1000)] }
-    }
 
     #[test]
     fn stat_parsing_survives_odd_command_names() {
         let text = "42 (a) b (c)) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 1 2 3";
         let stat = parse_stat(text).unwrap();
-        assert_eq!(stat, Stat { state: 'S', ppid: 7, start: 12345 });
+        assert_eq!(
+            stat,
+            Stat {
+                state: 'S',
+                ppid: 7,
+                start: 12345
+            }
+        );
         assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn members_are_namespace_processes_and_their_descendants() {
-        let procs = vec![
-            proc(1, 0, 'S', 1),
-            proc(10, 1, 'S', 5),   // holder, excluded
-            proc(20, 1, 'S', 5),   // daemon inside
-            proc(21, 20, 'S', 9),  // its task in another netns
-            proc(22, 21, 'S', 9),  // the task's child
-            proc(23, 20, 'Z', 9),  // a zombie child
-            proc(30, 1, 'S', 1),   // unrelated host process
-            proc(31, 30, 'S', 1),
-        ];
-        let found = members(&procs, &[(NsKind::Net, 5)], &[1, 10]);
-        assert_eq!(found, vec![20, 21, 22]);
-    }
-
-    #[test]
-    fn members_match_any_namespace_kind() {
-        let procs = vec![proc(40, 1, 'S', 7), proc(41, 1, 'S', 8)];
-        let found = members(&procs, &[(NsKind::Mnt, 1008)], &[]);
-        assert_eq!(found, vec![41]);
     }
 
     #[test]
     fn this_process_is_alive_and_identified() {
         let me = ProcId::of(std::process::id()).unwrap();
         assert!(me.alive());
-        assert!(!ProcId { pid: me.pid, start: me.start + 1 }.alive());
+        assert!(!ProcId {
+            pid: me.pid,
+            start: me.start + 1
+        }
+        .alive());
         assert!(me.cmdline().is_some_and(|args| !args.is_empty()));
     }
 }

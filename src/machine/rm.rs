@@ -11,8 +11,9 @@ use anyhow::{Context, Result};
 use super::daemon::{self, StopSignal};
 use super::holder;
 use super::ip;
-use super::procs::{self, Namespaces, NsKind, ProcId};
+use super::procs::{Namespaces, NsKind, ProcId};
 use super::state::{Lab, Machine, STATE_ROOT};
+use super::sweep;
 
 /// Errors collected along a teardown.
 pub struct Teardown {
@@ -22,7 +23,10 @@ pub struct Teardown {
 
 impl Teardown {
     pub fn new(force: bool) -> Teardown {
-        Teardown { force, errors: Vec::new() }
+        Teardown {
+            force,
+            errors: Vec::new(),
+        }
     }
 
     /// Records a step's error; false when the teardown must stop here.
@@ -80,9 +84,16 @@ pub fn rm(lab: &Lab, names: &[String], all: bool, force: bool) -> Result<i32> {
 }
 
 /// Tears one machine down; false when a failure must stop the caller.
-pub fn teardown_machine(lab: &Lab, name: &str, machine: Option<&Machine>, t: &mut Teardown) -> bool {
+pub fn teardown_machine(
+    lab: &Lab,
+    name: &str,
+    machine: Option<&Machine>,
+    t: &mut Teardown,
+) -> bool {
     if let Some(machine) = machine {
-        if !t.step(daemon::stop(machine, StopSignal::Term)) || !t.step(end_machine(lab, machine)) {
+        let pinned = pin(lab, machine);
+        let stopped = t.step(daemon::stop(machine, StopSignal::Term));
+        if !stopped || !t.step(pinned.and_then(|pinned| end_machine(lab, machine, pinned))) {
             return false;
         }
     }
@@ -90,12 +101,30 @@ pub fn teardown_machine(lab: &Lab, name: &str, machine: Option<&Machine>, t: &mu
     t.step(remove_dir(&dir))
 }
 
+/// The machine's namespaces and private /run, held through its holder, or
+/// through its daemon if the holder was killed; None if both are gone.
+fn pin(lab: &Lab, machine: &Machine) -> Result<Option<(Namespaces, Option<String>)>> {
+    let owner = if holder::is_holder(&machine.holder, &lab.name, Some(&machine.name)) {
+        Some(machine.holder)
+    } else {
+        machine.daemon.filter(ProcId::alive)
+    };
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    let ns = Namespaces::of(&owner, &NsKind::MACHINE)?;
+    Ok(Some((ns, sweep::bound_at(&owner, "/run"))))
+}
+
 /// Stops what runs in the machine, deletes its leg, ends its holder.
-fn end_machine(lab: &Lab, machine: &Machine) -> Result<()> {
+fn end_machine(
+    lab: &Lab,
+    machine: &Machine,
+    pinned: Option<(Namespaces, Option<String>)>,
+) -> Result<()> {
     let name = &machine.name;
-    if holder::is_holder(&machine.holder, &lab.name, Some(name)) {
-        let ns = Namespaces::of(&machine.holder, &NsKind::MACHINE)?;
-        procs::kill_inside(&ns, &[machine.holder.pid])
+    if let Some((ns, run)) = pinned {
+        sweep::kill_inside(&ns, &[machine.holder.pid], run.as_deref())
             .with_context(|| format!("could not stop the processes of machine {name}"))?;
     }
     if let Some(lab_holder) = lab_holder(lab)? {
@@ -108,7 +137,9 @@ fn end_machine(lab: &Lab, machine: &Machine) -> Result<()> {
 
 /// The lab's holder, if it still runs.
 pub fn lab_holder(lab: &Lab) -> Result<Option<ProcId>> {
-    Ok(lab.holder()?.filter(|id| holder::is_holder(id, &lab.name, None)))
+    Ok(lab
+        .holder()?
+        .filter(|id| holder::is_holder(id, &lab.name, None)))
 }
 
 /// Ends every holder left in the lab (machines first, found by command line,
@@ -121,9 +152,12 @@ pub fn remove_lab(lab: &Lab, t: &mut Teardown) {
             Some(_) => &NsKind::MACHINE,
             None => &[NsKind::Net],
         };
-        let what = name.as_deref().map_or(format!("lab {}", lab.name), |n| format!("machine {n}"));
+        let what = name
+            .as_deref()
+            .map_or(format!("lab {}", lab.name), |n| format!("machine {n}"));
+        let run = sweep::bound_at(&id, "/run").filter(|_| name.is_some());
         let ended = Namespaces::of(&id, kinds)
-            .and_then(|ns| procs::kill_inside(&ns, &[id.pid]))
+            .and_then(|ns| sweep::kill_inside(&ns, &[id.pid], run.as_deref()))
             .and_then(|()| holder::kill(&id, &lab.name, name.as_deref()))
             .with_context(|| format!("could not end the namespaces of {what}"));
         if !t.step(ended) {

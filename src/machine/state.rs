@@ -109,7 +109,11 @@ impl Lab {
         loop {
             fs::create_dir_all(&self.dir)
                 .with_context(|| format!("could not create {}", self.dir.display()))?;
-            let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
             let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| errno)?;
             // A lab removed while we waited leaves us holding a deleted file.
             let held = lock.metadata()?.ino();
@@ -206,7 +210,9 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 fn validate_lab(lab: &str) -> Result<()> {
-    let chars_ok = lab.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let chars_ok = lab
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if lab.is_empty() || lab.len() > MAX_LAB || !chars_ok || lab.starts_with('-') {
         bail!("invalid SWARMNET_LAB {lab:?}: use 1 to {MAX_LAB} letters, digits, '-' or '_'");
     }
@@ -245,7 +251,16 @@ mod tests {
         for ok in ["vm1", "a", "node-2", "ABCDEFGHIJKLMNO"] {
             assert!(validate_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-vm", "vm-", "vm_1", "vm.1", "a/b", "ABCDEFGHIJKLMNOP", "vm 1"] {
+        for bad in [
+            "",
+            "-vm",
+            "vm-",
+            "vm_1",
+            "vm.1",
+            "a/b",
+            "ABCDEFGHIJKLMNOP",
+            "vm 1",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }

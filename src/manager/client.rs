@@ -66,7 +66,11 @@ impl ManagerConn {
 
 /// Resolves `HOST[:PORT]` (default port 2377) to one address.
 pub async fn resolve_manager(remote: &str) -> Result<SocketAddr, ApiError> {
-    let with_port = if remote.parse::<SocketAddr>().is_ok() || remote.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if remote.parse::<SocketAddr>().is_ok()
+        || remote
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         remote.to_string()
     } else {
         format!("{remote}:2377")

@@ -68,8 +68,9 @@ impl Manager {
             manager_token: JoinToken::generate(&ca_der).to_string(),
             mesh_subnet: params.mesh_subnet,
         };
-        let tunnel_addr = nodes::free_tunnel_addr(params.mesh_subnet, &[])
-            .ok_or_else(|| anyhow::anyhow!("mesh subnet {} has no free address", params.mesh_subnet))?;
+        let tunnel_addr = nodes::free_tunnel_addr(params.mesh_subnet, &[]).ok_or_else(|| {
+            anyhow::anyhow!("mesh subnet {} has no free address", params.mesh_subnet)
+        })?;
         let node = Node {
             id: params.node_id.clone(),
             hostname: params.hostname,
@@ -95,9 +96,9 @@ impl Manager {
     /// Opens the manager of an existing cluster from its store.
     pub fn open(state_dir: &Path, self_id: &str) -> anyhow::Result<Manager> {
         let store = Store::open(&state_dir.join(STORE_FILE))?;
-        let cluster = store
-            .cluster()?
-            .ok_or_else(|| anyhow::anyhow!("the store in {} holds no cluster", state_dir.display()))?;
+        let cluster = store.cluster()?.ok_or_else(|| {
+            anyhow::anyhow!("the store in {} holds no cluster", state_dir.display())
+        })?;
         let ca = Ca::load(&cluster.ca_cert_pem, &cluster.ca_key_pem)?;
         let manager = Manager::with(store, ca, self_id.to_string());
         manager.heartbeat(self_id);
@@ -141,9 +142,12 @@ impl Manager {
             NodeRole::Manager
         } else if req.token.trim() == cluster.worker_token {
             NodeRole::Worker
-        } else if token.ca_digest != token::ca_digest(&ca::pem_to_der(&cluster.ca_cert_pem).unwrap_or_default()) {
+        } else if token.ca_digest
+            != token::ca_digest(&ca::pem_to_der(&cluster.ca_cert_pem).unwrap_or_default())
+        {
             return Err(ApiError::PermissionDenied(
-                "the join token is for another swarm: its CA digest does not match this swarm's CA".into(),
+                "the join token is for another swarm: its CA digest does not match this swarm's CA"
+                    .into(),
             ));
         } else {
             return Err(ApiError::PermissionDenied(
@@ -242,7 +246,12 @@ impl Manager {
                 nodes::view(n, last, Instant::now())
             })
             .collect();
-        views.sort_by(|a, b| a.node.hostname.cmp(&b.node.hostname).then(a.node.id.cmp(&b.node.id)));
+        views.sort_by(|a, b| {
+            a.node
+                .hostname
+                .cmp(&b.node.hostname)
+                .then(a.node.id.cmp(&b.node.id))
+        });
         Ok(views)
     }
 
@@ -308,7 +317,9 @@ impl Manager {
     pub fn status_counts(&self) -> Vec<(String, u64)> {
         let mut counts: HashMap<String, u64> = HashMap::new();
         for view in self.views().unwrap_or_default() {
-            *counts.entry(view.state.to_string().to_lowercase()).or_default() += 1;
+            *counts
+                .entry(view.state.to_string().to_lowercase())
+                .or_default() += 1;
         }
         let mut counts: Vec<_> = counts.into_iter().collect();
         counts.sort();

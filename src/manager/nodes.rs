@@ -22,9 +22,8 @@ pub fn view(node: Node, last_beat: Option<Instant>, now: Instant) -> NodeView {
         NodeRole::Manager if state == NodeState::Ready => Some(ManagerStatus::Reachable),
         NodeRole::Manager => Some(ManagerStatus::Unreachable),
     };
-    let last_heartbeat = last_beat.map(|t| {
-        super::now_secs().saturating_sub(now.duration_since(t).as_secs())
-    });
+    let last_heartbeat =
+        last_beat.map(|t| super::now_secs().saturating_sub(now.duration_since(t).as_secs()));
     NodeView {
         node,
         state,
@@ -52,7 +51,10 @@ pub fn resolve<'a>(views: &'a [NodeView], name: &str) -> Result<&'a NodeView, Ap
     let by_prefix: Vec<_> = if name.is_empty() {
         Vec::new()
     } else {
-        views.iter().filter(|v| v.node.id.starts_with(name)).collect()
+        views
+            .iter()
+            .filter(|v| v.node.id.starts_with(name))
+            .collect()
     };
     match by_prefix.as_slice() {
         [one] => Ok(one),
@@ -143,7 +145,10 @@ mod tests {
         assert_eq!(resolve(&views, "abc1").unwrap().node.hostname, "vm1");
         assert_eq!(resolve(&views, "vm2").unwrap().node.id, "abd2");
         assert_eq!(resolve(&views, "abd").unwrap().node.id, "abd2");
-        assert!(matches!(resolve(&views, "ab"), Err(ApiError::InvalidArgument(_))));
+        assert!(matches!(
+            resolve(&views, "ab"),
+            Err(ApiError::InvalidArgument(_))
+        ));
         assert_eq!(
             resolve(&views, "vm9"),
             Err(ApiError::NotFound("No such node: vm9".into()))

@@ -32,10 +32,15 @@ impl JoinToken {
 
     /// Parses a token, or says in one sentence what is wrong with it.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let invalid = || "invalid join token: it should look like SWMTKN-1-<50 characters>-<25 characters>; print a valid one with \"swarmnet swarm join-token worker\" on a manager".to_string();
+        let invalid = || {
+            "invalid join token: it should look like SWMTKN-1-<50 characters>-<25 characters>; print a valid one with \"swarmnet swarm join-token worker\" on a manager".to_string()
+        };
         let rest = s.trim().strip_prefix(PREFIX).ok_or_else(invalid)?;
         let (digest, secret) = rest.split_once('-').ok_or_else(invalid)?;
-        let is_base36 = |p: &str| p.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase());
+        let is_base36 = |p: &str| {
+            p.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        };
         if digest.len() != DIGEST_LEN
             || secret.len() != SECRET_LEN
             || !is_base36(digest)

@@ -289,9 +289,7 @@ fn decapsulate(sh: &Shared, table: &PeerTable, datagram: &[u8], from: SocketAddr
             sh.send_to(reply, from);
             // boringtun's contract: repeat with an empty datagram until Done
             // to flush the packets queued during the handshake.
-            while let TunnResult::WriteToNetwork(queued) =
-                state.tunn.decapsulate(None, &[], out)
-            {
+            while let TunnResult::WriteToNetwork(queued) = state.tunn.decapsulate(None, &[], out) {
                 sh.send_to(queued, from);
             }
         }
@@ -330,7 +328,8 @@ pub(super) fn timers(sh: &Shared) {
             }
             if keepalive_due(peer.keepalive(), state.last_keepalive, now) {
                 state.last_keepalive = Some(now);
-                if let TunnResult::WriteToNetwork(datagram) = state.tunn.encapsulate(&[], &mut buf) {
+                if let TunnResult::WriteToNetwork(datagram) = state.tunn.encapsulate(&[], &mut buf)
+                {
                     sh.send_to(datagram, endpoint);
                 }
             }

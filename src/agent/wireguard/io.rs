@@ -136,14 +136,21 @@ impl Batch {
     /// Datagram `i` of the batch and where it came from.
     pub fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
         let start = i * self.slot;
-        (&self.bufs[start..start + self.lens[i]], from_sockaddr(&self.addrs[i]))
+        (
+            &self.bufs[start..start + self.lens[i]],
+            from_sockaddr(&self.addrs[i]),
+        )
     }
 
     fn build_headers(&mut self, count: usize, lens_from_slots: bool) {
         self.iovs.clear();
         self.msgs.clear();
         for i in 0..count {
-            let len = if lens_from_slots { self.slot } else { self.lens[i] };
+            let len = if lens_from_slots {
+                self.slot
+            } else {
+                self.lens[i]
+            };
             self.iovs.push(libc::iovec {
                 iov_base: self.bufs[i * self.slot..].as_mut_ptr().cast(),
                 iov_len: len,

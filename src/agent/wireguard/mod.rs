@@ -107,8 +107,8 @@ impl Device {
     /// namespace of the calling thread.
     pub async fn start(cfg: DeviceConfig) -> anyhow::Result<Device> {
         cfg.validate()?;
-        let tun = tun::open(&cfg.name)
-            .with_context(|| format!("creating TUN interface {}", cfg.name))?;
+        let tun =
+            tun::open(&cfg.name).with_context(|| format!("creating TUN interface {}", cfg.name))?;
         tun::configure(&cfg.name, cfg.address, cfg.prefix_len, cfg.mtu).await?;
         let udp = io::bind_udp(cfg.listen_port)
             .with_context(|| format!("binding UDP port {}", cfg.listen_port))?;
@@ -126,7 +126,11 @@ impl Device {
         Ok(device)
     }
 
-    fn spawn(&mut self, role: &str, run: impl FnOnce(&Shared) + Send + 'static) -> anyhow::Result<()> {
+    fn spawn(
+        &mut self,
+        role: &str,
+        run: impl FnOnce(&Shared) + Send + 'static,
+    ) -> anyhow::Result<()> {
         let shared = Arc::clone(&self.shared);
         let thread = std::thread::Builder::new()
             .name(format!("wg-{role}"))
@@ -172,7 +176,12 @@ impl Device {
     /// Current counters.
     pub fn stats(&self) -> DeviceStats {
         DeviceStats {
-            peers: self.shared.peer_stats().into_iter().map(|(p, _)| p).collect(),
+            peers: self
+                .shared
+                .peer_stats()
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect(),
             dropped: self.shared.drops.snapshot(),
         }
     }

@@ -62,7 +62,12 @@ impl Lab {
         }
         let (na, nb) = (lab.ns("a"), lab.ns("b"));
         let (va, vb) = (format!("{t}va"), format!("{t}vb"));
-        ok("ip", &["-n", &na, "link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &nb]);
+        ok(
+            "ip",
+            &[
+                "-n", &na, "link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &nb,
+            ],
+        );
         for (ns, veth, addr) in [(&na, &va, "10.99.0.1/24"), (&nb, &vb, "10.99.0.2/24")] {
             ok("ip", &["-n", ns, "addr", "add", addr, "dev", veth]);
             ok("ip", &["-n", ns, "link", "set", veth, "up"]);
@@ -77,7 +82,8 @@ impl Lab {
 
     fn exec(&self, side: &str, program: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(side), program]).args(args);
+        cmd.args(["netns", "exec", &self.ns(side), program])
+            .args(args);
         cmd
     }
 }
@@ -181,18 +187,31 @@ impl Mesh {
             Node::start(lab.ns(["a", "b"][i]), cfg, peer)
         };
         let (a, b) = (node(0), node(1));
-        Mesh { a, b, keys, names, lab }
+        Mesh {
+            a,
+            b,
+            keys,
+            names,
+            lab,
+        }
     }
 
     /// Pings B's tunnel address from A until it answers, up to a deadline.
     fn wait_for_ping(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let out = self.lab.exec("a", "ping", &["-c", "1", "-W", "1", "100.64.0.2"]).output().unwrap();
+            let out = self
+                .lab
+                .exec("a", "ping", &["-c", "1", "-W", "1", "100.64.0.2"])
+                .output()
+                .unwrap();
             if out.status.success() {
                 return;
             }
-            assert!(Instant::now() < deadline, "no ping reply through the tunnel: {out:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no ping reply through the tunnel: {out:?}"
+            );
         }
     }
 }
@@ -204,8 +223,20 @@ fn two_namespaces_ping_through_the_tunnel() {
     }
     let mesh = Mesh::new('p');
     mesh.wait_for_ping();
-    let out = mesh.lab.exec("a", "ping", &["-c", "3", "-i", "0.2", "-W", "2", "100.64.0.2"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = mesh
+        .lab
+        .exec(
+            "a",
+            "ping",
+            &["-c", "3", "-i", "0.2", "-W", "2", "100.64.0.2"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let [a_name, _] = &mesh.names;
     let b_key = base64::engine::general_purpose::STANDARD.encode(mesh.keys[1]);
@@ -216,20 +247,35 @@ fn two_namespaces_ping_through_the_tunnel() {
     assert!(ok("wg", &["show", "all"]).contains(&b_key));
     assert!(ok("wg", &["showconf", a_name]).contains("ListenPort = 51001"));
 
-    ok("wg", &["set", a_name, "peer", &b_key, "persistent-keepalive", "7"]);
+    ok(
+        "wg",
+        &["set", a_name, "peer", &b_key, "persistent-keepalive", "7"],
+    );
     assert!(ok("wg", &["show", a_name, "persistent-keepalive"]).contains('7'));
-    assert!(!run("wg", &["set", a_name, "listen-port", "1"]).status.success());
+    assert!(!run("wg", &["set", a_name, "listen-port", "1"])
+        .status
+        .success());
 
     let stats = mesh.a.stats();
     let peer = &stats.peers[0];
-    assert!(peer.last_handshake.is_some() && peer.rx_bytes > 0 && peer.tx_bytes > 0, "{stats:?}");
-    assert_eq!(peer.endpoint, Some(SocketAddr::from(([10, 99, 0, 2], 51002))));
+    assert!(
+        peer.last_handshake.is_some() && peer.rx_bytes > 0 && peer.tx_bytes > 0,
+        "{stats:?}"
+    );
+    assert_eq!(
+        peer.endpoint,
+        Some(SocketAddr::from(([10, 99, 0, 2], 51002)))
+    );
     assert!(mesh.b.stats().peers[0].rx_bytes > 0);
 
-    let Mesh { a, b, lab, names, .. } = mesh;
+    let Mesh {
+        a, b, lab, names, ..
+    } = mesh;
     drop((a, b));
     for (side, name) in ["a", "b"].iter().zip(&names) {
-        assert!(!run("ip", &["-n", &lab.ns(side), "link", "show", name]).status.success());
+        assert!(!run("ip", &["-n", &lab.ns(side), "link", "show", name])
+            .status
+            .success());
         assert!(!Path::new(&format!("/var/run/wireguard/{name}.sock")).exists());
     }
 }
@@ -256,12 +302,24 @@ fn iperf3_through_the_tunnel() {
     let _server = Server(mesh.lab.exec("b", "iperf3", &["-s", "-1"]).spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     let out = loop {
-        let out = mesh.lab.exec("a", "iperf3", &["-c", "100.64.0.2", "-t", "5"]).output().unwrap();
+        let out = mesh
+            .lab
+            .exec("a", "iperf3", &["-c", "100.64.0.2", "-t", "5"])
+            .output()
+            .unwrap();
         if out.status.success() || Instant::now() > deadline {
             break out;
         }
     };
     println!("{}", String::from_utf8_lossy(&out.stdout));
-    println!("A: {:?}\nB: {:?}", mesh.a.stats().dropped, mesh.b.stats().dropped);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    println!(
+        "A: {:?}\nB: {:?}",
+        mesh.a.stats().dropped,
+        mesh.b.stats().dropped
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

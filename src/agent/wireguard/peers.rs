@@ -71,7 +71,9 @@ impl Peer {
 
     /// Locks the session; a panic in another loop does not stop this one.
     pub fn lock(&self) -> MutexGuard<'_, PeerState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Takes a changed configuration, keeping the session.
@@ -86,7 +88,7 @@ impl Peer {
 /// Whether a persistent keepalive is due (`interval` seconds, 0 = off).
 pub(super) fn keepalive_due(interval: u16, last: Option<Instant>, now: Instant) -> bool {
     interval != 0
-        && last.map_or(true, |t| {
+        && last.is_none_or(|t| {
             now.saturating_duration_since(t) >= Duration::from_secs(interval.into())
         })
 }
@@ -263,7 +265,15 @@ mod tests {
 
     fn tunn(cfg: &PeerConfig, index: u32) -> Option<Tunn> {
         let secret = StaticSecret::from(rand::random::<[u8; 32]>());
-        Tunn::new(secret, PublicKey::from(cfg.public_key), None, None, index, None).ok()
+        Tunn::new(
+            secret,
+            PublicKey::from(cfg.public_key),
+            None,
+            None,
+            index,
+            None,
+        )
+        .ok()
     }
 
     fn table(peers: &[PeerConfig]) -> PeerTable {
@@ -282,7 +292,10 @@ mod tests {
         let t = table(&[cfg(1, 1, 1), cfg(2, 2, 2), cfg(3, 3, 3)]);
         let mut keepalive = cfg(3, 3, 3);
         keepalive.persistent_keepalive = Some(25);
-        let diff = diff_peers(t.configs(), &[cfg(4, 4, 4), cfg(2, 9, 2), keepalive.clone()]);
+        let diff = diff_peers(
+            t.configs(),
+            &[cfg(4, 4, 4), cfg(2, 9, 2), keepalive.clone()],
+        );
         assert_eq!(
             diff,
             PeerDiff {
@@ -310,10 +323,16 @@ mod tests {
         assert_eq!(after.lock().endpoint, Some(cfg(2, 9, 5).endpoint));
         assert_eq!(after.tunnel_addr(), Ipv4Addr::new(100, 64, 0, 5));
         assert!(t2.by_key(&[1; 32]).is_none());
-        assert!(t2.by_dst(&packet_to(Ipv4Addr::new(100, 64, 0, 2))).is_none());
-        assert!(t2.by_dst(&packet_to(Ipv4Addr::new(100, 64, 0, 5))).is_some());
+        assert!(t2
+            .by_dst(&packet_to(Ipv4Addr::new(100, 64, 0, 2)))
+            .is_none());
+        assert!(t2
+            .by_dst(&packet_to(Ipv4Addr::new(100, 64, 0, 5)))
+            .is_some());
         assert!(t2.by_receiver(before.index << 8 | 3).is_some());
-        assert!(t2.by_receiver(t.by_key(&[1; 32]).unwrap().index << 8).is_none());
+        assert!(t2
+            .by_receiver(t.by_key(&[1; 32]).unwrap().index << 8)
+            .is_none());
     }
 
     #[test]

@@ -34,7 +34,27 @@ pub(super) fn open(name: &str) -> io::Result<File> {
     if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
     }
+    set_txqueuelen(name, TX_QUEUE_LEN)?;
     Ok(file)
+}
+
+/// Packets the kernel may queue for our TUN reader before it drops (tun's
+/// default is 500): enough to absorb a TCP burst while the reader encrypts.
+const TX_QUEUE_LEN: i32 = 5000;
+
+fn set_txqueuelen(name: &str, len: i32) -> io::Result<()> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    // SAFETY: all-zero is a valid ifreq.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    req.ifr_ifru.ifru_metric = len;
+    // SAFETY: SIOCSIFTXQLEN reads one ifreq, which `req` is.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFTXQLEN, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Gives the interface its address (the connected route covers the mesh),

@@ -115,7 +115,10 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Vec<String>>> {
             return Ok(Some(lines));
         }
         if lines.len() == MAX_REQUEST_LINES {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request too long",
+            ));
         }
         lines.push(trimmed.to_string());
     }
@@ -148,7 +151,11 @@ fn respond(sh: &Shared, request: &[String]) -> String {
 }
 
 /// The reply to `get=1`: the device, then each peer, then `errno=0`.
-pub(super) fn format_get(private_key: &[u8; 32], listen_port: u16, peers: &[(PeerStats, u16)]) -> String {
+pub(super) fn format_get(
+    private_key: &[u8; 32],
+    listen_port: u16,
+    peers: &[(PeerStats, u16)],
+) -> String {
     let mut out = format!(
         "private_key={}\nlisten_port={listen_port}\n",
         hex::encode(private_key)
@@ -248,7 +255,10 @@ mod tests {
             "public_key={}\npersistent_keepalive_interval=25",
             "ab".repeat(32)
         ));
-        assert_eq!(parse_set(&body, |k| *k == [0xab; 32]), Ok(vec![([0xab; 32], 25)]));
+        assert_eq!(
+            parse_set(&body, |k| *k == [0xab; 32]),
+            Ok(vec![([0xab; 32], 25)])
+        );
     }
 
     #[test]
@@ -263,7 +273,10 @@ mod tests {
             "public_key=zz".to_string(),
             "garbage".to_string(),
         ] {
-            assert!(parse_set(&lines(&body), |k| *k == [0xab; 32]).is_err(), "{body}");
+            assert!(
+                parse_set(&lines(&body), |k| *k == [0xab; 32]).is_err(),
+                "{body}"
+            );
         }
     }
 
@@ -271,7 +284,10 @@ mod tests {
     fn requests_end_at_a_blank_line() {
         let mut input = io::Cursor::new("get=1\n\nset=1\npublic_key=00\n\n");
         assert_eq!(read_request(&mut input).unwrap(), Some(lines("get=1")));
-        assert_eq!(read_request(&mut input).unwrap(), Some(lines("set=1\npublic_key=00")));
+        assert_eq!(
+            read_request(&mut input).unwrap(),
+            Some(lines("set=1\npublic_key=00"))
+        );
         assert_eq!(read_request(&mut input).unwrap(), None);
     }
 }
