@@ -107,10 +107,20 @@ impl ProcId {
         signal_checked(self.pid, signal, || self.alive())
     }
 
-    /// Polls until the process is gone or the timeout passes.
+    /// True while any thread of this process is still exiting: a leader shows
+    /// as a zombie before its other threads have closed the files they share
+    /// (a database lock, a listening socket).
+    fn exiting_threads(&self) -> bool {
+        stat(self.pid).is_some_and(|s| s.start == self.start)
+            && fs::read_dir(format!("/proc/{}/task", self.pid))
+                .map(|tasks| tasks.count() > 1)
+                .unwrap_or(false)
+    }
+
+    /// Polls until the process and all its threads are gone or the timeout passes.
     pub fn wait_gone(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        while self.alive() {
+        while self.alive() || self.exiting_threads() {
             if Instant::now() > deadline {
                 return false;
             }

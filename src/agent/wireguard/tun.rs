@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::Context;
@@ -40,10 +40,16 @@ pub(super) fn open(name: &str) -> io::Result<File> {
 
 /// Packets the kernel may queue for our TUN reader before it drops (tun's
 /// default is 500): enough to absorb a TCP burst while the reader encrypts.
-const TX_QUEUE_LEN: i32 = 5000;
+const TX_QUEUE_LEN: i32 = 1000;
 
 fn set_txqueuelen(name: &str, len: i32) -> io::Result<()> {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    // SAFETY: plain system call; the fd is owned from here on.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: all-zero is a valid ifreq.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
