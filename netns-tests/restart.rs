@@ -1,5 +1,7 @@
 //! Persistence: the manager restarted (SIGKILL too) keeps the cluster, tokens,
 //! certificates and nodes; a restarted worker comes back without a new token.
+//! A second manager (joined with the manager token) answers cluster calls by
+//! forwarding them to the leader.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ fn ready_count(lab: &Lab) -> Result<(), String> {
         &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"],
     );
     let text = stdout(&out);
-    (text.matches("Ready").count() == 2)
+    (text.matches("Ready").count() == 3)
         .then_some(())
         .ok_or(text + &stderr(&out))
 }
@@ -22,20 +24,43 @@ fn state_survives_daemon_restarts() {
         return;
     }
     let lab = Lab::new();
-    lab.machines(&["vm1", "vm2"]);
+    lab.machines(&["vm1", "vm2", "vm3"]);
     let token = lab.swarm("vm1", "192.168.99.100", &["vm2"]);
-    let ids_before = stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"])));
     let manager_token = stdout(&ok(
         &lab.sn("vm1", &["swarm", "join-token", "-q", "manager"])
     ));
-    eventually("both nodes Ready", Duration::from_secs(10), || {
+    let joined = ok(&lab.sn(
+        "vm3",
+        &[
+            "swarm",
+            "join",
+            "--token",
+            manager_token.trim(),
+            "192.168.99.100:2377",
+        ],
+    ));
+    assert_eq!(
+        stdout(&joined).trim(),
+        "This node joined a swarm as a manager."
+    );
+    let ids_before = stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"])));
+    eventually("all nodes Ready", Duration::from_secs(10), || {
         ready_count(&lab)
     });
+    let from_vm3 = stdout(&ok(&lab.sn("vm3", &["node", "ls"])));
+    let vm3_line = from_vm3
+        .lines()
+        .find(|l| l.contains("vm3"))
+        .unwrap_or_default();
+    assert!(
+        vm3_line.contains(" * ") && vm3_line.contains("Reachable"),
+        "{from_vm3}"
+    );
 
     // The manager dies hard and comes back with everything.
     ok(&lab.run(&["machine", "restart", "--signal", "KILL", "vm1"]));
     eventually(
-        "both nodes Ready after the manager's restart",
+        "all nodes Ready after the manager's restart",
         Duration::from_secs(10),
         || ready_count(&lab),
     );
@@ -65,7 +90,7 @@ fn state_survives_daemon_restarts() {
     // The worker restarts and rejoins on its own.
     ok(&lab.run(&["machine", "restart", "vm2"]));
     eventually(
-        "both nodes Ready after the worker's restart",
+        "all nodes Ready after the worker's restart",
         Duration::from_secs(10),
         || ready_count(&lab),
     );

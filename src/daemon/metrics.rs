@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::agent::wireguard::DeviceStats;
+use crate::agent::wireguard::{DeviceStats, PeerStats};
 use crate::model::ApiError;
 
 /// Counters the daemon keeps.
@@ -51,39 +51,55 @@ impl Metrics {
     }
 }
 
-fn render_wireguard(out: &mut String, wg: &DeviceStats) {
-    out.push_str("# HELP swarmnet_wireguard_peer_receive_bytes_total Bytes received from a peer.\n# TYPE swarmnet_wireguard_peer_receive_bytes_total counter\n");
+/// One per-peer metric family; `value` returns None to leave a peer out.
+fn peer_family(
+    out: &mut String,
+    wg: &DeviceStats,
+    (name, kind, help): (&str, &str, &str),
+    value: impl Fn(&PeerStats) -> Option<String>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for p in &wg.peers {
-        let _ = writeln!(
-            out,
-            "swarmnet_wireguard_peer_receive_bytes_total{{{}}} {}",
-            peer_labels(p),
-            p.rx_bytes
-        );
-    }
-    out.push_str("# HELP swarmnet_wireguard_peer_transmit_bytes_total Bytes sent to a peer.\n# TYPE swarmnet_wireguard_peer_transmit_bytes_total counter\n");
-    for p in &wg.peers {
-        let _ = writeln!(
-            out,
-            "swarmnet_wireguard_peer_transmit_bytes_total{{{}}} {}",
-            peer_labels(p),
-            p.tx_bytes
-        );
-    }
-    out.push_str("# HELP swarmnet_wireguard_peer_last_handshake_age_seconds Seconds since the last handshake with a peer (absent before the first).\n# TYPE swarmnet_wireguard_peer_last_handshake_age_seconds gauge\n");
-    for p in &wg.peers {
-        if let Some(age) = p
-            .last_handshake
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-        {
-            let _ = writeln!(
-                out,
-                "swarmnet_wireguard_peer_last_handshake_age_seconds{{{}}} {:.3}",
-                peer_labels(p),
-                age.as_secs_f64()
-            );
+        if let Some(v) = value(p) {
+            let _ = writeln!(out, "{name}{{{}}} {v}", peer_labels(p));
         }
     }
+}
+
+fn render_wireguard(out: &mut String, wg: &DeviceStats) {
+    peer_family(
+        out,
+        wg,
+        (
+            "swarmnet_wireguard_peer_receive_bytes_total",
+            "counter",
+            "Bytes received from a peer.",
+        ),
+        |p| Some(p.rx_bytes.to_string()),
+    );
+    peer_family(
+        out,
+        wg,
+        (
+            "swarmnet_wireguard_peer_transmit_bytes_total",
+            "counter",
+            "Bytes sent to a peer.",
+        ),
+        |p| Some(p.tx_bytes.to_string()),
+    );
+    peer_family(
+        out,
+        wg,
+        (
+            "swarmnet_wireguard_peer_last_handshake_age_seconds",
+            "gauge",
+            "Seconds since the last handshake with a peer (absent before the first).",
+        ),
+        |p| {
+            let age = SystemTime::now().duration_since(p.last_handshake?).ok()?;
+            Some(format!("{:.3}", age.as_secs_f64()))
+        },
+    );
     out.push_str("# HELP swarmnet_wireguard_dropped_packets_total Packets dropped by the WireGuard loop, by reason.\n# TYPE swarmnet_wireguard_dropped_packets_total counter\n");
     for (reason, n) in &wg.dropped {
         let _ = writeln!(
@@ -93,7 +109,7 @@ fn render_wireguard(out: &mut String, wg: &DeviceStats) {
     }
 }
 
-fn peer_labels(p: &crate::agent::wireguard::PeerStats) -> String {
+fn peer_labels(p: &PeerStats) -> String {
     use base64::Engine;
     format!(
         "public_key=\"{}\",tunnel_addr=\"{}\"",

@@ -4,8 +4,8 @@
 //! Throughput levers used: batched reads of the non-blocking TUN fd sent with
 //! one `sendmmsg`, `recvmmsg` batches on receive, encryption straight into the
 //! send buffers (no copy), one lock per packet (session and endpoint share
-//! it), a peer-table snapshot per batch instead of a lock per packet, and
-//! forced 8 MiB socket buffers (see `io`).
+//! it), a peer-table snapshot per batch instead of a lock per packet, forced
+//! 8 MiB socket buffers (see `io`) and a TUN queue of 1000 (see `tun`).
 
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -1,5 +1,6 @@
 //! The TUN interface: created with the `TUNSETIFF` ioctl on /dev/net/tun,
-//! configured (address, MTU, up) over rtnetlink. Closing the fd deletes it.
+//! its queue lengthened with `SIOCSIFTXQLEN`, configured (address, MTU, up)
+//! over rtnetlink. Closing the fd deletes it.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -18,6 +19,18 @@ pub(super) fn open(name: &str) -> io::Result<File> {
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open("/dev/net/tun")?;
+    let mut req = ifreq(name)?;
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes one ifreq, which `req` is.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    set_txqueuelen(name, TX_QUEUE_LEN)?;
+    Ok(file)
+}
+
+/// An `ifreq` naming the interface.
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     // SAFETY: all-zero is a valid ifreq.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     if name.is_empty() || name.len() >= req.ifr_name.len() {
@@ -29,13 +42,7 @@ pub(super) fn open(name: &str) -> io::Result<File> {
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
-    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
-    // SAFETY: TUNSETIFF reads and writes one ifreq, which `req` is.
-    if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    set_txqueuelen(name, TX_QUEUE_LEN)?;
-    Ok(file)
+    Ok(req)
 }
 
 /// Packets the kernel may queue for our TUN reader before it drops (tun's
@@ -50,11 +57,7 @@ fn set_txqueuelen(name: &str, len: i32) -> io::Result<()> {
     }
     // SAFETY: `fd` is a new descriptor nobody else owns.
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: all-zero is a valid ifreq.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *dst = src as libc::c_char;
-    }
+    let mut req = ifreq(name)?;
     req.ifr_ifru.ifru_metric = len;
     // SAFETY: SIOCSIFTXQLEN reads one ifreq, which `req` is.
     if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFTXQLEN, &mut req) } < 0 {
