@@ -4,7 +4,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::model::{ApiError, NodeRole};
+use crate::model::{ApiError, NetworkSpec, NodeRole};
 
 /// Calls that need the cluster's state: answered by the leader, forwarded to it by
 /// other managers, refused by workers.
@@ -14,6 +14,10 @@ pub enum ClusterRequest {
     NodeInspect { node: String },
     NodeRm { node: String, force: bool },
     JoinToken { role: NodeRole, rotate: bool },
+    NetworkCreate(NetworkSpec),
+    NetworkLs,
+    NetworkInspect { network: String },
+    NetworkRm { network: String },
 }
 
 /// What the CLI asks its local daemon.
@@ -23,6 +27,8 @@ pub enum LocalRequest {
     SwarmInit {
         advertise_addr: String,
         listen_addr: Option<String>,
+        default_addr_pool: Option<String>,
+        default_addr_pool_mask_length: Option<u8>,
     },
     SwarmJoin {
         token: String,

@@ -3,6 +3,7 @@
 //! to the local daemon over its Unix socket.
 
 mod client;
+mod network;
 mod node;
 mod swarm;
 mod table;
@@ -36,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         cmd: swarm::SwarmCmd,
     },
+    /// Manage networks.
+    Network {
+        #[command(subcommand)]
+        cmd: network::NetworkCmd,
+    },
     /// Manage swarm nodes.
     Node {
         #[command(subcommand)]
@@ -53,9 +59,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Daemon(args) => crate::daemon::run(args, &client::socket_path(&cli.host)?),
         Command::Swarm { cmd } => swarm::run(&cli.host, cmd),
+        Command::Network { cmd } => network::run(&cli.host, cmd),
         Command::Node { cmd } => node::run(&cli.host, cmd),
         Command::Machine { cmd } => crate::machine::run(cmd),
     }
+}
+
+/// A Unix time as RFC 3339, as Docker prints times in JSON.
+pub fn rfc3339(secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// The one line a user sees for an error, in Docker's words where Docker has them.

@@ -165,22 +165,12 @@ fn ls(
     }
 }
 
-fn rfc3339(secs: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// The JSON of `node inspect`, shaped like Docker's.
 fn inspect_doc(view: &NodeView) -> serde_json::Value {
     let n = &view.node;
     let mut doc = serde_json::json!({
         "ID": n.id,
-        "CreatedAt": rfc3339(n.created_at),
+        "CreatedAt": super::rfc3339(n.created_at),
         "Spec": {
             "Labels": {},
             "Role": n.role.to_string(),
@@ -225,7 +215,7 @@ fn pretty_view(view: &NodeView) -> String {
         "ID:\t\t\t{}\nHostname:\t\t{}\nJoined at:\t\t{}\nStatus:\n State:\t\t\t{}\n Availability:\t\t{}\n Address:\t\t{}\n",
         n.id,
         n.hostname,
-        rfc3339(n.created_at),
+        super::rfc3339(n.created_at),
         view.state,
         n.availability,
         n.addr

@@ -30,6 +30,12 @@ pub struct InitArgs {
     /// Listen address (format: <ip>[:port]).
     #[arg(long)]
     listen_addr: Option<String>,
+    /// Default address pool in CIDR format (10.0.0.0/8).
+    #[arg(long)]
+    default_addr_pool: Option<String>,
+    /// Default address pool subnet mask length (24).
+    #[arg(long)]
+    default_addr_pool_mask_length: Option<u8>,
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +71,8 @@ pub fn run(host: &str, cmd: SwarmCmd) -> anyhow::Result<i32> {
                 &LocalRequest::SwarmInit {
                     advertise_addr: args.advertise_addr,
                     listen_addr: args.listen_addr,
+                    default_addr_pool: args.default_addr_pool,
+                    default_addr_pool_mask_length: args.default_addr_pool_mask_length,
                 },
             )?;
             let node_id = reply["node_id"].as_str().unwrap_or_default();

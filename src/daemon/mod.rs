@@ -161,6 +161,8 @@ impl Daemon {
             LocalRequest::SwarmInit {
                 advertise_addr,
                 listen_addr,
+                default_addr_pool,
+                default_addr_pool_mask_length,
             } => {
                 let mut slot = self.swarm.lock().await;
                 if slot.is_some() {
@@ -170,6 +172,7 @@ impl Daemon {
                     &self.state_dir,
                     &advertise_addr,
                     listen_addr.as_deref(),
+                    (default_addr_pool.as_deref(), default_addr_pool_mask_length),
                     self.wg_port,
                 )?;
                 let started = self.start(state).await?;

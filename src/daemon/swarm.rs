@@ -14,6 +14,7 @@ use super::state::{self, NodeConfig, SwarmState};
 use crate::agent::mesh::{Agent, ManagerLink};
 use crate::agent::wireguard::DeviceConfig;
 use crate::manager::client::{resolve_manager, ManagerConn};
+use crate::manager::ipam::Pool;
 use crate::manager::token::JoinToken;
 use crate::manager::{api, ca, tls, InitParams, Manager};
 use crate::model::{ApiError, NodeRole};
@@ -112,8 +113,10 @@ pub fn init(
     state_dir: &Path,
     advertise: &str,
     listen: Option<&str>,
+    pool: (Option<&str>, Option<u8>),
     wg_port: u16,
 ) -> Result<SwarmState, ApiError> {
+    let pool = parse_pool(pool)?;
     let advertise_addr = parse_advertise(advertise)?;
     let listen_addr = match listen {
         Some(l) => parse_listen(l)?,
@@ -132,6 +135,7 @@ pub fn init(
                 wg_public_key: wg_public,
                 wg_port,
                 mesh_subnet: MESH_SUBNET.parse().expect("constant subnet"),
+                pool,
             },
         )?;
         let tunnel_addr = manager
@@ -238,6 +242,38 @@ pub async fn join(
         )));
     }
     Ok(state)
+}
+
+/// `--default-addr-pool CIDR --default-addr-pool-mask-length N` (10.0.0.0/8 and 24 by default).
+fn parse_pool((base, mask_len): (Option<&str>, Option<u8>)) -> Result<Pool, ApiError> {
+    let default = Pool::default();
+    let base = match base {
+        None => default.base,
+        Some(b) => {
+            let net: ipnetwork::Ipv4Network = b.parse().map_err(|_| {
+                ApiError::InvalidArgument(format!(
+                    "invalid --default-addr-pool {b:?}: give an IPv4 CIDR such as 10.0.0.0/8"
+                ))
+            })?;
+            if net.network() != net.ip() {
+                return Err(ApiError::InvalidArgument(format!(
+                    "--default-addr-pool {b} has host bits set: use {}/{}",
+                    net.network(),
+                    net.prefix()
+                )));
+            }
+            net
+        }
+    };
+    let pool = Pool::new(base, mask_len.unwrap_or(default.mask_len))?;
+    let mesh: ipnetwork::Ipv4Network = MESH_SUBNET.parse().expect("constant subnet");
+    if crate::manager::ipam::overlaps(pool.base, mesh) {
+        return Err(ApiError::InvalidArgument(format!(
+            "--default-addr-pool {} overlaps the node mesh subnet {mesh}; choose another pool",
+            pool.base
+        )));
+    }
+    Ok(pool)
 }
 
 fn wg_keypair() -> ([u8; 32], String) {

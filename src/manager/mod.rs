@@ -4,6 +4,8 @@
 pub mod api;
 pub mod ca;
 pub mod client;
+pub mod ipam;
+mod networks;
 mod nodes;
 pub mod store;
 pub mod tls;
@@ -36,6 +38,7 @@ pub struct InitParams {
     pub wg_public_key: String,
     pub wg_port: u16,
     pub mesh_subnet: ipnetwork::Ipv4Network,
+    pub pool: ipam::Pool,
 }
 
 /// The manager service; shared by the TLS API and the local daemon.
@@ -44,6 +47,8 @@ pub struct Manager {
     ca: Ca,
     self_id: String,
     heartbeats: Mutex<HashMap<String, Instant>>,
+    /// Held across check-then-write changes (names, addresses) so two cannot interleave.
+    changes: Mutex<()>,
 }
 
 pub fn now_secs() -> u64 {
@@ -67,6 +72,7 @@ impl Manager {
             worker_token: JoinToken::generate(&ca_der).to_string(),
             manager_token: JoinToken::generate(&ca_der).to_string(),
             mesh_subnet: params.mesh_subnet,
+            pool: params.pool,
         };
         let tunnel_addr = nodes::free_tunnel_addr(params.mesh_subnet, &[]).ok_or_else(|| {
             anyhow::anyhow!("mesh subnet {} has no free address", params.mesh_subnet)
@@ -90,6 +96,7 @@ impl Manager {
         store.put_node(&node)?;
         let manager = Manager::with(store, ca, params.node_id);
         manager.heartbeat(&node.id);
+        manager.make_ingress()?;
         Ok((manager, cert))
     }
 
@@ -111,6 +118,7 @@ impl Manager {
             ca,
             self_id,
             heartbeats: Mutex::new(HashMap::new()),
+            changes: Mutex::new(()),
         }
     }
 
@@ -155,6 +163,7 @@ impl Manager {
             ));
         };
         hex_key(&req.wg_public_key)?;
+        let _guard = self.changes.lock().expect("changes lock");
         let existing = self.store.nodes().map_err(ApiError::internal)?;
         let used: Vec<Ipv4Addr> = existing.iter().map(|n| n.tunnel_addr).collect();
         let tunnel_addr = nodes::free_tunnel_addr(cluster.mesh_subnet, &used).ok_or_else(|| {
@@ -268,15 +277,19 @@ impl Manager {
             }
             ClusterRequest::NodeInspect { node } => {
                 let views = self.views()?;
-                let view = nodes::resolve(&views, &node)?;
-                serde_json::to_value(view).map_err(ApiError::internal)
+                to_json(nodes::resolve(&views, &node)?)
             }
             ClusterRequest::NodeRm { node, force } => self.node_rm(&node, force),
             ClusterRequest::JoinToken { role, rotate } => self.join_token(role, rotate),
+            ClusterRequest::NetworkCreate(spec) => to_json(self.create_network(spec)?),
+            ClusterRequest::NetworkLs => to_json(self.networks()?),
+            ClusterRequest::NetworkInspect { network } => to_json(self.network(&network)?),
+            ClusterRequest::NetworkRm { network } => to_json(self.remove_network(&network)?),
         }
     }
 
     fn node_rm(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError> {
+        let _guard = self.changes.lock().expect("changes lock");
         let views = self.views()?;
         let view = nodes::resolve(&views, name)?.clone();
         nodes::check_removable(&view, &self.self_id, force)?;
@@ -325,6 +338,10 @@ impl Manager {
         counts.sort();
         counts
     }
+}
+
+fn to_json<T: serde::Serialize>(value: T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(ApiError::internal)
 }
 
 fn hex_key(key: &str) -> Result<[u8; 32], ApiError> {

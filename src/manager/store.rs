@@ -8,10 +8,11 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::model::Node;
+use crate::model::{Network, Node};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const REVISION_KEY: &str = "revision";
 const CLUSTER_KEY: &str = "cluster";
 
@@ -26,6 +27,9 @@ pub struct Cluster {
     pub manager_token: String,
     /// The node mesh's subnet, e.g. 100.64.0.0/16.
     pub mesh_subnet: ipnetwork::Ipv4Network,
+    /// The default address pool overlay subnets are cut from.
+    #[serde(default)]
+    pub pool: super::ipam::Pool,
 }
 
 /// Errors of the store; they name the object involved.
@@ -66,6 +70,7 @@ impl Store {
         let revision = {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             txn.open_table(NODES).map_err(db_err)?;
+            txn.open_table(NETWORKS).map_err(db_err)?;
             let current = meta
                 .get(REVISION_KEY)
                 .map_err(db_err)?
@@ -99,18 +104,11 @@ impl Store {
     }
 
     pub fn put_cluster(&self, cluster: &Cluster) -> Result<u64, StoreError> {
-        self.write(|meta, _| put(meta, CLUSTER_KEY, cluster))
+        self.write(|txn| put(&mut open(txn, META)?, CLUSTER_KEY, cluster))
     }
 
     pub fn nodes(&self) -> Result<Vec<Node>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(NODES).map_err(db_err)?;
-        let mut nodes = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (key, value) = entry.map_err(db_err)?;
-            nodes.push(decode(key.value(), value.value())?);
-        }
-        Ok(nodes)
+        self.list(NODES)
     }
 
     pub fn node(&self, id: &str) -> Result<Option<Node>, StoreError> {
@@ -119,15 +117,51 @@ impl Store {
 
     /// Inserts or replaces a node; returns the new revision.
     pub fn put_node(&self, node: &Node) -> Result<u64, StoreError> {
-        self.write(|_, nodes| put(nodes, &node.id, node))
+        self.write(|txn| put(&mut open(txn, NODES)?, &node.id, node))
     }
 
     /// Removes a node; returns the new revision, or None if it was not there.
     pub fn remove_node(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        if self.node(id)?.is_none() {
+        self.remove(NODES, id)
+    }
+
+    pub fn networks(&self) -> Result<Vec<Network>, StoreError> {
+        self.list(NETWORKS)
+    }
+
+    /// Inserts or replaces a network; returns the new revision.
+    pub fn put_network(&self, network: &Network) -> Result<u64, StoreError> {
+        self.write(|txn| put(&mut open(txn, NETWORKS)?, &network.id, network))
+    }
+
+    /// Removes a network; returns the new revision, or None if it was not there.
+    pub fn remove_network(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.remove(NETWORKS, id)
+    }
+
+    fn list<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(def).map_err(db_err)?;
+        let mut items = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (key, value) = entry.map_err(db_err)?;
+            items.push(decode(key.value(), value.value())?);
+        }
+        Ok(items)
+    }
+
+    fn remove(
+        &self,
+        def: TableDefinition<'static, &'static str, &'static [u8]>,
+        id: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        if self.get::<serde_json::Value>(def, id)?.is_none() {
             return Ok(None);
         }
-        self.write(|_, nodes| nodes.remove(id).map(|_| ()).map_err(db_err))
+        self.write(|txn| open(txn, def)?.remove(id).map(|_| ()).map_err(db_err))
             .map(Some)
     }
 
@@ -145,24 +179,23 @@ impl Store {
     /// Runs `change` in one write transaction that also bumps the revision.
     fn write(
         &self,
-        change: impl FnOnce(
-            &mut redb::Table<&str, &[u8]>,
-            &mut redb::Table<&str, &[u8]>,
-        ) -> Result<(), StoreError>,
+        change: impl FnOnce(&redb::WriteTransaction) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        let revision = {
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            let mut nodes = txn.open_table(NODES).map_err(db_err)?;
-            change(&mut meta, &mut nodes)?;
-            let revision = self.revision() + 1;
-            put(&mut meta, REVISION_KEY, &revision)?;
-            revision
-        };
+        change(&txn)?;
+        let revision = self.revision() + 1;
+        put(&mut open(&txn, META)?, REVISION_KEY, &revision)?;
         txn.commit().map_err(db_err)?;
         self.revision.send_replace(revision);
         Ok(revision)
     }
+}
+
+fn open<'t>(
+    txn: &'t redb::WriteTransaction,
+    def: TableDefinition<'static, &'static str, &'static [u8]>,
+) -> Result<redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
+    txn.open_table(def).map_err(db_err)
 }
 
 fn put<T: Serialize>(
@@ -249,6 +282,7 @@ mod tests {
             worker_token: "w".into(),
             manager_token: "m".into(),
             mesh_subnet: "100.64.0.0/16".parse().unwrap(),
+            pool: Default::default(),
         };
         store.put_cluster(&cluster).unwrap();
         assert_eq!(store.cluster().unwrap(), Some(cluster));

@@ -1,8 +1,10 @@
-//! The cluster's types (nodes, roles, availability), their validation, and the
-//! errors users see. No side effects.
+//! The cluster's types (nodes, networks), their validation, and the errors
+//! users see. No side effects.
 
 mod error;
+mod network;
 mod node;
 
 pub use error::ApiError;
+pub use network::{CheckedSpec, Network, NetworkSpec};
 pub use node::{random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView};

@@ -1,0 +1,151 @@
+//! IP address management, as pure functions: subnets cut from the default
+//! pool, user subnets checked against the others, and VNIs.
+
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
+
+use crate::model::{ApiError, Network};
+
+/// Docker's first overlay VNI; ingress takes it.
+pub const FIRST_VNI: u32 = 4096;
+/// The largest VXLAN network identifier.
+const MAX_VNI: u32 = (1 << 24) - 1;
+
+/// The default address pool and the size of the subnets cut from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pool {
+    pub base: Ipv4Network,
+    pub mask_len: u8,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            base: "10.0.0.0/8".parse().expect("constant pool"),
+            mask_len: 24,
+        }
+    }
+}
+
+impl Pool {
+    /// Checks `swarm init --default-addr-pool CIDR --default-addr-pool-mask-length N`.
+    pub fn new(base: Ipv4Network, mask_len: u8) -> Result<Pool, ApiError> {
+        if mask_len < base.prefix() || mask_len > 30 {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid --default-addr-pool-mask-length {mask_len}: it must be between the pool's prefix /{} and /30",
+                base.prefix()
+            )));
+        }
+        Ok(Pool { base, mask_len })
+    }
+
+    /// The first subnet of the pool that overlaps none of `taken`.
+    pub fn next_subnet(&self, taken: &[Ipv4Network]) -> Option<Ipv4Network> {
+        let step = 1u64 << (32 - u32::from(self.mask_len));
+        let count = 1u64 << (u32::from(self.mask_len) - u32::from(self.base.prefix()));
+        let start = u64::from(u32::from(self.base.network()));
+        (0..count)
+            .map(|i| {
+                Ipv4Network::new(Ipv4Addr::from((start + i * step) as u32), self.mask_len)
+                    .expect("valid prefix")
+            })
+            .find(|candidate| !taken.iter().any(|t| overlaps(*t, *candidate)))
+    }
+}
+
+pub fn overlaps(a: Ipv4Network, b: Ipv4Network) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+/// Refuses a user subnet that overlaps another network's, unless overlap was asked for.
+pub fn check_overlap(
+    subnet: Ipv4Network,
+    allow_overlap: bool,
+    others: &[Network],
+) -> Result<(), ApiError> {
+    if allow_overlap {
+        return Ok(());
+    }
+    match others.iter().find(|n| overlaps(n.subnet, subnet)) {
+        None => Ok(()),
+        Some(other) => Err(ApiError::InvalidArgument(format!(
+            "subnet {subnet} overlaps network {} ({}); choose another subnet, or pass --opt allow-overlap to make an isolated network with the same addresses",
+            other.name, other.subnet
+        ))),
+    }
+}
+
+/// The subnet's first host address, Docker's default gateway.
+pub fn default_gateway(subnet: Ipv4Network) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+}
+
+/// The lowest VNI from Docker's first that no network uses.
+pub fn next_vni(networks: &[Network]) -> Option<u32> {
+    (FIRST_VNI..=MAX_VNI).find(|v| !networks.iter().any(|n| n.vni == *v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(name: &str, subnet: &str, vni: u32) -> Network {
+        let subnet: Ipv4Network = subnet.parse().unwrap();
+        Network {
+            id: name.into(),
+            name: name.into(),
+            attachable: true,
+            ingress: false,
+            subnet,
+            gateway: default_gateway(subnet),
+            vni,
+            mtu: None,
+            allow_overlap: false,
+            from_pool: false,
+            options: Default::default(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_pool_is_cut_in_order_around_taken_subnets() {
+        let pool = Pool::default();
+        assert_eq!(pool.next_subnet(&[]), Some("10.0.0.0/24".parse().unwrap()));
+        let taken = [
+            "10.0.0.0/24".parse().unwrap(),
+            "10.0.1.0/23".parse().unwrap(),
+        ];
+        assert_eq!(
+            pool.next_subnet(&taken),
+            Some("10.0.3.0/24".parse().unwrap())
+        );
+        let small = Pool::new("10.9.0.0/23".parse().unwrap(), 24).unwrap();
+        let full = [
+            "10.9.0.0/24".parse().unwrap(),
+            "10.9.1.0/24".parse().unwrap(),
+        ];
+        assert_eq!(small.next_subnet(&full), None);
+        assert!(Pool::new("10.9.0.0/16".parse().unwrap(), 8).is_err());
+    }
+
+    #[test]
+    fn overlap_is_refused_unless_asked_for() {
+        let others = [net("blue", "10.20.0.0/16", 4097)];
+        let err = check_overlap("10.20.5.0/24".parse().unwrap(), false, &others).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("overlaps network blue (10.20.0.0/16)"),
+            "{err}"
+        );
+        assert!(check_overlap("10.20.5.0/24".parse().unwrap(), true, &others).is_ok());
+        assert!(check_overlap("10.21.0.0/24".parse().unwrap(), false, &others).is_ok());
+    }
+
+    #[test]
+    fn vnis_fill_gaps_from_4096() {
+        assert_eq!(next_vni(&[]), Some(4096));
+        let nets = [net("a", "10.0.0.0/24", 4096), net("b", "10.0.1.0/24", 4098)];
+        assert_eq!(next_vni(&nets), Some(4097));
+    }
+}

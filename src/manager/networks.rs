@@ -1,0 +1,127 @@
+//! Overlay networks in the manager: create (IPAM, VNI, overlap rules), list,
+//! inspect and remove, and the ingress network made at `swarm init`.
+
+use std::collections::BTreeMap;
+
+use super::{ipam, now_secs, Manager};
+use crate::model::{random_id, ApiError, CheckedSpec, Network, NetworkSpec};
+
+/// The routing-mesh network's name, as Docker's.
+pub const INGRESS: &str = "ingress";
+
+impl Manager {
+    pub fn networks(&self) -> Result<Vec<Network>, ApiError> {
+        let mut nets = self.store.networks().map_err(ApiError::internal)?;
+        nets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nets)
+    }
+
+    /// Finds a network by full ID, name, or unique ID prefix, as Docker does.
+    pub fn network(&self, name: &str) -> Result<Network, ApiError> {
+        let nets = self.networks()?;
+        if let Some(n) = nets.iter().find(|n| n.id == name || n.name == name) {
+            return Ok(n.clone());
+        }
+        let by_prefix: Vec<_> = nets
+            .iter()
+            .filter(|n| !name.is_empty() && n.id.starts_with(name))
+            .collect();
+        match by_prefix.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ApiError::NotFound(format!("network {name} not found"))),
+            _ => Err(ApiError::InvalidArgument(format!(
+                "network {name} is ambiguous ({} matches); use more of the network ID",
+                by_prefix.len()
+            ))),
+        }
+    }
+
+    /// `network create`: checks the spec against the others, then stores it.
+    pub fn create_network(&self, spec: NetworkSpec) -> Result<Network, ApiError> {
+        let checked = spec.check()?;
+        let _guard = self.changes.lock().expect("changes lock");
+        self.make_network(checked, false)
+    }
+
+    pub(super) fn make_network(
+        &self,
+        spec: CheckedSpec,
+        ingress: bool,
+    ) -> Result<Network, ApiError> {
+        let others = self.networks()?;
+        if others.iter().any(|n| n.name == spec.name) {
+            return Err(ApiError::InvalidArgument(format!(
+                "network with name {} already exists",
+                spec.name
+            )));
+        }
+        let pool = self.cluster()?.pool;
+        let (subnet, from_pool) = match spec.subnet {
+            Some(subnet) => {
+                ipam::check_overlap(subnet, spec.allow_overlap, &others)?;
+                (subnet, false)
+            }
+            None => {
+                let taken: Vec<_> = others.iter().map(|n| n.subnet).collect();
+                let subnet = pool.next_subnet(&taken).ok_or_else(|| {
+                    ApiError::FailedPrecondition(format!(
+                        "the default address pool {} has no free /{} subnet left; give --subnet, or remove unused networks",
+                        pool.base, pool.mask_len
+                    ))
+                })?;
+                (subnet, true)
+            }
+        };
+        let vni = ipam::next_vni(&others).ok_or_else(|| {
+            ApiError::FailedPrecondition("no VXLAN network identifier is free".into())
+        })?;
+        let network = Network {
+            id: random_id(),
+            name: spec.name,
+            attachable: spec.attachable,
+            ingress,
+            subnet,
+            gateway: spec
+                .gateway
+                .unwrap_or_else(|| ipam::default_gateway(subnet)),
+            vni,
+            mtu: spec.mtu,
+            allow_overlap: spec.allow_overlap,
+            from_pool,
+            options: spec.options,
+            created_at: now_secs(),
+        };
+        self.store
+            .put_network(&network)
+            .map_err(ApiError::internal)?;
+        tracing::info!(network = %network.name, id = %network.id, subnet = %network.subnet, vni, "network created");
+        Ok(network)
+    }
+
+    /// `network rm`.
+    pub fn remove_network(&self, name: &str) -> Result<String, ApiError> {
+        let _guard = self.changes.lock().expect("changes lock");
+        let network = self.network(name)?;
+        self.store
+            .remove_network(&network.id)
+            .map_err(ApiError::internal)?;
+        tracing::info!(network = %network.name, id = %network.id, "network removed");
+        Ok(network.name)
+    }
+
+    /// The ingress network, made with the swarm as Docker does (10.0.0.0/24 from the default pool).
+    pub(super) fn make_ingress(&self) -> Result<Network, ApiError> {
+        self.make_network(
+            CheckedSpec {
+                name: INGRESS.into(),
+                attachable: false,
+                subnet: None,
+                gateway: None,
+                mtu: None,
+                allow_overlap: false,
+                options: BTreeMap::new(),
+            },
+            true,
+        )
+    }
+}

@@ -1,0 +1,237 @@
+//! Overlay networks: what `network create` asks for, checked before anything
+//! is stored, and the network as the manager keeps it.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+
+/// The only driver swarmnet networks have.
+pub const OVERLAY: &str = "overlay";
+
+/// What the user asked `network create` for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub driver: String,
+    pub attachable: bool,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    /// `--opt key=value` pairs.
+    pub options: BTreeMap<String, String>,
+}
+
+/// A network as the manager stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub attachable: bool,
+    /// The routing-mesh network made at `swarm init`.
+    pub ingress: bool,
+    pub subnet: Ipv4Network,
+    pub gateway: Ipv4Addr,
+    pub vni: u32,
+    /// `--opt mtu=N`; otherwise the agent computes it from the underlay.
+    pub mtu: Option<u32>,
+    pub allow_overlap: bool,
+    /// Subnet picked by us from the pool, rather than given by the user.
+    pub from_pool: bool,
+    pub options: BTreeMap<String, String>,
+    pub created_at: u64,
+}
+
+/// A checked spec: the parsed subnet, gateway and options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedSpec {
+    pub name: String,
+    pub attachable: bool,
+    pub subnet: Option<Ipv4Network>,
+    pub gateway: Option<Ipv4Addr>,
+    pub mtu: Option<u32>,
+    pub allow_overlap: bool,
+    pub options: BTreeMap<String, String>,
+}
+
+/// Docker's rule for object names.
+pub fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 63;
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidArgument(format!(
+            "invalid {kind} name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit (at most 63)"
+        )))
+    }
+}
+
+fn truthy(value: &str) -> Option<bool> {
+    match value {
+        "" | "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+impl NetworkSpec {
+    /// Checks everything that can be checked without the cluster's state.
+    pub fn check(&self) -> Result<CheckedSpec, ApiError> {
+        check_name("network", &self.name)?;
+        let bad = |msg: String| Err(ApiError::InvalidArgument(msg));
+        if !self.driver.is_empty() && self.driver != OVERLAY {
+            return bad(format!(
+                "network driver {:?} is not supported: swarmnet networks span hosts; use -d overlay",
+                self.driver
+            ));
+        }
+        let subnet = match &self.subnet {
+            None => None,
+            Some(s) => Some(parse_subnet(s)?),
+        };
+        let gateway = match &self.gateway {
+            None => None,
+            Some(g) => {
+                let Some(subnet) = subnet else {
+                    return bad(format!("gateway {g} needs a --subnet to belong to"));
+                };
+                let gw: Ipv4Addr = g.parse().map_err(|_| {
+                    ApiError::InvalidArgument(format!(
+                        "invalid gateway {g:?}: give an IPv4 address"
+                    ))
+                })?;
+                if !subnet.contains(gw) || gw == subnet.network() || gw == subnet.broadcast() {
+                    return bad(format!(
+                        "gateway {gw} is not a host address of subnet {subnet}"
+                    ));
+                }
+                Some(gw)
+            }
+        };
+        let mut mtu = None;
+        let mut allow_overlap = false;
+        for (key, value) in &self.options {
+            match key.as_str() {
+                "mtu" | "com.docker.network.driver.mtu" => {
+                    let n: u32 = value.parse().ok().filter(|n| (576..=9000).contains(n)).ok_or_else(|| {
+                        ApiError::InvalidArgument(format!("invalid --opt mtu={value}: give a number from 576 to 9000"))
+                    })?;
+                    mtu = Some(n);
+                }
+                "allow-overlap" => {
+                    allow_overlap = truthy(value).ok_or_else(|| {
+                        ApiError::InvalidArgument(format!("invalid --opt allow-overlap={value}: use true or false"))
+                    })?;
+                }
+                "encrypted" => {}
+                other => return bad(format!("unknown network option {other:?}: swarmnet knows mtu, allow-overlap and encrypted")),
+            }
+        }
+        Ok(CheckedSpec {
+            name: self.name.clone(),
+            attachable: self.attachable,
+            subnet,
+            gateway,
+            mtu,
+            allow_overlap,
+            options: self.options.clone(),
+        })
+    }
+}
+
+/// An IPv4 CIDR with no host bits set, between /8 and /30.
+pub fn parse_subnet(s: &str) -> Result<Ipv4Network, ApiError> {
+    let net: Ipv4Network = s.parse().map_err(|_| {
+        ApiError::InvalidArgument(format!(
+            "invalid subnet {s:?}: give an IPv4 CIDR such as 10.20.0.0/24"
+        ))
+    })?;
+    if net.network() != net.ip() {
+        return Err(ApiError::InvalidArgument(format!(
+            "subnet {s} has host bits set: use {}/{}",
+            net.network(),
+            net.prefix()
+        )));
+    }
+    if !(8..=30).contains(&net.prefix()) {
+        return Err(ApiError::InvalidArgument(format!(
+            "subnet {s} is too {}: use a prefix from /8 to /30",
+            if net.prefix() < 8 { "large" } else { "small" }
+        )));
+    }
+    Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(subnet: Option<&str>, gateway: Option<&str>) -> NetworkSpec {
+        NetworkSpec {
+            name: "blue".into(),
+            driver: OVERLAY.into(),
+            subnet: subnet.map(Into::into),
+            gateway: gateway.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_good_spec_is_parsed() {
+        let mut s = spec(Some("10.20.0.0/24"), Some("10.20.0.254"));
+        s.options.insert("mtu".into(), "1300".into());
+        s.options.insert("allow-overlap".into(), "".into());
+        let c = s.check().unwrap();
+        assert_eq!(c.subnet, Some("10.20.0.0/24".parse().unwrap()));
+        assert_eq!(c.gateway, Some("10.20.0.254".parse().unwrap()));
+        assert_eq!(c.mtu, Some(1300));
+        assert!(c.allow_overlap);
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        let cases = [
+            (spec(Some("10.20.0.0/33"), None), "invalid subnet"),
+            (
+                spec(Some("10.20.0.5/24"), None),
+                "has host bits set: use 10.20.0.0/24",
+            ),
+            (spec(Some("10.0.0.0/4"), None), "too large"),
+            (
+                spec(Some("10.20.0.0/24"), Some("10.30.0.1")),
+                "is not a host address of subnet",
+            ),
+            (
+                spec(Some("10.20.0.0/24"), Some("10.20.0.0")),
+                "is not a host address",
+            ),
+            (spec(None, Some("10.20.0.1")), "needs a --subnet"),
+        ];
+        for (s, needle) in cases {
+            let err = s.check().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        let mut s = spec(None, None);
+        s.driver = "bridge".into();
+        assert!(s
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("use -d overlay"));
+        let mut s = spec(None, None);
+        s.options.insert("mtu".into(), "12".into());
+        assert!(s.check().is_err());
+        let mut s = spec(None, None);
+        s.name = "-bad".into();
+        assert!(s
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("invalid network name"));
+    }
+}
