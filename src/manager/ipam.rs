@@ -114,11 +114,16 @@ mod tests {
         assert_eq!(pool.next_subnet(&[]), Some("10.0.0.0/24".parse().unwrap()));
         let taken = [
             "10.0.0.0/24".parse().unwrap(),
-            "10.0.1.0/23".parse().unwrap(),
+            "10.0.2.0/23".parse().unwrap(),
         ];
         assert_eq!(
             pool.next_subnet(&taken),
-            Some("10.0.3.0/24".parse().unwrap())
+            Some("10.0.1.0/24".parse().unwrap())
+        );
+        let taken = ["10.0.0.0/23".parse().unwrap()];
+        assert_eq!(
+            pool.next_subnet(&taken),
+            Some("10.0.2.0/24".parse().unwrap())
         );
         let small = Pool::new("10.9.0.0/23".parse().unwrap(), 24).unwrap();
         let full = [

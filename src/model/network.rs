@@ -151,17 +151,17 @@ pub fn parse_subnet(s: &str) -> Result<Ipv4Network, ApiError> {
             "invalid subnet {s:?}: give an IPv4 CIDR such as 10.20.0.0/24"
         ))
     })?;
+    if !(8..=30).contains(&net.prefix()) {
+        return Err(ApiError::InvalidArgument(format!(
+            "subnet {s} is too {}: use a prefix from /8 to /30",
+            if net.prefix() < 8 { "large" } else { "small" }
+        )));
+    }
     if net.network() != net.ip() {
         return Err(ApiError::InvalidArgument(format!(
             "subnet {s} has host bits set: use {}/{}",
             net.network(),
             net.prefix()
-        )));
-    }
-    if !(8..=30).contains(&net.prefix()) {
-        return Err(ApiError::InvalidArgument(format!(
-            "subnet {s} is too {}: use a prefix from /8 to /30",
-            if net.prefix() < 8 { "large" } else { "small" }
         )));
     }
     Ok(net)

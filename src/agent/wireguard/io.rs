@@ -1,6 +1,6 @@
-//! The system calls of the packet loops: the UDP socket with forced large
-//! buffers, batched `recvmmsg`/`sendmmsg`, and the eventfd that wakes the
-//! loops to stop.
+//! The system calls of the packet loops around the batches of `udp`: the UDP
+//! socket with forced large buffers and GRO, socket address conversions, and
+//! the eventfd that wakes the loops to stop.
 
 use std::io;
 use std::mem;
@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use nix::sys::socket::{setsockopt, sockopt};
 
-/// Datagrams per `recvmmsg`/`sendmmsg` call: one system call per batch
-/// instead of per packet.
-pub(super) const BATCH: usize = 64;
+use super::udp;
 
 /// Socket buffers big enough to ride out bursts while a loop is encrypting
 /// (the default 212 KB overflows at a few hundred Mbit/s).
@@ -27,10 +25,13 @@ pub(super) fn bind_udp(port: u16) -> io::Result<UdpSocket> {
     if setsockopt(&socket, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
         setsockopt(&socket, sockopt::SndBuf, &SOCKET_BUFFER)?;
     }
+    if !udp::enable_gro(&socket) {
+        tracing::info!("UDP GRO is not available; receiving datagrams one by one");
+    }
     Ok(socket)
 }
 
-fn to_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+pub(super) fn to_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
     // SAFETY: sockaddr_storage is large and aligned enough for either type.
     unsafe {
         match addr {
@@ -54,7 +55,7 @@ fn to_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::soc
     }
 }
 
-fn from_sockaddr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(super) fn from_sockaddr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
     // SAFETY: the family field tells which type the kernel wrote.
     unsafe {
         match i32::from(addr.ss_family) {
@@ -76,157 +77,6 @@ fn from_sockaddr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
             }
             _ => None,
         }
-    }
-}
-
-/// Buffers for [`BATCH`] datagrams, sent or received in one system call.
-pub(super) struct Batch {
-    slot: usize,
-    bufs: Vec<u8>,
-    lens: Vec<usize>,
-    addrs: Vec<libc::sockaddr_storage>,
-    addr_lens: Vec<libc::socklen_t>,
-    iovs: Vec<libc::iovec>,
-    msgs: Vec<libc::mmsghdr>,
-    len: usize,
-}
-
-// SAFETY: the raw pointers in `iovs`/`msgs` only point into the batch's own
-// buffers and are rebuilt before each system call.
-unsafe impl Send for Batch {}
-
-impl Batch {
-    /// A batch of [`BATCH`] slots of `slot` bytes each.
-    pub fn new(slot: usize) -> Batch {
-        Batch {
-            slot,
-            bufs: vec![0; slot * BATCH],
-            lens: vec![0; BATCH],
-            // SAFETY: all-zero is a valid value of these C structs.
-            addrs: vec![unsafe { mem::zeroed() }; BATCH],
-            addr_lens: vec![0; BATCH],
-            iovs: Vec::with_capacity(BATCH),
-            msgs: Vec::with_capacity(BATCH),
-            len: 0,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.len == BATCH
-    }
-
-    /// The free slot the next datagram is written into.
-    pub fn next_slot(&mut self) -> &mut [u8] {
-        let start = self.len * self.slot;
-        &mut self.bufs[start..start + self.slot]
-    }
-
-    /// Queues the first `len` bytes of the next slot for `to`.
-    pub fn push(&mut self, len: usize, to: SocketAddr) {
-        let i = self.len;
-        self.lens[i] = len;
-        self.addr_lens[i] = to_sockaddr(&to, &mut self.addrs[i]);
-        self.len += 1;
-    }
-
-    /// Datagram `i` of the batch and where it came from.
-    pub fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
-        let start = i * self.slot;
-        (
-            &self.bufs[start..start + self.lens[i]],
-            from_sockaddr(&self.addrs[i]),
-        )
-    }
-
-    fn build_headers(&mut self, count: usize, lens_from_slots: bool) {
-        self.iovs.clear();
-        self.msgs.clear();
-        for i in 0..count {
-            let len = if lens_from_slots {
-                self.slot
-            } else {
-                self.lens[i]
-            };
-            self.iovs.push(libc::iovec {
-                iov_base: self.bufs[i * self.slot..].as_mut_ptr().cast(),
-                iov_len: len,
-            });
-            let namelen = if lens_from_slots {
-                mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t
-            } else {
-                self.addr_lens[i]
-            };
-            // SAFETY: all-zero is a valid msghdr; the pointers set below stay
-            // valid until the next call of this function.
-            let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
-            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = namelen;
-            hdr.msg_iov = &mut self.iovs[i];
-            hdr.msg_iovlen = 1;
-            self.msgs.push(libc::mmsghdr {
-                msg_hdr: hdr,
-                msg_len: 0,
-            });
-        }
-    }
-
-    /// Receives up to [`BATCH`] datagrams without blocking; `WouldBlock`
-    /// when there are none.
-    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        self.build_headers(BATCH, true);
-        // SAFETY: `msgs` holds BATCH headers pointing into our own buffers.
-        let n = unsafe {
-            libc::recvmmsg(
-                socket.as_raw_fd(),
-                self.msgs.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        for i in 0..n {
-            self.lens[i] = self.msgs[i].msg_len as usize;
-        }
-        self.len = n;
-        Ok(n)
-    }
-
-    /// Sends the queued datagrams and empties the batch; returns how many
-    /// could not be sent.
-    pub fn send(&mut self, socket: &UdpSocket) -> usize {
-        let count = self.len;
-        self.len = 0;
-        self.build_headers(count, false);
-        let mut sent = 0;
-        let mut failed = 0;
-        while sent < count {
-            // SAFETY: `msgs[sent..count]` are valid headers into our buffers.
-            let n = unsafe {
-                libc::sendmmsg(
-                    socket.as_raw_fd(),
-                    self.msgs[sent..].as_mut_ptr(),
-                    (count - sent) as libc::c_uint,
-                    0,
-                )
-            };
-            if n > 0 {
-                sent += n as usize;
-            } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                // The first datagram is refused (bad address, no route):
-                // skip it and send the rest.
-                sent += 1;
-                failed += 1;
-            }
-        }
-        failed
     }
 }
 
@@ -293,29 +143,9 @@ mod tests {
     }
 
     #[test]
-    fn batch_sends_and_receives_over_loopback() {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    fn stop_signal_wakes_waiters() {
         let b = bind_udp(0).unwrap();
-        let to = SocketAddr::from(([127, 0, 0, 1], b.local_addr().unwrap().port()));
-        let mut out = Batch::new(64);
-        for i in 0..3u8 {
-            out.next_slot()[..4].copy_from_slice(&[i; 4]);
-            out.push(4, to);
-        }
-        assert_eq!(out.send(&a), 0);
         let stop = StopSignal::new().unwrap();
-        let mut got = Vec::new();
-        let mut input = Batch::new(64);
-        while got.len() < 3 {
-            assert!(stop.wait(b.as_fd(), Some(Duration::from_secs(5))));
-            let n = input.recv(&b).unwrap();
-            for i in 0..n {
-                let (data, from) = input.get(i);
-                assert_eq!(from, Some(a.local_addr().unwrap()));
-                got.push(data.to_vec());
-            }
-        }
-        assert_eq!(got, vec![vec![0; 4], vec![1; 4], vec![2; 4]]);
         stop.fire();
         assert!(!stop.wait(b.as_fd(), None));
         assert!(!stop.sleep(Duration::from_secs(5)));

@@ -4,9 +4,11 @@
 
 mod dataplane;
 mod io;
+mod offload;
 mod peers;
 mod tun;
 mod uapi;
+mod udp;
 
 #[cfg(test)]
 mod netns_test;

@@ -1,0 +1,311 @@
+//! TUN offloads, without I/O: the `virtio_net_hdr` that prefixes every packet
+//! on a TUN opened with `IFF_VNET_HDR`; cutting the kernel's TCP super-packets
+//! (TSO) into MTU-sized segments with their own headers and checksums; and
+//! coalescing received segments of one TCP flow into one super-packet (GRO).
+
+/// Size of the `virtio_net_hdr` before each packet.
+pub(super) const VNET_HDR_LEN: usize = 10;
+
+/// Largest IPv4 packet, and so largest super-packet.
+pub(super) const MAX_PACKET: usize = 65535;
+
+const F_NEEDS_CSUM: u8 = 1;
+const GSO_NONE: u8 = 0;
+const GSO_TCPV4: u8 = 1;
+const GSO_ECN: u8 = 0x80;
+
+const IPV4_HDR: usize = 20;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const TCP_FIN: u8 = 0x01;
+const TCP_PSH: u8 = 0x08;
+const TCP_ACK: u8 = 0x10;
+const TCP_CWR: u8 = 0x80;
+/// Offset of the checksum in the TCP header.
+const TCP_CSUM: usize = 16;
+
+/// Why a packet read from the TUN could not be used.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Malformed;
+
+/// Turns a frame read from the TUN (`virtio_net_hdr` + packet) into plain
+/// IPv4 packets with complete checksums, appended to `out`; returns the end
+/// offset in `out` of each.
+pub(super) fn split_frame(
+    frame: &mut [u8],
+    out: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> Result<(), Malformed> {
+    out.clear();
+    ends.clear();
+    if frame.len() <= VNET_HDR_LEN {
+        return Err(Malformed);
+    }
+    let (hdr, packet) = frame.split_at_mut(VNET_HDR_LEN);
+    let field = |i: usize| usize::from(u16::from_ne_bytes([hdr[i], hdr[i + 1]]));
+    match hdr[1] & !GSO_ECN {
+        GSO_NONE => {
+            if hdr[0] & F_NEEDS_CSUM != 0 {
+                complete_checksum(packet, field(6), field(8))?;
+            }
+            out.extend_from_slice(packet);
+            ends.push(out.len());
+            Ok(())
+        }
+        GSO_TCPV4 => segment_tcp4(packet, field(4), out, ends),
+        _ => Err(Malformed),
+    }
+}
+
+/// Fills in a checksum the kernel left partial: the field at `start +
+/// offset` holds the pseudo-header sum; the rest is summed from `start`.
+fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) -> Result<(), Malformed> {
+    let at = start + offset;
+    if at + 2 > packet.len() {
+        return Err(Malformed);
+    }
+    let mut csum = !fold(sum(&packet[start..], 0));
+    if csum == 0 && packet.get(9) == Some(&PROTO_UDP) {
+        csum = 0xffff;
+    }
+    packet[at..at + 2].copy_from_slice(&csum.to_be_bytes());
+    Ok(())
+}
+
+/// Header lengths (IP, IP + TCP) of an IPv4 TCP packet.
+fn tcp4_headers(packet: &[u8]) -> Option<(usize, usize)> {
+    if packet.len() < IPV4_HDR || packet[0] >> 4 != 4 || packet[9] != PROTO_TCP {
+        return None;
+    }
+    let ip = usize::from(packet[0] & 0xf) * 4;
+    let tcp = usize::from(*packet.get(ip + 12)? >> 4) * 4;
+    (ip >= IPV4_HDR && tcp >= 20 && ip + tcp <= packet.len()).then_some((ip, ip + tcp))
+}
+
+/// Cuts a TCP/IPv4 super-packet into segments of `mss` payload bytes.
+fn segment_tcp4(
+    packet: &[u8],
+    mss: usize,
+    out: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> Result<(), Malformed> {
+    let (ip_len, hdr_len) = tcp4_headers(packet).ok_or(Malformed)?;
+    if mss == 0 || hdr_len + mss > MAX_PACKET {
+        return Err(Malformed);
+    }
+    let id = u16::from_be_bytes([packet[4], packet[5]]);
+    let seq = u32::from_be_bytes(
+        packet[ip_len + 4..ip_len + 8]
+            .try_into()
+            .unwrap_or_default(),
+    );
+    let payload = &packet[hdr_len..];
+    let count = payload.len().div_ceil(mss).max(1);
+    for (i, chunk) in payload
+        .chunks(mss)
+        .chain(payload.is_empty().then_some(&[][..]))
+        .enumerate()
+    {
+        let start = out.len();
+        out.extend_from_slice(&packet[..hdr_len]);
+        out.extend_from_slice(chunk);
+        let seg = &mut out[start..];
+        let total = seg.len() as u16;
+        seg[2..4].copy_from_slice(&total.to_be_bytes());
+        seg[4..6].copy_from_slice(&id.wrapping_add(i as u16).to_be_bytes());
+        set_ip_checksum(seg, ip_len);
+        let tcp = &mut seg[ip_len..];
+        let offset = (i * mss) as u32;
+        tcp[4..8].copy_from_slice(&seq.wrapping_add(offset).to_be_bytes());
+        if i + 1 < count {
+            tcp[13] &= !(TCP_FIN | TCP_PSH);
+        }
+        if i > 0 {
+            tcp[13] &= !TCP_CWR;
+        }
+        set_tcp_checksum(seg, ip_len, false);
+        ends.push(out.len());
+    }
+    Ok(())
+}
+
+/// The one's-complement sum of `data` (big-endian 16-bit words), unfolded.
+fn sum(data: &[u8], initial: u64) -> u64 {
+    let mut acc = initial;
+    let mut words = data.chunks_exact(4);
+    for word in &mut words {
+        acc += u64::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
+    }
+    let mut rest = words.remainder();
+    if rest.len() >= 2 {
+        acc += u64::from(u16::from_be_bytes([rest[0], rest[1]]));
+        rest = &rest[2..];
+    }
+    if let [last] = rest {
+        acc += u64::from(*last) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u64) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+fn set_ip_checksum(packet: &mut [u8], ip_len: usize) {
+    packet[10..12].fill(0);
+    let csum = !fold(sum(&packet[..ip_len], 0));
+    packet[10..12].copy_from_slice(&csum.to_be_bytes());
+}
+
+/// Sets the TCP checksum: complete, or (`partial`) only the pseudo-header
+/// sum, for the kernel to finish.
+fn set_tcp_checksum(packet: &mut [u8], ip_len: usize, partial: bool) {
+    let tcp_len = packet.len() - ip_len;
+    let pseudo = sum(&packet[12..20], u64::from(PROTO_TCP) + tcp_len as u64);
+    let at = ip_len + TCP_CSUM;
+    packet[at..at + 2].fill(0);
+    let csum = if partial {
+        fold(pseudo)
+    } else {
+        !fold(sum(&packet[ip_len..], pseudo))
+    };
+    packet[at..at + 2].copy_from_slice(&csum.to_be_bytes());
+}
+
+/// The segment being built: its first packet's layout and what the next
+/// segment must look like to join it.
+struct Flow {
+    ip_len: usize,
+    hdr_len: usize,
+    mss: usize,
+    next_seq: u32,
+    segments: usize,
+    /// A short or pushed segment ended it.
+    closed: bool,
+}
+
+/// Coalesces consecutive TCP segments of one flow into super-packets for a
+/// TUN opened with `IFF_VNET_HDR`; other packets pass alone. Each frame to
+/// write (header included) goes to the `write` callback.
+pub(super) struct Coalescer {
+    frame: Vec<u8>,
+    flow: Option<Flow>,
+}
+
+impl Coalescer {
+    pub fn new() -> Coalescer {
+        Coalescer {
+            frame: Vec::with_capacity(VNET_HDR_LEN + MAX_PACKET),
+            flow: None,
+        }
+    }
+
+    /// Adds one plain IPv4 packet.
+    pub fn push(&mut self, packet: &[u8], write: &mut impl FnMut(&[u8])) {
+        if self.try_append(packet) {
+            return;
+        }
+        self.flush(write);
+        self.frame.clear();
+        self.frame.extend_from_slice(&[0; VNET_HDR_LEN]);
+        self.frame.extend_from_slice(packet);
+        match coalescable(packet) {
+            Some((ip_len, hdr_len, seq, flags)) => {
+                let mss = packet.len() - hdr_len;
+                self.flow = Some(Flow {
+                    ip_len,
+                    hdr_len,
+                    mss,
+                    next_seq: seq.wrapping_add(mss as u32),
+                    segments: 1,
+                    closed: flags & TCP_PSH != 0,
+                });
+            }
+            None => self.flush(write),
+        }
+    }
+
+    fn try_append(&mut self, packet: &[u8]) -> bool {
+        let Some(flow) = &mut self.flow else {
+            return false;
+        };
+        let Some((ip_len, hdr_len, seq, flags)) = coalescable(packet) else {
+            return false;
+        };
+        let first = &self.frame[VNET_HDR_LEN..];
+        let payload = packet.len() - hdr_len;
+        let joins = !flow.closed
+            && ip_len == flow.ip_len
+            && hdr_len == flow.hdr_len
+            && seq == flow.next_seq
+            && payload <= flow.mss
+            && first.len() + payload <= MAX_PACKET
+            // Same version, TOS, flags and fragment offset, TTL, protocol.
+            && first[..2] == packet[..2]
+            && first[6..10] == packet[6..10]
+            // Same addresses, ports, ack, window and options; flags equal
+            // but for PSH.
+            && first[12..ip_len + 4] == packet[12..ip_len + 4]
+            && first[ip_len + 8..ip_len + 13] == packet[ip_len + 8..ip_len + 13]
+            && (first[ip_len + 13] ^ flags) & !TCP_PSH == 0
+            && first[ip_len + 14..ip_len + 16] == packet[ip_len + 14..ip_len + 16]
+            && first[ip_len + 20..hdr_len] == packet[ip_len + 20..hdr_len];
+        if !joins {
+            return false;
+        }
+        self.frame.extend_from_slice(&packet[hdr_len..]);
+        flow.next_seq = seq.wrapping_add(payload as u32);
+        flow.segments += 1;
+        flow.closed = payload < flow.mss || flags & TCP_PSH != 0;
+        if flags & TCP_PSH != 0 {
+            self.frame[VNET_HDR_LEN + ip_len + 13] |= TCP_PSH;
+        }
+        true
+    }
+
+    /// Writes what is held, if anything.
+    pub fn flush(&mut self, write: &mut impl FnMut(&[u8])) {
+        if self.frame.is_empty() {
+            return;
+        }
+        if let Some(flow) = self.flow.take().filter(|f| f.segments > 1) {
+            let packet = &mut self.frame[VNET_HDR_LEN..];
+            let total = packet.len() as u16;
+            packet[2..4].copy_from_slice(&total.to_be_bytes());
+            set_ip_checksum(packet, flow.ip_len);
+            set_tcp_checksum(packet, flow.ip_len, true);
+            let hdr = &mut self.frame[..VNET_HDR_LEN];
+            hdr[0] = F_NEEDS_CSUM;
+            hdr[1] = GSO_TCPV4;
+            hdr[2..4].copy_from_slice(&(flow.hdr_len as u16).to_ne_bytes());
+            hdr[4..6].copy_from_slice(&(flow.mss as u16).to_ne_bytes());
+            hdr[6..8].copy_from_slice(&(flow.ip_len as u16).to_ne_bytes());
+            hdr[8..10].copy_from_slice(&(TCP_CSUM as u16).to_ne_bytes());
+        }
+        write(&self.frame);
+        self.frame.clear();
+    }
+}
+
+/// Layout of a TCP/IPv4 segment that may join a super-packet: unfragmented,
+/// carrying data, flags ACK with or without PSH. Returns (IP header length,
+/// header length, sequence number, flags).
+fn coalescable(packet: &[u8]) -> Option<(usize, usize, u32, u8)> {
+    let (ip_len, hdr_len) = tcp4_headers(packet)?;
+    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    let fragmented = u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0;
+    let flags = packet[ip_len + 13];
+    let ok = total == packet.len()
+        && !fragmented
+        && packet.len() > hdr_len
+        && flags & !TCP_PSH == TCP_ACK;
+    let seq = u32::from_be_bytes(packet[ip_len + 4..ip_len + 8].try_into().ok()?);
+    ok.then_some((ip_len, hdr_len, seq, flags))
+}
+
+#[cfg(test)]
+#[path = "offload_test.rs"]
+mod tests;
