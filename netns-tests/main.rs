@@ -7,3 +7,4 @@ mod cluster;
 mod harness;
 mod network;
 mod restart;
+mod whoami;

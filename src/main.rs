@@ -8,6 +8,7 @@ mod machine;
 mod manager;
 mod model;
 mod proto;
+mod whoami;
 
 use clap::Parser;
 

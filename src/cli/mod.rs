@@ -52,6 +52,8 @@ enum Command {
         #[command(subcommand)]
         cmd: MachineCmd,
     },
+    /// A tiny HTTP server that says who answered (as traefik/whoami).
+    Whoami(crate::whoami::WhoamiArgs),
 }
 
 /// Runs the command; returns the exit code.
@@ -62,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Network { cmd } => network::run(&cli.host, cmd),
         Command::Node { cmd } => node::run(&cli.host, cmd),
         Command::Machine { cmd } => crate::machine::run(cmd),
+        Command::Whoami(args) => crate::whoami::run(args),
     }
 }
 
