@@ -7,6 +7,9 @@ pub mod metrics;
 mod state;
 mod swarm;
 
+#[cfg(test)]
+mod join_test;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -44,6 +44,15 @@ pub struct SwarmState {
     pub wg_private_key: [u8; 32],
 }
 
+/// Shows the node's place, never its keys.
+impl std::fmt::Debug for SwarmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwarmState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The swarm directory under the state directory.
 pub fn swarm_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("swarm")
