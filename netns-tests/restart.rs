@@ -57,6 +57,29 @@ fn state_survives_daemon_restarts() {
         "{from_vm3}"
     );
 
+    // node update: availability and labels, kept across the restart below.
+    let updated = ok(&lab.sn(
+        "vm1",
+        &[
+            "node",
+            "update",
+            "--availability",
+            "drain",
+            "--label-add",
+            "zone=a",
+            "vm2",
+        ],
+    ));
+    assert_eq!(stdout(&updated).trim(), "vm2");
+    fails_with(
+        &lab.sn("vm1", &["node", "update", "--label-rm", "nope", "vm2"]),
+        "key nope doesn't exist in node's labels",
+    );
+    fails_with(
+        &lab.sn("vm1", &["node", "update", "--availability", "drain", "vm9"]),
+        "No such node: vm9",
+    );
+
     // The manager dies hard and comes back with everything.
     ok(&lab.run(&["machine", "restart", "--signal", "KILL", "vm1"]));
     eventually(
@@ -86,6 +109,14 @@ fn state_survives_daemon_restarts() {
             out.status.success().then_some(()).ok_or(stdout(&out))
         },
     );
+
+    let avail = stdout(&ok(&lab.sn(
+        "vm1",
+        &["node", "ls", "--format", "{{.Hostname}} {{.Availability}}"],
+    )));
+    assert!(avail.contains("vm2 Drain"), "{avail}");
+    let inspect = stdout(&ok(&lab.sn("vm1", &["node", "inspect", "vm2"])));
+    assert!(inspect.contains("\"zone\": \"a\""), "{inspect}");
 
     // The worker restarts and rejoins on its own.
     ok(&lab.run(&["machine", "restart", "vm2"]));

@@ -4,7 +4,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::model::{ApiError, NetworkSpec, NodeRole};
+use crate::model::{ApiError, Availability, NetworkSpec, NodeRole};
 
 /// Calls that need the cluster's state: answered by the leader, forwarded to it by
 /// other managers, refused by workers.
@@ -13,11 +13,22 @@ pub enum ClusterRequest {
     NodeLs,
     NodeInspect { node: String },
     NodeRm { node: String, force: bool },
+    NodeUpdate(NodeUpdate),
     JoinToken { role: NodeRole, rotate: bool },
     NetworkCreate(NetworkSpec),
     NetworkLs,
     NetworkInspect { network: String },
     NetworkRm { network: String },
+}
+
+/// `node update`: what to change on one node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeUpdate {
+    pub node: String,
+    pub availability: Option<Availability>,
+    /// `key=value` (or `key`, an empty value) pairs to add.
+    pub label_add: Vec<String>,
+    pub label_rm: Vec<String>,
 }
 
 /// What the CLI asks its local daemon.

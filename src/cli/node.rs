@@ -6,8 +6,8 @@ use clap::Subcommand;
 
 use super::client::call;
 use super::table;
-use crate::model::NodeView;
-use crate::proto::{ClusterRequest, LocalRequest};
+use crate::model::{Availability, NodeView};
+use crate::proto::{ClusterRequest, LocalRequest, NodeUpdate};
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCmd {
@@ -28,6 +28,19 @@ pub enum NodeCmd {
         pretty: bool,
         #[arg(required = true)]
         nodes: Vec<String>,
+    },
+    /// Update a node.
+    Update {
+        /// Availability of the node ("active", "pause", "drain").
+        #[arg(long, value_parser = Availability::parse)]
+        availability: Option<Availability>,
+        /// Add or update a node label (key=value).
+        #[arg(long = "label-add", value_name = "KEY=VALUE")]
+        label_add: Vec<String>,
+        /// Remove a node label if exists.
+        #[arg(long = "label-rm", value_name = "KEY")]
+        label_rm: Vec<String>,
+        node: String,
     },
     /// Remove one or more nodes from the swarm.
     #[command(alias = "remove")]
@@ -66,6 +79,25 @@ pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
                 let docs: Vec<_> = found.iter().map(inspect_doc).collect();
                 println!("{}", serde_json::to_string_pretty(&docs)?);
             }
+            Ok(0)
+        }
+        NodeCmd::Update {
+            availability,
+            label_add,
+            label_rm,
+            node,
+        } => {
+            let update = NodeUpdate {
+                node,
+                availability,
+                label_add,
+                label_rm,
+            };
+            let reply = call(
+                host,
+                &LocalRequest::Cluster(ClusterRequest::NodeUpdate(update)),
+            )?;
+            println!("{}", reply.as_str().unwrap_or_default());
             Ok(0)
         }
         NodeCmd::Rm { force, nodes } => {
@@ -172,7 +204,7 @@ fn inspect_doc(view: &NodeView) -> serde_json::Value {
         "ID": n.id,
         "CreatedAt": super::rfc3339(n.created_at),
         "Spec": {
-            "Labels": {},
+            "Labels": n.labels,
             "Role": n.role.to_string(),
             "Availability": n.availability.to_string().to_lowercase(),
         },

@@ -18,7 +18,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::model::{ApiError, Availability, Node, NodeRole, NodeView};
-use crate::proto::{ClusterRequest, JoinRequest, JoinResponse, MeshPeer, WatchResponse};
+use crate::proto::{
+    ClusterRequest, JoinRequest, JoinResponse, MeshPeer, NodeUpdate, WatchResponse,
+};
 use ca::{Ca, NodeCert};
 use store::{Cluster, Store};
 use token::JoinToken;
@@ -89,6 +91,7 @@ impl Manager {
             leader: true,
             left: false,
             created_at: now_secs(),
+            labels: Default::default(),
         };
         let cert = ca.issue(&node.id, NodeRole::Manager)?;
         let store = Store::open(&state_dir.join(STORE_FILE))?;
@@ -184,6 +187,7 @@ impl Manager {
             leader: false,
             left: false,
             created_at: now_secs(),
+            labels: Default::default(),
         };
         let cert_pem = self
             .ca
@@ -280,12 +284,24 @@ impl Manager {
                 to_json(nodes::resolve(&views, &node)?)
             }
             ClusterRequest::NodeRm { node, force } => self.node_rm(&node, force),
+            ClusterRequest::NodeUpdate(update) => to_json(self.node_update(update)?),
             ClusterRequest::JoinToken { role, rotate } => self.join_token(role, rotate),
             ClusterRequest::NetworkCreate(spec) => to_json(self.create_network(spec)?),
             ClusterRequest::NetworkLs => to_json(self.networks()?),
             ClusterRequest::NetworkInspect { network } => to_json(self.network(&network)?),
             ClusterRequest::NetworkRm { network } => to_json(self.remove_network(&network)?),
         }
+    }
+
+    /// `node update`: availability and labels; prints the node as given, as Docker does.
+    fn node_update(&self, update: NodeUpdate) -> Result<String, ApiError> {
+        let _guard = self.changes.lock().expect("changes lock");
+        let views = self.views()?;
+        let mut node = nodes::resolve(&views, &update.node)?.node.clone();
+        nodes::apply_update(&mut node, &update)?;
+        self.store.put_node(&node).map_err(ApiError::internal)?;
+        tracing::info!(node = %node.id, hostname = %node.hostname, availability = %node.availability, "node updated");
+        Ok(update.node)
     }
 
     fn node_rm(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError> {

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use crate::model::{ApiError, ManagerStatus, Node, NodeRole, NodeState, NodeView};
+use crate::proto::NodeUpdate;
 
 use super::DOWN_AFTER;
 
@@ -83,6 +84,32 @@ pub fn check_removable(view: &NodeView, self_id: &str, force: bool) -> Result<()
     Ok(())
 }
 
+/// Applies `node update` to a node, or says what is wrong and changes nothing.
+pub fn apply_update(node: &mut Node, update: &NodeUpdate) -> Result<(), ApiError> {
+    let mut labels = node.labels.clone();
+    for pair in &update.label_add {
+        let (key, value) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
+        if key.is_empty() {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid label {pair:?}: use key=value"
+            )));
+        }
+        labels.insert(key.to_string(), value.to_string());
+    }
+    for key in &update.label_rm {
+        if labels.remove(key).is_none() {
+            return Err(ApiError::InvalidArgument(format!(
+                "key {key} doesn't exist in node's labels"
+            )));
+        }
+    }
+    node.labels = labels;
+    if let Some(availability) = update.availability {
+        node.availability = availability;
+    }
+    Ok(())
+}
+
 /// The lowest host address of the subnet not in `used`.
 pub fn free_tunnel_addr(subnet: ipnetwork::Ipv4Network, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
     let network = u32::from(subnet.network());
@@ -111,7 +138,37 @@ mod tests {
             leader,
             left: false,
             created_at: 0,
+            labels: Default::default(),
         }
+    }
+
+    #[test]
+    fn updates_change_labels_and_availability_or_nothing() {
+        let mut n = node("a", "vm1", NodeRole::Worker, false);
+        let update = |add: &[&str], rm: &[&str], availability| NodeUpdate {
+            node: "vm1".into(),
+            availability,
+            label_add: add.iter().map(|s| s.to_string()).collect(),
+            label_rm: rm.iter().map(|s| s.to_string()).collect(),
+        };
+        apply_update(
+            &mut n,
+            &update(
+                &["zone=a", "ssd"],
+                &[],
+                Some(crate::model::Availability::Drain),
+            ),
+        )
+        .unwrap();
+        assert_eq!(n.labels["zone"], "a");
+        assert_eq!(n.labels["ssd"], "");
+        assert_eq!(n.availability, crate::model::Availability::Drain);
+        let before = n.clone();
+        let err = apply_update(&mut n, &update(&["x=1"], &["nope"], None)).unwrap_err();
+        assert!(err.to_string().contains("key nope doesn't exist"), "{err}");
+        assert_eq!(n, before);
+        apply_update(&mut n, &update(&[], &["zone"], None)).unwrap();
+        assert!(!n.labels.contains_key("zone"));
     }
 
     #[test]

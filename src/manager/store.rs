@@ -236,6 +236,7 @@ mod tests {
             leader: false,
             left: false,
             created_at: 1,
+            labels: Default::default(),
         }
     }
 

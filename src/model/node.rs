@@ -60,6 +60,19 @@ pub enum Availability {
     Drain,
 }
 
+impl Availability {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "active" => Ok(Availability::Active),
+            "pause" => Ok(Availability::Pause),
+            "drain" => Ok(Availability::Drain),
+            other => Err(format!(
+                "invalid availability {other:?}: use active, pause or drain"
+            )),
+        }
+    }
+}
+
 impl std::fmt::Display for Availability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -125,6 +138,9 @@ pub struct Node {
     pub left: bool,
     /// Unix seconds.
     pub created_at: u64,
+    /// `node update --label-add`; constraints will match on them.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A node with its live status, as `node ls` and `node inspect` show it.
