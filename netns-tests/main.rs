@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cluster;
+mod container;
 mod harness;
 mod network;
 mod restart;

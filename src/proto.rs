@@ -50,6 +50,20 @@ pub enum LocalRequest {
         force: bool,
     },
     Cluster(ClusterRequest),
+    ContainerRun {
+        name: Option<String>,
+        cmd: Vec<String>,
+    },
+    ContainerLs {
+        all: bool,
+    },
+    ContainerInspect {
+        name: String,
+    },
+    ContainerRm {
+        name: String,
+        force: bool,
+    },
 }
 
 /// What an agent (or a joining node) asks the manager.

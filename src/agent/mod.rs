@@ -1,4 +1,5 @@
 //! The agent: follows the manager's desired state and makes this host match it.
 
 pub mod mesh;
+pub mod runtime;
 pub mod wireguard;

@@ -3,6 +3,7 @@
 //! to the local daemon over its Unix socket.
 
 mod client;
+mod container;
 mod network;
 mod node;
 mod swarm;
@@ -37,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         cmd: swarm::SwarmCmd,
     },
+    /// Manage containers.
+    Container {
+        #[command(subcommand)]
+        cmd: container::ContainerCmd,
+    },
     /// Manage networks.
     Network {
         #[command(subcommand)]
@@ -54,6 +60,12 @@ enum Command {
     },
     /// A tiny HTTP server that says who answered (as traefik/whoami).
     Whoami(crate::whoami::WhoamiArgs),
+    /// The per-container shim the daemon starts (internal).
+    #[command(name = "runtime-shim", hide = true)]
+    RuntimeShim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Runs the command; returns the exit code.
@@ -61,10 +73,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Daemon(args) => crate::daemon::run(args, &client::socket_path(&cli.host)?),
         Command::Swarm { cmd } => swarm::run(&cli.host, cmd),
+        Command::Container { cmd } => container::run(&cli.host, cmd),
         Command::Network { cmd } => network::run(&cli.host, cmd),
         Command::Node { cmd } => node::run(&cli.host, cmd),
         Command::Machine { cmd } => crate::machine::run(cmd),
         Command::Whoami(args) => crate::whoami::run(args),
+        Command::RuntimeShim { args } => crate::agent::runtime::shim_main(args),
     }
 }
 

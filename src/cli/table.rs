@@ -1,8 +1,6 @@
 //! Tables and `--format` templates as Docker prints them: columns padded like
 //! Go's tabwriter, and the `{{.Field}}` placeholders of Go templates.
 
-use std::collections::BTreeMap;
-
 /// Renders rows under a header with columns three spaces apart.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -30,84 +28,150 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Fills a Go-style template: `{{.Field}}`, `{{json .}}`, `{{json .Field}}`,
-/// `\t` and `\n`; `table ` in front prints a header of the field names. An
-/// unknown field is an error naming it.
-pub fn template(
-    tmpl: &str,
-    rows: &[BTreeMap<String, serde_json::Value>],
-) -> Result<String, String> {
+/// Fills a Go-style template for each row: `{{.Field}}`, nested `{{.A.B}}`,
+/// `{{json .}}`, `{{json .Field}}`, `{{range .List}}...{{end}}` (inside, `.`
+/// is the element), `\t` and `\n`; `table ` in front prints a header of the
+/// field names. An unknown field is an error naming it.
+pub fn template<T: serde::Serialize>(tmpl: &str, rows: &[T]) -> Result<String, String> {
     let (table, body) = match tmpl.strip_prefix("table ") {
         Some(rest) => (true, rest),
         None => (false, tmpl),
     };
     let body = body.replace("\\t", "\t").replace("\\n", "\n");
+    let nodes = parse(&body)?;
     let mut out = String::new();
     if table {
-        let header = fill(&body, &BTreeMap::new(), true)?;
-        out.push_str(&header);
+        out.push_str(&header(&nodes));
         out.push('\n');
     }
     for row in rows {
-        out.push_str(&fill(&body, row, false)?);
+        let value = serde_json::to_value(row).map_err(|e| e.to_string())?;
+        render_nodes(&nodes, &value, &mut out)?;
         out.push('\n');
     }
     Ok(out)
 }
 
-fn fill(
-    body: &str,
-    row: &BTreeMap<String, serde_json::Value>,
-    header: bool,
-) -> Result<String, String> {
-    let mut out = String::new();
+#[derive(Debug)]
+enum Node {
+    Text(String),
+    Action(String),
+    Range(String, Vec<Node>),
+}
+
+fn parse(body: &str) -> Result<Vec<Node>, String> {
+    let mut stack: Vec<(String, Vec<Node>)> = Vec::new();
+    let mut nodes = Vec::new();
     let mut rest = body;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        if start > 0 {
+            nodes.push(Node::Text(rest[..start].to_string()));
+        }
         let end = rest[start..]
             .find("}}")
             .ok_or_else(|| format!("template parsing error: unclosed action in {body:?}"))?;
-        let action = rest[start + 2..start + end].trim();
-        out.push_str(&action_value(action, row, header)?);
+        let action = rest[start + 2..start + end].trim().to_string();
         rest = &rest[start + end + 2..];
+        if let Some(expr) = action.strip_prefix("range ") {
+            stack.push((expr.trim().to_string(), std::mem::take(&mut nodes)));
+        } else if action == "end" {
+            let (expr, outer) = stack.pop().ok_or_else(|| {
+                format!("template parsing error: unexpected {{{{end}}}} in {body:?}")
+            })?;
+            let inner = std::mem::replace(&mut nodes, outer);
+            nodes.push(Node::Range(expr, inner));
+        } else {
+            nodes.push(Node::Action(action));
+        }
     }
-    out.push_str(rest);
-    Ok(out)
+    if !rest.is_empty() {
+        nodes.push(Node::Text(rest.to_string()));
+    }
+    if !stack.is_empty() {
+        return Err(format!(
+            "template parsing error: {{{{range}}}} without {{{{end}}}} in {body:?}"
+        ));
+    }
+    Ok(nodes)
 }
 
-fn action_value(
-    action: &str,
-    row: &BTreeMap<String, serde_json::Value>,
-    header: bool,
-) -> Result<String, String> {
-    let (json, field) = match action.strip_prefix("json ") {
+fn render_nodes(nodes: &[Node], dot: &serde_json::Value, out: &mut String) -> Result<(), String> {
+    for node in nodes {
+        match node {
+            Node::Text(t) => out.push_str(t),
+            Node::Action(a) => out.push_str(&action_value(a, dot)?),
+            Node::Range(expr, inner) => match lookup(expr, dot)? {
+                serde_json::Value::Array(items) => {
+                    for item in items {
+                        render_nodes(inner, item, out)?;
+                    }
+                }
+                serde_json::Value::Object(map) => {
+                    for item in map.values() {
+                        render_nodes(inner, item, out)?;
+                    }
+                }
+                serde_json::Value::Null => {}
+                other => return Err(format!("template: range can't iterate over {other}")),
+            },
+        }
+    }
+    Ok(())
+}
+
+fn lookup<'v>(expr: &str, dot: &'v serde_json::Value) -> Result<&'v serde_json::Value, String> {
+    if expr == "." {
+        return Ok(dot);
+    }
+    let path = expr.strip_prefix('.').ok_or_else(|| {
+        format!("template: unsupported action {{{{{expr}}}}}: use {{{{.Field}}}}")
+    })?;
+    let mut value = dot;
+    for field in path.split('.') {
+        value = value.get(field).ok_or_else(|| {
+            let fields = value
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            format!("template: can't evaluate field {field}; fields are: {fields}")
+        })?;
+    }
+    Ok(value)
+}
+
+fn action_value(action: &str, dot: &serde_json::Value) -> Result<String, String> {
+    let (json, expr) = match action.strip_prefix("json ") {
         Some(f) => (true, f.trim()),
         None => (false, action),
     };
-    if field == "." {
-        return Ok(if header {
-            "JSON".into()
-        } else {
-            serde_json::to_string(row).unwrap_or_default()
-        });
-    }
-    let name = field.strip_prefix('.').ok_or_else(|| {
-        format!("template: unsupported action {{{{{action}}}}}: use {{{{.Field}}}}")
-    })?;
-    if header {
-        return Ok(header_name(name));
-    }
-    let value = row.get(name).ok_or_else(|| {
-        format!(
-            "template: can't evaluate field {name}; fields are: {}",
-            row.keys().cloned().collect::<Vec<_>>().join(", ")
-        )
-    })?;
+    let value = lookup(expr, dot)?;
     Ok(match (json, value) {
         (true, v) => serde_json::to_string(v).unwrap_or_default(),
         (false, serde_json::Value::String(s)) => s.clone(),
+        (false, serde_json::Value::Null) => "<no value>".into(),
         (false, v) => v.to_string(),
     })
+}
+
+/// The header line of a `table` template: each action's field name in capitals.
+fn header(nodes: &[Node]) -> String {
+    let mut out = String::new();
+    for node in nodes {
+        match node {
+            Node::Text(t) => out.push_str(t),
+            Node::Action(a) => {
+                let expr = a.strip_prefix("json ").unwrap_or(a).trim();
+                let name = expr
+                    .rsplit('.')
+                    .next()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("JSON");
+                out.push_str(&header_name(name));
+            }
+            Node::Range(..) => {}
+        }
+    }
+    out
 }
 
 /// `ManagerStatus` → `MANAGER STATUS`.
@@ -127,6 +191,7 @@ fn header_name(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn row() -> BTreeMap<String, serde_json::Value> {
         let mut r = BTreeMap::new();
@@ -146,6 +211,22 @@ mod tests {
     fn table_prefix_prints_a_header_and_tabs() {
         let out = template("table {{.Hostname}}\\t{{.ManagerStatus}}", &[row()]).unwrap();
         assert_eq!(out, "HOSTNAME\tMANAGER STATUS\nvm1\tLeader\n");
+    }
+
+    #[test]
+    fn nested_fields_and_range() {
+        let doc = serde_json::json!({
+            "Name": "c1",
+            "NetworkSettings": { "Networks": { "blue": { "IPAddress": "10.0.1.2" }, "red": { "IPAddress": "10.0.2.2" } } }
+        });
+        let out = template(
+            "{{.Name}}:{{range .NetworkSettings.Networks}} {{.IPAddress}}{{end}}",
+            &[doc],
+        )
+        .unwrap();
+        assert_eq!(out, "c1: 10.0.1.2 10.0.2.2\n");
+        assert!(template("{{range .Name}}", &[serde_json::json!({"Name": []})]).is_err());
+        assert!(template("{{end}}", &[serde_json::json!({})]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! leader, the agent everywhere), optional Prometheus metrics, and shuts
 //! down cleanly on SIGTERM.
 
+pub mod containers;
 pub mod metrics;
 mod state;
 mod swarm;
@@ -22,6 +23,7 @@ use crate::manager::client::ManagerConn;
 use crate::manager::tls;
 use crate::model::{ApiError, NodeRole};
 use crate::proto::{read_msg, write_msg, ClusterRequest, LocalRequest, ManagerRequest, Reply};
+use containers::Containers;
 use metrics::Metrics;
 use state::SwarmState;
 use swarm::Swarm;
@@ -48,6 +50,7 @@ pub struct Daemon {
     wg_port: u16,
     metrics: Arc<Metrics>,
     swarm: Mutex<Option<Swarm>>,
+    containers: Arc<Containers>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -79,6 +82,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
         wg_port: args.wg_port,
         metrics: Arc::new(Metrics::default()),
         swarm: Mutex::new(None),
+        containers: Arc::new(Containers::new(&args.state_dir)),
     });
     match SwarmState::load(&daemon.state_dir) {
         Ok(Some(state)) => {
@@ -157,6 +161,17 @@ async fn local_connection(daemon: Arc<Daemon>, conn: UnixStream) {
     }
 }
 
+fn to_json<T: serde::Serialize>(value: T) -> Reply {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
+/// Runs blocking work (processes, files) off the async workers.
+async fn blocking(work: impl FnOnce() -> Reply + Send + 'static) -> Reply {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(e)))
+}
+
 impl Daemon {
     async fn handle(&self, req: LocalRequest) -> Reply {
         match req {
@@ -223,6 +238,18 @@ impl Daemon {
             }
             LocalRequest::SwarmLeave { force } => self.leave(force).await,
             LocalRequest::Cluster(call) => self.cluster(call).await,
+            LocalRequest::ContainerRun { name, cmd } => {
+                let containers = self.containers.clone();
+                blocking(move || containers.run(name, cmd).and_then(to_json)).await
+            }
+            LocalRequest::ContainerLs { all } => to_json(self.containers.list(all)),
+            LocalRequest::ContainerInspect { name } => {
+                self.containers.find(&name).and_then(to_json)
+            }
+            LocalRequest::ContainerRm { name, force } => {
+                let containers = self.containers.clone();
+                blocking(move || containers.remove(&name, force).and_then(to_json)).await
+            }
         }
     }
 

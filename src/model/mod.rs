@@ -6,5 +6,5 @@ mod network;
 mod node;
 
 pub use error::ApiError;
-pub use network::{CheckedSpec, Network, NetworkSpec};
+pub use network::{check_name, CheckedSpec, Network, NetworkSpec};
 pub use node::{random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView};

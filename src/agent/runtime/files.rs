@@ -1,0 +1,137 @@
+//! The container directory's files: what the runtime writes there (resolv.conf,
+//! hosts, the shim's and the container's identity, the exit code), written
+//! atomically (temp file + rename), and how they are read back.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::Process;
+
+pub(super) const RESOLV_CONF: &str = "nameserver 127.0.0.11\noptions ndots:0\n";
+pub(super) const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/// A container directory's paths.
+pub(super) struct Layout<'a>(pub(super) &'a Path);
+
+impl Layout<'_> {
+    pub(super) fn resolv_conf(&self) -> PathBuf {
+        self.0.join("resolv.conf")
+    }
+    pub(super) fn hosts(&self) -> PathBuf {
+        self.0.join("hosts")
+    }
+    /// The shim's own output (and the launcher's).
+    pub(super) fn shim_log(&self) -> PathBuf {
+        self.0.join("shim.log")
+    }
+    /// The shim's identity, written by the launcher.
+    pub(super) fn shim_json(&self) -> PathBuf {
+        self.0.join("shim.json")
+    }
+    /// The container's main process, written by the shim once spawned.
+    pub(super) fn pid_json(&self) -> PathBuf {
+        self.0.join("pid.json")
+    }
+    pub(super) fn exit_code(&self) -> PathBuf {
+        self.0.join("exit-code")
+    }
+    pub(super) fn container_log(&self) -> PathBuf {
+        self.0.join("container.log")
+    }
+}
+
+/// Writes `path` whole or not at all: a temp file beside it, synced, renamed.
+pub(super) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let name = path.file_name().context("no file name")?.to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut file =
+        fs::File::create(&tmp).with_context(|| format!("could not create {}", tmp.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("could not write {}", path.display()))
+}
+
+pub(super) fn write_process(path: &Path, process: &Process) -> Result<()> {
+    write_atomic(path, &serde_json::to_vec(process)?)
+}
+
+/// The process recorded at `path`, or None if there is none (yet).
+pub(super) fn read_process(path: &Path) -> Result<Option<Process>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!("{} is not a process record", path.display())
+        })?)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("could not read {}", path.display())),
+    }
+}
+
+pub(super) fn format_exit_code(code: i32) -> String {
+    format!("{code}\n")
+}
+
+pub(super) fn parse_exit_code(text: &str) -> Option<i32> {
+    text.trim().parse().ok()
+}
+
+/// The last `lines` lines of a log, for an error message.
+pub(super) fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_files_say_what_docker_says() {
+        assert_eq!(RESOLV_CONF, "nameserver 127.0.0.11\noptions ndots:0\n");
+        assert!(HOSTS.starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(HOSTS.contains("::1\tlocalhost ip6-localhost ip6-loopback\n"));
+    }
+
+    #[test]
+    fn process_record_round_trips_and_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Layout(dir.path()).pid_json();
+        assert_eq!(read_process(&path).unwrap(), None);
+        let first = Process {
+            pid: 42,
+            start_time: 12345,
+        };
+        write_process(&path, &first).unwrap();
+        assert_eq!(read_process(&path).unwrap(), Some(first));
+        let second = Process {
+            pid: 7,
+            start_time: 1,
+        };
+        write_process(&path, &second).unwrap();
+        assert_eq!(read_process(&path).unwrap(), Some(second));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        fs::write(&path, "garbage").unwrap();
+        assert!(read_process(&path).is_err());
+    }
+
+    #[test]
+    fn exit_codes_parse_back() {
+        for code in [0, 3, 127, 143] {
+            assert_eq!(parse_exit_code(&format_exit_code(code)), Some(code));
+        }
+        assert_eq!(parse_exit_code(""), None);
+        assert_eq!(parse_exit_code("x\n"), None);
+    }
+
+    #[test]
+    fn tail_keeps_the_last_non_empty_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        fs::write(&log, "a\nb\n\nc\nd\n\n").unwrap();
+        assert_eq!(tail(&log, 2), "c\nd");
+        assert_eq!(tail(&dir.path().join("missing"), 2), "");
+    }
+}

@@ -1,0 +1,202 @@
+//! The container runtime: a container is a process in its own network, mount
+//! and UTS namespaces, with its own hostname, /etc/resolv.conf and /etc/hosts
+//! (files in its directory, bind-mounted), `lo` up and nothing else.
+//!
+//! `start` runs a shim (`swarmnet runtime-shim`, see `shim`) that owns the
+//! container process, outlives the daemon and records, in the container's
+//! directory: `pid.json` (pid + start time, so a recycled pid is never taken
+//! for the container), `exit-code` (128+signal when killed, 127 when the
+//! command is not found), `container.log` (its stdout and stderr) and
+//! `shim.log`. `exec` enters a running container's namespaces in a child.
+//! Nothing here calls setns or unshare on the calling thread.
+//!
+//! Tests: the shim must be an executable, and a unit test's `current_exe()` is
+//! the test harness. So `start` goes through `launch` with the shim command as
+//! a parameter; the root test passes the test binary itself, running the
+//! `runtime_shim_entry` test (which calls `shim_main`), so the shim tested is
+//! always the code under test, with no separately built binary to go stale.
+
+mod exec;
+mod files;
+mod process;
+mod shim;
+mod sys;
+#[cfg(test)]
+mod tests;
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub use exec::exec;
+pub use shim::shim_main;
+
+use files::Layout;
+use shim::ShimArgs;
+
+/// How long `start` waits for the shim to report the container's process.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// The PATH searched when the environment has none (Docker's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What to run, and where its files live.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub id: String,
+    /// Also the container's hostname.
+    pub name: String,
+    pub cmd: Vec<String>,
+    /// The container's own directory, created by the caller.
+    pub dir: PathBuf,
+}
+
+/// The container's main process, identified by pid and start time (so a recycled pid is never mistaken for it).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+/// How to run the shim: an executable and the arguments before the shim's own.
+struct ShimCommand {
+    exe: PathBuf,
+    prefix: Vec<String>,
+}
+
+/// Starts a container through its shim and returns its main process.
+pub fn start(spec: &ContainerSpec) -> Result<Process> {
+    let exe = std::env::current_exe().context("could not find the swarmnet executable")?;
+    launch(
+        spec,
+        &ShimCommand {
+            exe,
+            prefix: vec!["runtime-shim".into()],
+        },
+    )
+}
+
+fn launch(spec: &ContainerSpec, shim: &ShimCommand) -> Result<Process> {
+    validate(spec)?;
+    let layout = Layout(&spec.dir);
+    for stale in [layout.shim_json(), layout.pid_json(), layout.exit_code()] {
+        match fs::remove_file(&stale) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err).with_context(|| format!("could not remove {}", stale.display()))
+            }
+            _ => {}
+        }
+    }
+    files::write_atomic(&layout.resolv_conf(), files::RESOLV_CONF.as_bytes())?;
+    files::write_atomic(&layout.hosts(), files::HOSTS.as_bytes())?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(layout.shim_log())
+        .context("could not open shim.log")?;
+    let args = ShimArgs {
+        dir: spec.dir.clone(),
+        name: spec.name.clone(),
+        cmd: spec.cmd.clone(),
+    };
+    let mut cmd = Command::new(&shim.exe);
+    cmd.args(&shim.prefix)
+        .args(args.to_args())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid and close_range are async-signal-safe syscalls.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            sys::cloexec_from_3()
+        });
+    }
+    let mut launcher = cmd.spawn().context("could not run the runtime shim")?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let failed = |what: &str| {
+        let logs = [layout.shim_log(), layout.container_log()].map(|log| files::tail(&log, 5));
+        let logs = logs.join("\n");
+        anyhow::anyhow!("container {} {what}: {}", spec.name, logs.trim())
+    };
+    let status = loop {
+        if let Some(status) = launcher.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = launcher.kill();
+            let _ = launcher.wait();
+            return Err(failed("did not start in time"));
+        }
+        sleep(Duration::from_millis(10));
+    };
+    let shim_process = match files::read_process(&layout.shim_json())? {
+        Some(shim_process) if status.success() => shim_process,
+        _ => return Err(failed("could not start its shim")),
+    };
+    loop {
+        // Read before pid.json: a shim that wrote it and ended is a success.
+        let shim_alive = shim_process.alive();
+        if let Some(container) = files::read_process(&layout.pid_json())? {
+            tracing::info!(id = %spec.id, name = %spec.name, pid = container.pid, "container started");
+            return Ok(container);
+        }
+        if !shim_alive {
+            return Err(failed("could not start"));
+        }
+        if Instant::now() > deadline {
+            shim_process.signal(nix::sys::signal::Signal::SIGKILL)?;
+            return Err(failed("did not start in time"));
+        }
+        sleep(Duration::from_millis(10));
+    }
+}
+
+/// Checks what can be checked before anything is started.
+fn validate(spec: &ContainerSpec) -> Result<()> {
+    let Some(program) = spec.cmd.first() else {
+        bail!("container {} has no command", spec.name);
+    };
+    if spec.name.is_empty() || spec.name.len() > 64 || spec.name.contains(['\0', '/']) {
+        bail!("{:?} is not a valid container hostname", spec.name);
+    }
+    if !spec.dir.is_dir() {
+        bail!("container directory {} does not exist", spec.dir.display());
+    }
+    if resolve(program).is_none() {
+        bail!("exec: {program:?}: executable file not found in $PATH");
+    }
+    Ok(())
+}
+
+/// The executable `program` names, looked up on PATH when it has no slash.
+fn resolve(program: &str) -> Option<PathBuf> {
+    let executable = |path: &Path| {
+        fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(Path::new(program)).then(|| PathBuf::from(program));
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string());
+    path.split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(program))
+        .find(|candidate| executable(candidate))
+}
+
+/// The exit code recorded by the shim once the container has ended, if it has.
+pub fn exit_code(dir: &Path) -> Option<i32> {
+    files::parse_exit_code(&fs::read_to_string(Layout(dir).exit_code()).ok()?)
+}
+
+/// The container's stdout and stderr.
+pub fn log_path(dir: &Path) -> PathBuf {
+    Layout(dir).container_log()
+}

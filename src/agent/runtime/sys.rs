@@ -1,0 +1,82 @@
+//! System calls made in a child between fork and exec (`pre_exec`): only
+//! async-signal-safe libc calls on values prepared before the fork.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// Marks every fd from 3 up close-on-exec, so nothing the parent holds without
+/// O_CLOEXEC leaks into the new program (std's own exec-error pipe keeps working).
+pub(super) fn cloexec_from_3() -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on fds.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    check(rc as libc::c_int)
+}
+
+pub(super) fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
+}
+
+/// Makes the whole mount tree private to this mount namespace.
+pub(super) fn make_rprivate() -> io::Result<()> {
+    // SAFETY: static C strings, null data; mount(2) is async-signal-safe.
+    check(unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })
+}
+
+/// Bind-mounts the file `source` over the file `target`.
+pub(super) fn bind(source: &CStr, target: &CStr) -> io::Result<()> {
+    // SAFETY: valid C strings made before the fork, null fstype and data.
+    check(unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    })
+}
+
+/// Brings `lo` up in the current network namespace.
+pub(super) fn loopback_up() -> io::Result<()> {
+    // SAFETY: a plain socket(2); closed below on every path.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    check(sock)?;
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    let result = check(unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) }).and_then(|()| {
+        // SAFETY: the flags member is the one SIOCGIFFLAGS filled in.
+        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        check(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) })
+    });
+    // SAFETY: sock is ours and open.
+    unsafe { libc::close(sock) };
+    result
+}
