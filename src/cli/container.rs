@@ -229,45 +229,38 @@ fn ls(views: &[ContainerView], quiet: bool, format: Option<&str>) -> anyhow::Res
             })
         })
         .collect();
-    match format {
-        Some("json") => Ok(rows.iter().map(|r| format!("{r}\n")).collect()),
-        Some(tmpl) if tmpl != "table" => {
-            table::template(tmpl, &rows).map_err(|e| anyhow::anyhow!(e))
-        }
-        _ => {
-            let field =
-                |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
-            let cells: Vec<Vec<String>> = rows
+    table::format_rows(&rows, format, || {
+        let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                [
+                    "ID",
+                    "Image",
+                    "Command",
+                    "RunningFor",
+                    "Status",
+                    "Ports",
+                    "Names",
+                ]
                 .iter()
-                .map(|r| {
-                    [
-                        "ID",
-                        "Image",
-                        "Command",
-                        "RunningFor",
-                        "Status",
-                        "Ports",
-                        "Names",
-                    ]
-                    .iter()
-                    .map(|k| field(r, k))
-                    .collect()
-                })
-                .collect();
-            Ok(table::render(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES",
-                ],
-                &cells,
-            ))
-        }
-    }
+                .map(|k| field(r, k))
+                .collect()
+            })
+            .collect();
+        table::render(
+            &[
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "PORTS",
+                "NAMES",
+            ],
+            &cells,
+        )
+    })
 }
 
 /// The JSON of `container inspect`, shaped like Docker's.

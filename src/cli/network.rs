@@ -146,32 +146,20 @@ fn ls(nets: &[Network], quiet: bool, format: Option<&str>) -> anyhow::Result<Str
             r
         })
         .collect();
-    match format {
-        Some("json") => Ok(rows
+    table::format_rows(&rows, format, || {
+        let cells: Vec<Vec<String>> = nets
             .iter()
-            .map(|r| format!("{}\n", serde_json::to_string(r).unwrap_or_default()))
-            .collect()),
-        Some(tmpl) if tmpl != "table" => {
-            table::template(tmpl, &rows).map_err(|e| anyhow::anyhow!(e))
-        }
-        _ => {
-            let cells: Vec<Vec<String>> = nets
-                .iter()
-                .map(|n| {
-                    vec![
-                        short(&n.id),
-                        n.name.clone(),
-                        "overlay".into(),
-                        "swarm".into(),
-                    ]
-                })
-                .collect();
-            Ok(table::render(
-                &["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-                &cells,
-            ))
-        }
-    }
+            .map(|n| {
+                vec![
+                    short(&n.id),
+                    n.name.clone(),
+                    "overlay".into(),
+                    "swarm".into(),
+                ]
+            })
+            .collect();
+        table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &cells)
+    })
 }
 
 /// The JSON of `network inspect`, shaped like Docker's.

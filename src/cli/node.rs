@@ -155,46 +155,37 @@ fn ls(
         return Ok(nodes.iter().map(|v| format!("{}\n", v.node.id)).collect());
     }
     let rows: Vec<_> = nodes.iter().map(|v| row(v, self_id)).collect();
-    match format {
-        Some("json") => Ok(rows
+    table::format_rows(&rows, format, || {
+        let cells = nodes
             .iter()
-            .map(|r| format!("{}\n", serde_json::to_string(r).unwrap_or_default()))
-            .collect()),
-        Some(tmpl) if tmpl != "table" => {
-            table::template(tmpl, &rows).map_err(|e| anyhow::anyhow!(e))
-        }
-        _ => {
-            let cells = nodes
-                .iter()
-                .map(|v| {
-                    let id = if v.node.id == self_id {
-                        format!("{} *", v.node.id)
-                    } else {
-                        v.node.id.clone()
-                    };
-                    vec![
-                        id,
-                        v.node.hostname.clone(),
-                        v.state.to_string(),
-                        v.node.availability.to_string(),
-                        v.manager_status.map(|m| m.to_string()).unwrap_or_default(),
-                        env!("CARGO_PKG_VERSION").to_string(),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            Ok(table::render(
-                &[
-                    "ID",
-                    "HOSTNAME",
-                    "STATUS",
-                    "AVAILABILITY",
-                    "MANAGER STATUS",
-                    "ENGINE VERSION",
-                ],
-                &cells,
-            ))
-        }
-    }
+            .map(|v| {
+                let id = if v.node.id == self_id {
+                    format!("{} *", v.node.id)
+                } else {
+                    v.node.id.clone()
+                };
+                vec![
+                    id,
+                    v.node.hostname.clone(),
+                    v.state.to_string(),
+                    v.node.availability.to_string(),
+                    v.manager_status.map(|m| m.to_string()).unwrap_or_default(),
+                    env!("CARGO_PKG_VERSION").to_string(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        table::render(
+            &[
+                "ID",
+                "HOSTNAME",
+                "STATUS",
+                "AVAILABILITY",
+                "MANAGER STATUS",
+                "ENGINE VERSION",
+            ],
+            &cells,
+        )
+    })
 }
 
 /// The JSON of `node inspect`, shaped like Docker's.

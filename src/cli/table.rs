@@ -28,6 +28,23 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Prints rows as `--format` asks: `json` (one object a line), a Go
+/// template, or (none, or `table`) the default table `table()` draws.
+pub fn format_rows<T: serde::Serialize>(
+    rows: &[T],
+    format: Option<&str>,
+    table: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    match format {
+        Some("json") => rows
+            .iter()
+            .map(|r| Ok(format!("{}\n", serde_json::to_string(r)?)))
+            .collect(),
+        Some(tmpl) if tmpl != "table" => template(tmpl, rows).map_err(|e| anyhow::anyhow!(e)),
+        _ => Ok(table()),
+    }
+}
+
 /// Fills a Go-style template for each row: `{{.Field}}`, nested `{{.A.B}}`,
 /// `{{json .}}`, `{{json .Field}}`, `{{range .List}}...{{end}}` (inside, `.`
 /// is the element), `\t` and `\n`; `table ` in front prints a header of the
