@@ -117,6 +117,10 @@ fn networks_are_allocated_checked_and_kept() {
         ),
         (vec!["blue"], "network with name blue already exists"),
         (vec!["-d", "bridge", "x5"], "use -d overlay"),
+        (
+            vec!["--subnet", "100.64.0.0/24", "x6"],
+            "overlaps the node mesh 100.64.0.0/16",
+        ),
     ] {
         let mut cmd = vec!["network", "create"];
         cmd.extend(args);

@@ -119,6 +119,9 @@ pub struct WatchResponse {
 /// One reply: a JSON value or a user-facing error.
 pub type Reply = Result<serde_json::Value, ApiError>;
 
+/// The longest message either side accepts (a peer list of thousands of nodes fits).
+const MAX_MESSAGE: u64 = 8 << 20;
+
 /// Writes one message as a JSON line.
 pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
@@ -135,8 +138,17 @@ pub async fn read_msg<R: AsyncBufRead + Unpin, T: DeserializeOwned>(
     r: &mut R,
 ) -> std::io::Result<Option<T>> {
     let mut line = String::new();
-    if r.read_line(&mut line).await? == 0 {
+    let read = tokio::io::AsyncReadExt::take(&mut *r, MAX_MESSAGE)
+        .read_line(&mut line)
+        .await?;
+    if read == 0 {
         return Ok(None);
+    }
+    if !line.ends_with('\n') && read as u64 >= MAX_MESSAGE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("message longer than {MAX_MESSAGE} bytes"),
+        ));
     }
     serde_json::from_str(&line)
         .map(Some)

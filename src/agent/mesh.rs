@@ -16,6 +16,8 @@ use crate::proto::{ManagerRequest, MeshPeer, WatchResponse};
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// After the manager refused this node (removed from the swarm), ask again rarely.
+const REFUSED_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Keeps NAT and conntrack state alive between nodes, as `wg` users set it.
 const KEEPALIVE_SECS: u16 = 25;
 
@@ -88,9 +90,17 @@ async fn connect(link: &ManagerLink, stop: &mut watch::Receiver<bool>) -> Option
 
 async fn heartbeat_loop(link: ManagerLink, mut stop: watch::Receiver<bool>) {
     while let Some(mut conn) = connect(&link, &mut stop).await {
+        let mut pause = RETRY_AFTER;
         loop {
-            if let Err(e) = conn.call(&ManagerRequest::Heartbeat).await {
+            let beat = tokio::select! {
+                _ = stop.changed() => return,
+                beat = conn.call(&ManagerRequest::Heartbeat) => beat,
+            };
+            if let Err(e) = beat {
                 tracing::warn!(manager = %link.addr, error = %e, "heartbeat failed");
+                if matches!(e, ApiError::PermissionDenied(_)) {
+                    pause = REFUSED_RETRY_AFTER;
+                }
                 break;
             }
             tokio::select! {
@@ -100,7 +110,7 @@ async fn heartbeat_loop(link: ManagerLink, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tokio::time::sleep(RETRY_AFTER) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }
@@ -108,6 +118,7 @@ async fn heartbeat_loop(link: ManagerLink, mut stop: watch::Receiver<bool>) {
 async fn watch_loop(link: ManagerLink, device: Arc<Device>, mut stop: watch::Receiver<bool>) {
     let mut since = 0;
     while let Some(mut conn) = connect(&link, &mut stop).await {
+        let mut pause = RETRY_AFTER;
         loop {
             let request = ManagerRequest::Watch { since };
             let reply = tokio::select! {
@@ -133,6 +144,7 @@ async fn watch_loop(link: ManagerLink, device: Arc<Device>, mut stop: watch::Rec
                     tracing::warn!(manager = %link.addr, "{msg}");
                     device.set_peers(Vec::new());
                     since = 0;
+                    pause = REFUSED_RETRY_AFTER;
                     break;
                 }
                 Err(e) => {
@@ -143,7 +155,7 @@ async fn watch_loop(link: ManagerLink, device: Arc<Device>, mut stop: watch::Rec
         }
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tokio::time::sleep(RETRY_AFTER) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }

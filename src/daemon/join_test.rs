@@ -156,6 +156,32 @@ async fn a_removed_nodes_certificate_stops_working() {
 }
 
 #[tokio::test]
+async fn a_departed_node_and_a_stolen_key_are_refused() {
+    let f = manager().await;
+    let (worker, _dir) = join(&f, &token(&f, NodeRole::Worker, false)).await.unwrap();
+    f.manager.leave(&worker.config.node_id).unwrap();
+    let err = call(&worker, ManagerRequest::Heartbeat).await.unwrap_err();
+    assert!(matches!(err, ApiError::PermissionDenied(_)), "{err}");
+    let (csr_pem, _key) = ca::new_csr().unwrap();
+    let err = f
+        .manager
+        .join(crate::proto::JoinRequest {
+            token: token(&f, NodeRole::Worker, false),
+            csr_pem,
+            hostname: "thief".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            wg_public_key: "11".repeat(32),
+            wg_port: 51820,
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("already uses this WireGuard public key"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_client_without_a_certificate_may_only_fetch_the_ca_and_join() {
     let f = manager().await;
     let joining = tls::joining_client_config(f.manager.ca_pem()).unwrap();

@@ -76,6 +76,7 @@ pub fn run(args: DaemonArgs, socket: &Path) -> anyhow::Result<i32> {
 
 async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.state_dir)?;
+    private_dir(&args.state_dir)?;
     let listener = bind_socket(socket).await?;
     let daemon = Arc::new(Daemon {
         state_dir: args.state_dir.clone(),
@@ -127,6 +128,12 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(socket);
     Ok(())
+}
+
+/// Keys and the CA live under the state directory: only root may enter it.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Binds the CLI socket, refusing to steal it from a running daemon.
@@ -314,23 +321,22 @@ impl Daemon {
     }
 
     async fn cluster(&self, call: ClusterRequest) -> Reply {
-        let slot = self.swarm.lock().await;
-        let Some(swarm) = slot.as_ref() else {
-            return Err(ApiError::not_in_swarm());
+        let (state, manager) = {
+            let slot = self.swarm.lock().await;
+            let Some(swarm) = slot.as_ref() else {
+                return Err(ApiError::not_in_swarm());
+            };
+            (swarm.state.clone(), swarm.manager.clone())
         };
-        if swarm.state.config.role != NodeRole::Manager {
+        if state.config.role != NodeRole::Manager {
             return Err(ApiError::not_a_manager());
         }
-        if let Some(manager) = &swarm.manager {
+        if let Some(manager) = manager {
             return manager.cluster_call(call, manager.self_id());
         }
-        let tls = tls::client_config(
-            &swarm.state.ca_pem,
-            &swarm.state.cert_pem,
-            &swarm.state.key_pem,
-        )
-        .map_err(ApiError::internal)?;
-        ManagerConn::connect(swarm.state.config.manager_addr, tls)
+        let tls = tls::client_config(&state.ca_pem, &state.cert_pem, &state.key_pem)
+            .map_err(ApiError::internal)?;
+        ManagerConn::connect(state.config.manager_addr, tls)
             .await?
             .call(&ManagerRequest::Cluster(call))
             .await

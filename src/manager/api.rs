@@ -16,6 +16,8 @@ use crate::model::{ApiError, NodeRole};
 use crate::proto::{read_msg, write_msg, ManagerRequest, Reply};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that sends no request for this long is closed (agents call every second).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves the API until `shutdown` turns true.
 pub async fn serve(
@@ -67,7 +69,7 @@ async fn connection(
     loop {
         let req: ManagerRequest = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
-            req = read_msg(&mut stream) => match req? {
+            req = tokio::time::timeout(IDLE_TIMEOUT, read_msg(&mut stream)) => match req?? {
                 Some(req) => req,
                 None => return Ok(()),
             },

@@ -95,14 +95,15 @@ impl Ca {
         role: NodeRole,
     ) -> Result<String, CaError> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
-        csr.params = node_params(node_id, role);
+        csr.params = node_params(node_id, role, false);
         Ok(csr.signed_by(&self.cert, &self.key)?.pem())
     }
 
-    /// A key and certificate for a node made here (the first manager).
+    /// A key and certificate for the node made here: the leader, the one
+    /// manager that serves the API, so the only one named `swarm-manager`.
     pub fn issue(&self, node_id: &str, role: NodeRole) -> Result<NodeCert, CaError> {
         let key = KeyPair::generate()?;
-        let cert = node_params(node_id, role).signed_by(&key, &self.cert, &self.key)?;
+        let cert = node_params(node_id, role, true).signed_by(&key, &self.cert, &self.key)?;
         Ok(NodeCert {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -110,16 +111,20 @@ impl Ca {
     }
 }
 
-fn node_params(node_id: &str, role: NodeRole) -> CertificateParams {
+/// `serves_api`: the certificate may answer as `swarm-manager`. Joined
+/// managers do not serve (the leader holds the store), so a joined or removed
+/// manager cannot pose as the leader to agents and joining nodes.
+fn node_params(node_id: &str, role: NodeRole, serves_api: bool) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, node_id);
     params
         .distinguished_name
         .push(DnType::OrganizationalUnitName, role.cert_ou());
-    let name = match role {
-        NodeRole::Manager => MANAGER_SERVER_NAME,
-        NodeRole::Worker => "swarm-worker",
+    let name = match (role, serves_api) {
+        (NodeRole::Manager, true) => MANAGER_SERVER_NAME,
+        (NodeRole::Manager, false) => "swarm-manager-member",
+        (NodeRole::Worker, _) => "swarm-worker",
     };
     params.subject_alt_names = vec![SanType::DnsName(
         name.try_into().expect("static DNS name is valid"),
@@ -201,6 +206,30 @@ mod tests {
         parsed
             .verify_signature(Some(ca_parsed.public_key()))
             .unwrap();
+    }
+
+    fn dns_names(pem: &str) -> Vec<String> {
+        let der = pem_to_der(pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        san.value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_leader_is_named_swarm_manager() {
+        let ca = Ca::generate("cluster1").unwrap();
+        let leader = ca.issue("n1", NodeRole::Manager).unwrap();
+        assert_eq!(dns_names(&leader.cert_pem), vec![MANAGER_SERVER_NAME]);
+        let (csr, _key) = new_csr().unwrap();
+        let joined = ca.sign_csr(&csr, "n2", NodeRole::Manager).unwrap();
+        assert!(!dns_names(&joined).contains(&MANAGER_SERVER_NAME.to_string()));
     }
 
     #[test]

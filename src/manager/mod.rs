@@ -142,7 +142,8 @@ impl Manager {
 
     /// True when the node is in the store (a removed node's certificate stops working).
     pub fn is_member(&self, id: &str) -> Result<bool, ApiError> {
-        Ok(self.store.node(id).map_err(ApiError::internal)?.is_some())
+        let node = self.store.node(id).map_err(ApiError::internal)?;
+        Ok(node.is_some_and(|n| !n.left))
     }
 
     /// Admits a node with a join token; its role comes from the token it used.
@@ -168,6 +169,15 @@ impl Manager {
         hex_key(&req.wg_public_key)?;
         let _guard = self.changes.lock().expect("changes lock");
         let existing = self.store.nodes().map_err(ApiError::internal)?;
+        if existing
+            .iter()
+            .any(|n| n.wg_public_key == req.wg_public_key)
+        {
+            return Err(ApiError::InvalidArgument(
+                "another node already uses this WireGuard public key; each node makes its own"
+                    .into(),
+            ));
+        }
         let used: Vec<Ipv4Addr> = existing.iter().map(|n| n.tunnel_addr).collect();
         let tunnel_addr = nodes::free_tunnel_addr(cluster.mesh_subnet, &used).ok_or_else(|| {
             ApiError::FailedPrecondition(format!(
@@ -237,6 +247,7 @@ impl Manager {
 
     /// A node ran `swarm leave`: it stays listed as Down, and leaves the mesh.
     pub fn leave(&self, id: &str) -> Result<(), ApiError> {
+        let _guard = self.changes.lock().expect("changes lock");
         if let Some(mut node) = self.store.node(id).map_err(ApiError::internal)? {
             node.left = true;
             self.store.put_node(&node).map_err(ApiError::internal)?;
@@ -321,6 +332,7 @@ impl Manager {
     }
 
     fn join_token(&self, role: NodeRole, rotate: bool) -> Result<serde_json::Value, ApiError> {
+        let _guard = self.changes.lock().expect("changes lock");
         let mut cluster = self.cluster()?;
         if rotate {
             let ca_der = ca::pem_to_der(&cluster.ca_cert_pem)

@@ -55,9 +55,16 @@ impl Manager {
                 spec.name
             )));
         }
-        let pool = self.cluster()?.pool;
+        let cluster = self.cluster()?;
+        let pool = cluster.pool;
         let (subnet, from_pool) = match spec.subnet {
             Some(subnet) => {
+                if ipam::overlaps(subnet, cluster.mesh_subnet) {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "subnet {subnet} overlaps the node mesh {}; choose another subnet",
+                        cluster.mesh_subnet
+                    )));
+                }
                 ipam::check_overlap(subnet, spec.allow_overlap, &others)?;
                 (subnet, false)
             }

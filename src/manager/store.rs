@@ -66,6 +66,10 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
+        // It holds the CA's key and the join tokens.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| StoreError::Db(format!("cannot make {} private: {e}", path.display())))?;
         let txn = db.begin_write().map_err(db_err)?;
         let revision = {
             let mut meta = txn.open_table(META).map_err(db_err)?;
@@ -254,6 +258,9 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.revision(), 3);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the store holds the CA key");
         assert_eq!(store.nodes().unwrap(), vec![node("b")]);
         assert_eq!(store.node("b").unwrap(), Some(node("b")));
         assert!(store.node("a").unwrap().is_none());
