@@ -39,6 +39,8 @@ pub struct ContainerView {
 /// The containers of this host.
 pub struct Containers {
     root: PathBuf,
+    /// Held by run and rm, so two runs cannot both take a name.
+    changes: std::sync::Mutex<()>,
 }
 
 fn new_id() -> String {
@@ -51,6 +53,7 @@ impl Containers {
     pub fn new(state_dir: &Path) -> Containers {
         Containers {
             root: state_dir.join("containers"),
+            changes: std::sync::Mutex::new(()),
         }
     }
 
@@ -128,6 +131,7 @@ impl Containers {
         let id = new_id();
         let name = name.unwrap_or_else(|| format!("c-{}", &id[..12]));
         check_name("container", &name)?;
+        let _guard = self.changes.lock().expect("containers lock");
         if let Some(other) = self.all().into_iter().find(|c| c.name == name) {
             return Err(ApiError::FailedPrecondition(format!(
                 "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
@@ -160,15 +164,23 @@ impl Containers {
         };
         let bytes = serde_json::to_vec_pretty(&container).map_err(ApiError::internal)?;
         let tmp = dir.join("config.json.tmp");
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, dir.join(CONFIG)))
-            .map_err(ApiError::internal)?;
+        if let Err(e) =
+            std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, dir.join(CONFIG)))
+        {
+            let _ = process.stop(KILL_GRACE);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ApiError::Internal(format!(
+                "cannot record container {}: {e}",
+                container.name
+            )));
+        }
         tracing::info!(container = %container.name, id = %container.id, pid = process.pid, "container started");
         Ok(self.view(container))
     }
 
     /// `container rm [-f]`: a running container needs force, as in Docker.
     pub fn remove(&self, name: &str, force: bool) -> Result<String, ApiError> {
+        let _guard = self.changes.lock().expect("containers lock");
         let view = self.find(name)?;
         let c = &view.container;
         if view.running {
