@@ -122,6 +122,11 @@ pub type Reply = Result<serde_json::Value, ApiError>;
 /// The longest message either side accepts (a peer list of thousands of nodes fits).
 const MAX_MESSAGE: u64 = 8 << 20;
 
+/// A value as a successful reply.
+pub fn to_reply<T: Serialize>(value: T) -> Reply {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
 /// Writes one message as a JSON line.
 pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,

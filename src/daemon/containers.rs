@@ -104,21 +104,15 @@ impl Containers {
     pub fn find(&self, name: &str) -> Result<ContainerView, ApiError> {
         let all = self.all();
         let name = name.strip_prefix('/').unwrap_or(name);
-        if let Some(c) = all.iter().find(|c| c.name == name || c.id == name) {
-            return Ok(self.view(c.clone()));
-        }
-        let by_prefix: Vec<_> = all
-            .iter()
-            .filter(|c| !name.is_empty() && c.id.starts_with(name))
-            .collect();
-        match by_prefix.as_slice() {
-            [one] => Ok(self.view((*one).clone())),
-            [] => Err(ApiError::NotFound(format!("No such container: {name}"))),
-            _ => Err(ApiError::InvalidArgument(format!(
-                "container {name} is ambiguous ({} matches); use more of the container ID",
-                by_prefix.len()
-            ))),
-        }
+        let found = crate::model::find(
+            &all,
+            name,
+            "container",
+            |c| &c.id,
+            |c| &c.name,
+            || ApiError::NotFound(format!("No such container: {name}")),
+        )?;
+        Ok(self.view(found.clone()))
     }
 
     /// `container run -d`: checks the name, then starts the container through its shim.

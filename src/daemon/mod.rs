@@ -22,7 +22,9 @@ use tokio::sync::Mutex;
 use crate::manager::client::ManagerConn;
 use crate::manager::tls;
 use crate::model::{ApiError, NodeRole};
-use crate::proto::{read_msg, write_msg, ClusterRequest, LocalRequest, ManagerRequest, Reply};
+use crate::proto::{
+    read_msg, to_reply, write_msg, ClusterRequest, LocalRequest, ManagerRequest, Reply,
+};
 use containers::Containers;
 use metrics::Metrics;
 use state::SwarmState;
@@ -168,10 +170,6 @@ async fn local_connection(daemon: Arc<Daemon>, conn: UnixStream) {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: T) -> Reply {
-    serde_json::to_value(value).map_err(ApiError::internal)
-}
-
 /// Runs blocking work (processes, files) off the async workers.
 async fn blocking(work: impl FnOnce() -> Reply + Send + 'static) -> Reply {
     tokio::task::spawn_blocking(work)
@@ -247,15 +245,15 @@ impl Daemon {
             LocalRequest::Cluster(call) => self.cluster(call).await,
             LocalRequest::ContainerRun { name, cmd } => {
                 let containers = self.containers.clone();
-                blocking(move || containers.run(name, cmd).and_then(to_json)).await
+                blocking(move || containers.run(name, cmd).and_then(to_reply)).await
             }
-            LocalRequest::ContainerLs { all } => to_json(self.containers.list(all)),
+            LocalRequest::ContainerLs { all } => to_reply(self.containers.list(all)),
             LocalRequest::ContainerInspect { name } => {
-                self.containers.find(&name).and_then(to_json)
+                self.containers.find(&name).and_then(to_reply)
             }
             LocalRequest::ContainerRm { name, force } => {
                 let containers = self.containers.clone();
-                blocking(move || containers.remove(&name, force).and_then(to_json)).await
+                blocking(move || containers.remove(&name, force).and_then(to_reply)).await
             }
         }
     }

@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use super::{ca, Manager};
 use crate::daemon::metrics::Metrics;
 use crate::model::{ApiError, NodeRole};
-use crate::proto::{read_msg, write_msg, ManagerRequest, Reply};
+use crate::proto::{read_msg, to_reply, write_msg, ManagerRequest, Reply};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that sends no request for this long is closed (agents call every second).
@@ -87,7 +87,7 @@ async fn handle(
 ) -> Reply {
     match req {
         ManagerRequest::GetCa => return Ok(serde_json::json!(manager.ca_pem())),
-        ManagerRequest::Join(join) => return manager.join(join).and_then(to_json),
+        ManagerRequest::Join(join) => return manager.join(join).and_then(to_reply),
         _ => {}
     }
     let Some((id, role)) = identity else {
@@ -106,7 +106,7 @@ async fn handle(
             manager.heartbeat(id);
             Ok(serde_json::Value::Null)
         }
-        ManagerRequest::Watch { since } => manager.watch(since).await.and_then(to_json),
+        ManagerRequest::Watch { since } => manager.watch(since).await.and_then(to_reply),
         ManagerRequest::Leave => manager.leave(id).map(|_| serde_json::Value::Null),
         ManagerRequest::Cluster(call) => {
             if *role != NodeRole::Manager {
@@ -115,8 +115,4 @@ async fn handle(
             manager.cluster_call(call, id)
         }
     }
-}
-
-fn to_json<T: serde::Serialize>(value: T) -> Reply {
-    serde_json::to_value(value).map_err(ApiError::internal)
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::{ApiError, Availability, Node, NodeRole, NodeView};
 use crate::proto::{
-    ClusterRequest, JoinRequest, JoinResponse, MeshPeer, NodeUpdate, WatchResponse,
+    to_reply, ClusterRequest, JoinRequest, JoinResponse, MeshPeer, NodeUpdate, WatchResponse,
 };
 use ca::{Ca, NodeCert};
 use store::{Cluster, Store};
@@ -154,9 +154,7 @@ impl Manager {
             NodeRole::Manager
         } else if req.token.trim() == cluster.worker_token {
             NodeRole::Worker
-        } else if token.ca_digest
-            != token::ca_digest(&ca::pem_to_der(&cluster.ca_cert_pem).unwrap_or_default())
-        {
+        } else if !token.matches_ca(&ca::pem_to_der(&cluster.ca_cert_pem).unwrap_or_default()) {
             return Err(ApiError::PermissionDenied(
                 "the join token is for another swarm: its CA digest does not match this swarm's CA"
                     .into(),
@@ -166,7 +164,7 @@ impl Manager {
                 "invalid join token: it was rotated or never issued; print the current one with \"swarmnet swarm join-token worker\" on a manager".into(),
             ));
         };
-        hex_key(&req.wg_public_key)?;
+        check_hex_key(&req.wg_public_key)?;
         let _guard = self.changes.lock().expect("changes lock");
         let existing = self.store.nodes().map_err(ApiError::internal)?;
         if existing
@@ -292,15 +290,15 @@ impl Manager {
             }
             ClusterRequest::NodeInspect { node } => {
                 let views = self.views()?;
-                to_json(nodes::resolve(&views, &node)?)
+                to_reply(nodes::resolve(&views, &node)?)
             }
             ClusterRequest::NodeRm { node, force } => self.node_rm(&node, force),
-            ClusterRequest::NodeUpdate(update) => to_json(self.node_update(update)?),
+            ClusterRequest::NodeUpdate(update) => to_reply(self.node_update(update)?),
             ClusterRequest::JoinToken { role, rotate } => self.join_token(role, rotate),
-            ClusterRequest::NetworkCreate(spec) => to_json(self.create_network(spec)?),
-            ClusterRequest::NetworkLs => to_json(self.networks()?),
-            ClusterRequest::NetworkInspect { network } => to_json(self.network(&network)?),
-            ClusterRequest::NetworkRm { network } => to_json(self.remove_network(&network)?),
+            ClusterRequest::NetworkCreate(spec) => to_reply(self.create_network(spec)?),
+            ClusterRequest::NetworkLs => to_reply(self.networks()?),
+            ClusterRequest::NetworkInspect { network } => to_reply(self.network(&network)?),
+            ClusterRequest::NetworkRm { network } => to_reply(self.remove_network(&network)?),
         }
     }
 
@@ -368,14 +366,12 @@ impl Manager {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value).map_err(ApiError::internal)
-}
-
-fn hex_key(key: &str) -> Result<[u8; 32], ApiError> {
-    let bytes = hex::decode(key)
-        .map_err(|_| ApiError::InvalidArgument("WireGuard public key is not hex".into()))?;
-    bytes
-        .try_into()
-        .map_err(|_| ApiError::InvalidArgument("WireGuard public key is not 32 bytes".into()))
+/// A WireGuard public key must be 32 bytes in hex.
+fn check_hex_key(key: &str) -> Result<(), ApiError> {
+    match hex::decode(key) {
+        Ok(bytes) if bytes.len() == 32 => Ok(()),
+        _ => Err(ApiError::InvalidArgument(
+            "WireGuard public key must be 32 bytes in hex".into(),
+        )),
+    }
 }

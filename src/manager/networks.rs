@@ -19,21 +19,15 @@ impl Manager {
     /// Finds a network by full ID, name, or unique ID prefix, as Docker does.
     pub fn network(&self, name: &str) -> Result<Network, ApiError> {
         let nets = self.networks()?;
-        if let Some(n) = nets.iter().find(|n| n.id == name || n.name == name) {
-            return Ok(n.clone());
-        }
-        let by_prefix: Vec<_> = nets
-            .iter()
-            .filter(|n| !name.is_empty() && n.id.starts_with(name))
-            .collect();
-        match by_prefix.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(ApiError::NotFound(format!("network {name} not found"))),
-            _ => Err(ApiError::InvalidArgument(format!(
-                "network {name} is ambiguous ({} matches); use more of the network ID",
-                by_prefix.len()
-            ))),
-        }
+        crate::model::find(
+            &nets,
+            name,
+            "network",
+            |n| &n.id,
+            |n| &n.name,
+            || ApiError::NotFound(format!("network {name} not found")),
+        )
+        .cloned()
     }
 
     /// `network create`: checks the spec against the others, then stores it.

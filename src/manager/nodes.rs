@@ -35,36 +35,14 @@ pub fn view(node: Node, last_beat: Option<Instant>, now: Instant) -> NodeView {
 
 /// Finds a node by full ID, hostname, or unique ID prefix, as Docker does.
 pub fn resolve<'a>(views: &'a [NodeView], name: &str) -> Result<&'a NodeView, ApiError> {
-    if let Some(v) = views.iter().find(|v| v.node.id == name) {
-        return Ok(v);
-    }
-    let by_host: Vec<_> = views.iter().filter(|v| v.node.hostname == name).collect();
-    match by_host.as_slice() {
-        [one] => return Ok(one),
-        [] => {}
-        _ => {
-            return Err(ApiError::InvalidArgument(format!(
-                "node {name} is ambiguous ({} matches); use the node ID",
-                by_host.len()
-            )))
-        }
-    }
-    let by_prefix: Vec<_> = if name.is_empty() {
-        Vec::new()
-    } else {
-        views
-            .iter()
-            .filter(|v| v.node.id.starts_with(name))
-            .collect()
-    };
-    match by_prefix.as_slice() {
-        [one] => Ok(one),
-        [] => Err(ApiError::NotFound(format!("No such node: {name}"))),
-        _ => Err(ApiError::InvalidArgument(format!(
-            "node {name} is ambiguous ({} matches); use more of the node ID",
-            by_prefix.len()
-        ))),
-    }
+    crate::model::find(
+        views,
+        name,
+        "node",
+        |v| &v.node.id,
+        |v| &v.node.hostname,
+        || ApiError::NotFound(format!("No such node: {name}")),
+    )
 }
 
 /// Docker's rules for `node rm`.

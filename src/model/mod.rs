@@ -2,9 +2,11 @@
 //! users see. No side effects.
 
 mod error;
+mod lookup;
 mod network;
 mod node;
 
 pub use error::ApiError;
+pub use lookup::find;
 pub use network::{check_name, CheckedSpec, Network, NetworkSpec};
 pub use node::{random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView};
