@@ -8,6 +8,8 @@ mod machine;
 mod manager;
 mod model;
 mod proto;
+#[cfg(test)]
+mod test_support;
 mod whoami;
 
 use clap::Parser;

@@ -33,12 +33,8 @@ pub enum ContainerCmd {
         /// Show all containers (default shows just running).
         #[arg(short, long)]
         all: bool,
-        /// Only display container IDs.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Format output using a Go template, or "json".
-        #[arg(long)]
-        format: Option<String>,
+        #[command(flatten)]
+        list: super::ListArgs,
     },
     /// Display detailed information on one or more containers.
     Inspect {
@@ -91,10 +87,10 @@ pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
             }
             follow_logs(host, &view.container.id)
         }
-        ContainerCmd::Ls { all, quiet, format } => {
+        ContainerCmd::Ls { all, list } => {
             let views: Vec<ContainerView> =
                 serde_json::from_value(call(host, &LocalRequest::ContainerLs { all })?)?;
-            print!("{}", ls(&views, quiet, format.as_deref())?);
+            print!("{}", ls(&views, list.quiet, list.format.as_deref())?);
             Ok(0)
         }
         ContainerCmd::Inspect { format, containers } => {

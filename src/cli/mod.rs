@@ -82,6 +82,17 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// `-q` and `--format`, as every Docker `ls` has them.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only display IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a Go template, or "json".
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
 /// A Unix time as RFC 3339, as Docker prints times in JSON.
 pub fn rfc3339(secs: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs as i64)

@@ -33,12 +33,8 @@ pub enum NetworkCmd {
     /// List networks.
     #[command(alias = "list")]
     Ls {
-        /// Only display network IDs.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Format output using a Go template, or "json".
-        #[arg(long)]
-        format: Option<String>,
+        #[command(flatten)]
+        list: super::ListArgs,
     },
     /// Display detailed information on one or more networks.
     Inspect {
@@ -89,10 +85,10 @@ pub fn run(host: &str, cmd: NetworkCmd) -> anyhow::Result<i32> {
             println!("{}", net.id);
             Ok(0)
         }
-        NetworkCmd::Ls { quiet, format } => {
+        NetworkCmd::Ls { list } => {
             let nets: Vec<Network> =
                 serde_json::from_value(cluster(host, ClusterRequest::NetworkLs)?)?;
-            print!("{}", ls(&nets, quiet, format.as_deref())?);
+            print!("{}", ls(&nets, list.quiet, list.format.as_deref())?);
             Ok(0)
         }
         NetworkCmd::Inspect { networks } => {

@@ -14,12 +14,8 @@ pub enum NodeCmd {
     /// List nodes in the swarm.
     #[command(alias = "list")]
     Ls {
-        /// Only display IDs.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Format output using a Go template, or "json".
-        #[arg(long)]
-        format: Option<String>,
+        #[command(flatten)]
+        list: super::ListArgs,
     },
     /// Display detailed information on one or more nodes.
     Inspect {
@@ -55,11 +51,14 @@ pub enum NodeCmd {
 
 pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
     match cmd {
-        NodeCmd::Ls { quiet, format } => {
+        NodeCmd::Ls { list } => {
             let reply = call(host, &LocalRequest::Cluster(ClusterRequest::NodeLs))?;
             let self_id = reply["self"].as_str().unwrap_or_default().to_string();
             let nodes: Vec<NodeView> = serde_json::from_value(reply["nodes"].clone())?;
-            print!("{}", ls(&nodes, &self_id, quiet, format.as_deref())?);
+            print!(
+                "{}",
+                ls(&nodes, &self_id, list.quiet, list.format.as_deref())?
+            );
             Ok(0)
         }
         NodeCmd::Inspect { pretty, nodes } => {

@@ -37,19 +37,6 @@ fn test_shim() -> ShimCommand {
     }
 }
 
-fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("SWARMNET_REQUIRE_ROOT_TESTS").as_deref(),
-        Ok("1"),
-        "this test needs root and SWARMNET_REQUIRE_ROOT_TESTS=1 is set"
-    );
-    eprintln!("skipped: needs root");
-    false
-}
-
 /// Stops every container it started, by identity, even when a test fails.
 struct Started(Vec<Process>);
 
@@ -104,7 +91,7 @@ fn a_missing_command_is_refused_before_anything_starts() {
 
 #[test]
 fn containers_run_in_their_own_namespaces_and_report_their_exit() {
-    if !root_or_skip() {
+    if !crate::test_support::root_or_skip() {
         return;
     }
     let root = tempfile::tempdir().unwrap();

@@ -17,19 +17,6 @@ use nix::sched::CloneFlags;
 
 use super::{Device, DeviceConfig, DeviceStats, PeerConfig};
 
-fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("SWARMNET_REQUIRE_ROOT_TESTS").as_deref(),
-        Ok("1"),
-        "this test needs root and SWARMNET_REQUIRE_ROOT_TESTS=1 is set"
-    );
-    eprintln!("skipped: needs root");
-    false
-}
-
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
@@ -218,7 +205,7 @@ impl Mesh {
 
 #[test]
 fn two_namespaces_ping_through_the_tunnel() {
-    if !root_or_skip() {
+    if !crate::test_support::root_or_skip() {
         return;
     }
     let mesh = Mesh::new('p');
@@ -294,7 +281,7 @@ impl Drop for Server {
 #[test]
 #[ignore = "a 5 s benchmark"]
 fn iperf3_through_the_tunnel() {
-    if !root_or_skip() {
+    if !crate::test_support::root_or_skip() {
         return;
     }
     let mesh = Mesh::new('i');
