@@ -7,6 +7,7 @@ mod daemon;
 mod machine;
 mod manager;
 mod model;
+mod procs;
 mod proto;
 #[cfg(test)]
 mod test_support;

@@ -1,22 +1,18 @@
-//! Processes and namespaces through /proc: a process identity that survives pid
-//! reuse (pid + start time), signals sent through a pidfd after re-checking who
-//! the pid is, and entering a process's namespaces in a child's `pre_exec`.
+//! A machine's namespaces through /proc: open handles on a process's
+//! namespaces, and entering them in a child's `pre_exec`. Process identity
+//! (pid + start time, pidfd signals) is `crate::procs`.
 
 use std::ffi::CString;
-use std::fs::{self, File};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
+pub use crate::procs::{signal_checked, stat, ProcId, Stat};
 use anyhow::{bail, Context, Result};
-use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::Signal;
-use serde::{Deserialize, Serialize};
 
 /// A namespace kind a machine owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,137 +39,6 @@ impl NsKind {
             NsKind::Uts => CloneFlags::CLONE_NEWUTS,
             NsKind::Mnt => CloneFlags::CLONE_NEWNS,
         }
-    }
-}
-
-/// What /proc/PID/stat tells us.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Stat {
-    pub(super) state: char,
-    pub(super) ppid: i32,
-    pub(super) start: u64,
-}
-
-/// Parses /proc/PID/stat; the command name may hold spaces and parentheses.
-fn parse_stat(text: &str) -> Option<Stat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(Stat {
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
-}
-
-pub(super) fn stat(pid: i32) -> Option<Stat> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// A process, told apart from a later one reusing its pid by its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcId {
-    pub pid: i32,
-    pub start: u64,
-}
-
-impl ProcId {
-    pub fn of(pid: u32) -> Result<ProcId> {
-        let pid = i32::try_from(pid)?;
-        let stat = stat(pid).with_context(|| format!("process {pid} vanished"))?;
-        Ok(ProcId {
-            pid,
-            start: stat.start,
-        })
-    }
-
-    /// True while this very process runs (a zombie has already left its namespaces).
-    pub fn alive(&self) -> bool {
-        stat(self.pid).is_some_and(|s| s.start == self.start && s.state != 'Z')
-    }
-
-    /// The process's arguments, if it is still this process.
-    pub fn cmdline(&self) -> Option<Vec<String>> {
-        let raw = fs::read(format!("/proc/{}/cmdline", self.pid)).ok()?;
-        let args = raw
-            .split(|b| *b == 0)
-            .filter(|arg| !arg.is_empty())
-            .map(|arg| String::from_utf8_lossy(arg).into_owned())
-            .collect();
-        self.alive().then_some(args)
-    }
-
-    /// Signals the process if it is still this one; false if it is gone.
-    pub fn signal(&self, signal: Signal) -> Result<bool> {
-        signal_checked(self.pid, signal, || self.alive())
-    }
-
-    /// True while any thread of this process is still exiting: a leader shows
-    /// as a zombie before its other threads have closed the files they share
-    /// (a database lock, a listening socket).
-    fn exiting_threads(&self) -> bool {
-        stat(self.pid).is_some_and(|s| s.start == self.start)
-            && fs::read_dir(format!("/proc/{}/task", self.pid))
-                .map(|tasks| tasks.count() > 1)
-                .unwrap_or(false)
-    }
-
-    /// Polls until the process and all its threads are gone or the timeout passes.
-    pub fn wait_gone(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.alive() || self.exiting_threads() {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        true
-    }
-
-    /// SIGKILLs the process and waits for it to be gone.
-    pub fn kill(&self) -> Result<()> {
-        self.signal(Signal::SIGKILL)?;
-        if !self.wait_gone(Duration::from_secs(5)) {
-            bail!("process {} did not exit after SIGKILL", self.pid);
-        }
-        Ok(())
-    }
-}
-
-/// Opens a pidfd, re-checks `still_ours` (the pidfd now pins the process),
-/// then signals through the pidfd, so a reused pid is never signalled.
-pub(super) fn signal_checked(
-    pid: i32,
-    signal: Signal,
-    still_ours: impl Fn() -> bool,
-) -> Result<bool> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return match Errno::last() {
-            Errno::ESRCH => Ok(false),
-            errno => Err(errno).context("pidfd_open"),
-        };
-    }
-    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    if !still_ours() {
-        return Ok(false);
-    }
-    let null = std::ptr::null::<libc::siginfo_t>();
-    // SAFETY: a valid pidfd, a valid signal number, no siginfo, no flags.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal as i32,
-            null,
-            0,
-        )
-    };
-    match rc {
-        0 => Ok(true),
-        _ if Errno::last() == Errno::ESRCH => Ok(false),
-        _ => Err(Errno::last()).with_context(|| format!("could not send {signal} to {pid}")),
     }
 }
 
@@ -232,37 +97,5 @@ impl Namespaces {
             });
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_parsing_survives_odd_command_names() {
-        let text = "42 (a) b (c)) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 1 2 3";
-        let stat = parse_stat(text).unwrap();
-        assert_eq!(
-            stat,
-            Stat {
-                state: 'S',
-                ppid: 7,
-                start: 12345
-            }
-        );
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn this_process_is_alive_and_identified() {
-        let me = ProcId::of(std::process::id()).unwrap();
-        assert!(me.alive());
-        assert!(!ProcId {
-            pid: me.pid,
-            start: me.start + 1
-        }
-        .alive());
-        assert!(me.cmdline().is_some_and(|args| !args.is_empty()));
     }
 }
