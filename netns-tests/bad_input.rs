@@ -35,6 +35,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         "invalid advertise address",
     );
     not_in_swarm(&lab, "vm1");
+    assert!(stdout(&ok(&lab.sn("vm1", &["info"]))).contains("Swarm: inactive"));
     let token = lab.swarm("vm1", "192.168.99.100", &[]);
     fails_with(
         &lab.sn(

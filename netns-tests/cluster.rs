@@ -92,6 +92,12 @@ fn a_swarm_forms_and_its_mesh_carries_traffic() {
     assert!(first["ID"].is_string() && first["Self"].is_boolean());
     let ids = stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"])));
     assert_eq!(ids.lines().count(), 3);
+    let info = stdout(&ok(&lab.sn("vm2", &["info"])));
+    assert!(
+        info.contains("Swarm: active") && info.contains(" Is Manager: false"),
+        "{info}"
+    );
+    assert!(info.contains("  192.168.99.100:2377"), "{info}");
     let pretty = stdout(&ok(&lab.sn("vm1", &["node", "inspect", "--pretty", "vm2"])));
     assert!(
         pretty.contains("Hostname:\t\tvm2") && pretty.contains("State:\t\t\tReady"),

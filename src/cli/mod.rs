@@ -58,6 +58,8 @@ enum Command {
         #[command(subcommand)]
         cmd: MachineCmd,
     },
+    /// Display system-wide information.
+    Info,
     /// A tiny HTTP server that says who answered (as traefik/whoami).
     Whoami(crate::whoami::WhoamiArgs),
     /// The per-container shim the daemon starts (internal).
@@ -77,9 +79,30 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Network { cmd } => network::run(&cli.host, cmd),
         Command::Node { cmd } => node::run(&cli.host, cmd),
         Command::Machine { cmd } => crate::machine::run(cmd),
+        Command::Info => info(&cli.host),
         Command::Whoami(args) => crate::whoami::run(args),
         Command::RuntimeShim { args } => crate::agent::runtime::shim_main(args),
     }
+}
+
+/// `swarmnet info`: the Swarm section of `docker info`.
+fn info(host: &str) -> anyhow::Result<i32> {
+    let info = client::call(host, &crate::proto::LocalRequest::Info)?;
+    let field = |k: &str| match &info[k] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("Containers: {}", field("Containers"));
+    println!("Swarm: {}", field("LocalNodeState"));
+    if field("LocalNodeState") == "active" {
+        println!(" NodeID: {}", field("NodeID"));
+        let manager = info["ControlAvailable"].as_bool().unwrap_or(false);
+        println!(" Is Manager: {manager}");
+        println!(" Node Address: {}", field("NodeAddr"));
+        println!(" Manager Addresses:\n  {}", field("ManagerAddr"));
+        println!(" Tunnel Address: {}", field("TunnelAddr"));
+    }
+    Ok(0)
 }
 
 /// `-q` and `--format`, as every Docker `ls` has them.

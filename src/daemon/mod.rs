@@ -271,7 +271,10 @@ impl Daemon {
     async fn info(&self) -> serde_json::Value {
         let slot = self.swarm.lock().await;
         match slot.as_ref() {
-            None => serde_json::json!({ "LocalNodeState": "inactive" }),
+            None => serde_json::json!({
+                "LocalNodeState": "inactive",
+                "Containers": self.containers.list(true).len(),
+            }),
             Some(s) => serde_json::json!({
                 "LocalNodeState": "active",
                 "NodeID": s.state.config.node_id,
@@ -279,6 +282,7 @@ impl Daemon {
                 "ManagerAddr": s.state.config.manager_addr,
                 "ControlAvailable": s.state.config.role == NodeRole::Manager,
                 "TunnelAddr": s.state.config.tunnel_addr,
+                "Containers": self.containers.list(true).len(),
             }),
         }
     }
