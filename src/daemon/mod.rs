@@ -46,6 +46,9 @@ pub struct DaemonArgs {
     pub wg_port: u16,
 }
 
+/// How long `swarm leave` waits to tell the manager before leaving anyway.
+const LEAVE_NOTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The daemon's shared state.
 pub struct Daemon {
     state_dir: PathBuf,
@@ -312,8 +315,13 @@ impl Daemon {
                     .call(&ManagerRequest::Leave)
                     .await
             };
-            if let Err(e) = told.await {
-                tracing::warn!(error = %e, "could not tell the manager this node is leaving");
+            // Docker leaves even when the manager is gone; do not wait long for it.
+            match tokio::time::timeout(LEAVE_NOTICE_TIMEOUT, told).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not tell the manager this node is leaving")
+                }
+                Err(_) => tracing::warn!("the manager did not answer the leave notice in time"),
             }
         }
         let swarm = slot.take().expect("checked above");
