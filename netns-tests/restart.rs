@@ -18,6 +18,23 @@ fn ready_count(lab: &Lab) -> Result<(), String> {
         .ok_or(text + &stderr(&out))
 }
 
+/// Waits until every node is Ready in `node ls` on the manager.
+fn all_ready(lab: &Lab, what: &str) {
+    eventually(what, Duration::from_secs(10), || ready_count(lab));
+}
+
+/// Waits until `from` pings `addr` over the mesh.
+fn reaches(lab: &Lab, from: &str, addr: &str) {
+    eventually(
+        &format!("{from} reaches {addr} over the mesh"),
+        Duration::from_secs(10),
+        || {
+            let out = lab.ssh(from, &["ping", "-c", "1", "-W", "1", addr]);
+            out.status.success().then_some(()).ok_or(stdout(&out))
+        },
+    );
+}
+
 #[test]
 fn state_survives_daemon_restarts() {
     if !root_or_skip("state_survives_daemon_restarts") {
@@ -44,9 +61,7 @@ fn state_survives_daemon_restarts() {
         "This node joined a swarm as a manager."
     );
     let ids_before = stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"])));
-    eventually("all nodes Ready", Duration::from_secs(10), || {
-        ready_count(&lab)
-    });
+    all_ready(&lab, "all nodes Ready");
     let from_vm3 = stdout(&ok(&lab.sn("vm3", &["node", "ls"])));
     let vm3_line = from_vm3
         .lines()
@@ -82,11 +97,7 @@ fn state_survives_daemon_restarts() {
 
     // The manager dies hard and comes back with everything.
     ok(&lab.run(&["machine", "restart", "--signal", "KILL", "vm1"]));
-    eventually(
-        "all nodes Ready after the manager's restart",
-        Duration::from_secs(10),
-        || ready_count(&lab),
-    );
+    all_ready(&lab, "all nodes Ready after the manager's restart");
     assert_eq!(
         stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"]))),
         ids_before
@@ -101,14 +112,7 @@ fn state_survives_daemon_restarts() {
         )),
         manager_token
     );
-    eventually(
-        "vm2 reaches vm1 over the mesh",
-        Duration::from_secs(10),
-        || {
-            let out = lab.ssh("vm2", &["ping", "-c", "1", "-W", "1", "100.64.0.1"]);
-            out.status.success().then_some(()).ok_or(stdout(&out))
-        },
-    );
+    reaches(&lab, "vm2", "100.64.0.1");
 
     let avail = stdout(&ok(&lab.sn(
         "vm1",
@@ -120,23 +124,12 @@ fn state_survives_daemon_restarts() {
 
     // The worker restarts and rejoins on its own.
     ok(&lab.run(&["machine", "restart", "vm2"]));
-    eventually(
-        "all nodes Ready after the worker's restart",
-        Duration::from_secs(10),
-        || ready_count(&lab),
-    );
+    all_ready(&lab, "all nodes Ready after the worker's restart");
     assert_eq!(
         stdout(&ok(&lab.sn("vm1", &["node", "ls", "-q"]))),
         ids_before
     );
-    eventually(
-        "vm1 reaches vm2 over the mesh",
-        Duration::from_secs(10),
-        || {
-            let out = lab.ssh("vm1", &["ping", "-c", "1", "-W", "1", "100.64.0.2"]);
-            out.status.success().then_some(()).ok_or(stdout(&out))
-        },
-    );
+    reaches(&lab, "vm1", "100.64.0.2");
 
     // A stopped worker shows Down within 10 s.
     let vm2 = ok(&lab.run(&["machine", "inspect", "vm2"]));
@@ -160,7 +153,5 @@ fn state_survives_daemon_restarts() {
         nix::sys::signal::Signal::SIGCONT,
     )
     .unwrap();
-    eventually("vm2 Ready again", Duration::from_secs(10), || {
-        ready_count(&lab)
-    });
+    all_ready(&lab, "vm2 Ready again");
 }
