@@ -7,5 +7,7 @@ mod cluster;
 mod container;
 mod harness;
 mod network;
+mod overlay;
+mod overlay_restart;
 mod restart;
 mod whoami;

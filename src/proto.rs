@@ -4,7 +4,9 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::model::{ApiError, Availability, NetworkSpec, NodeRole};
+use crate::model::{
+    ApiError, AttachRequest, Availability, Endpoint, Network, NetworkSpec, NodeRole,
+};
 
 /// Calls that need the cluster's state: answered by the leader, forwarded to it by
 /// other managers, refused by workers.
@@ -53,6 +55,9 @@ pub enum LocalRequest {
     ContainerRun {
         name: Option<String>,
         cmd: Vec<String>,
+        networks: Vec<String>,
+        ip: Option<std::net::Ipv4Addr>,
+        aliases: Vec<String>,
     },
     ContainerLs {
         all: bool,
@@ -63,6 +68,17 @@ pub enum LocalRequest {
     ContainerRm {
         name: String,
         force: bool,
+    },
+    /// `container attach --network N PATH`: a namespace made by another tool.
+    NamespaceAttach {
+        network: String,
+        netns: std::path::PathBuf,
+        ip: Option<std::net::Ipv4Addr>,
+        aliases: Vec<String>,
+    },
+    NamespaceDetach {
+        network: String,
+        netns: std::path::PathBuf,
     },
 }
 
@@ -80,6 +96,19 @@ pub enum ManagerRequest {
     },
     Leave,
     Cluster(ClusterRequest),
+    /// Any node, for its own containers: an endpoint on a network.
+    Attach(AttachRequest),
+    /// Any node, for its own endpoints.
+    Detach {
+        endpoint_id: String,
+    },
+}
+
+/// The reply to an attach: the endpoint, and the network it is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub endpoint: Endpoint,
+    pub network: Network,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +130,21 @@ pub struct JoinResponse {
     pub mesh_prefix_len: u8,
 }
 
+/// `network inspect`: the network and what is attached to it, node by node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkDetail {
+    pub network: Network,
+    pub attached: Vec<AttachedEndpoint>,
+}
+
+/// An endpoint with the node it is on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachedEndpoint {
+    pub endpoint: Endpoint,
+    pub node_hostname: String,
+    pub node_addr: std::net::IpAddr,
+}
+
 /// A mesh peer as the manager streams it to agents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeshPeer {
@@ -114,6 +158,8 @@ pub struct MeshPeer {
 pub struct WatchResponse {
     pub revision: u64,
     pub peers: Vec<MeshPeer>,
+    pub networks: Vec<Network>,
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// One reply: a JSON value or a user-facing error.

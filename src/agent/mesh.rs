@@ -1,5 +1,6 @@
 //! Keeps this node in the swarm: heartbeats to the manager, and follows the
-//! manager's watch stream to keep the WireGuard peers equal to the other nodes.
+//! manager's watch stream to keep the WireGuard peers equal to the other nodes
+//! and the overlay sandboxes equal to the endpoint table (`netagent`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use rustls::ClientConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::netagent::NetAgent;
 use super::wireguard::{Device, DeviceConfig, DeviceStats, PeerConfig};
 use crate::manager::client::ManagerConn;
 use crate::model::ApiError;
-use crate::proto::{ManagerRequest, MeshPeer, WatchResponse};
+use crate::proto::{ManagerRequest, MeshPeer, Reply, WatchResponse};
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -29,6 +31,17 @@ pub struct ManagerLink {
     pub tls: Arc<ClientConfig>,
 }
 
+impl ManagerLink {
+    /// One call on a fresh connection (the leader's own daemon goes through
+    /// its API too: one path for every node).
+    pub async fn call(&self, req: &ManagerRequest) -> Reply {
+        ManagerConn::connect(self.addr, self.tls.clone())
+            .await?
+            .call(req)
+            .await
+    }
+}
+
 /// The running agent.
 pub struct Agent {
     device: Arc<Device>,
@@ -37,7 +50,11 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub async fn start(link: ManagerLink, wg: DeviceConfig) -> anyhow::Result<Agent> {
+    pub async fn start(
+        link: ManagerLink,
+        wg: DeviceConfig,
+        net: Arc<NetAgent>,
+    ) -> anyhow::Result<Agent> {
         let name = wg.name.clone();
         let device = Arc::new(
             Device::start(wg)
@@ -47,7 +64,7 @@ impl Agent {
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(heartbeat_loop(link.clone(), stop_rx.clone())),
-            tokio::spawn(watch_loop(link, device.clone(), stop_rx)),
+            tokio::spawn(watch_loop(link, device.clone(), net, stop_rx)),
         ];
         Ok(Agent {
             device,
@@ -115,7 +132,12 @@ async fn heartbeat_loop(link: ManagerLink, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn watch_loop(link: ManagerLink, device: Arc<Device>, mut stop: watch::Receiver<bool>) {
+async fn watch_loop(
+    link: ManagerLink,
+    device: Arc<Device>,
+    net: Arc<NetAgent>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut since = 0;
     while let Some(mut conn) = connect(&link, &mut stop).await {
         let mut pause = RETRY_AFTER;
@@ -139,6 +161,8 @@ async fn watch_loop(link: ManagerLink, device: Arc<Device>, mut stop: watch::Rec
                         device.set_peers(peers);
                     }
                     since = update.revision;
+                    // Every answer, changed or not: repairs what was changed behind our back.
+                    net.reconcile(&link, &update).await;
                 }
                 Err(ApiError::PermissionDenied(msg)) => {
                     tracing::warn!(manager = %link.addr, "{msg}");

@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use super::client::call;
 use super::table;
-use crate::daemon::containers::ContainerView;
+use crate::daemon::containers::{ContainerView, NetAttachment};
 use crate::manager::now_secs;
 use crate::proto::LocalRequest;
 
@@ -23,9 +23,38 @@ pub enum ContainerCmd {
         /// Assign a name to the container (also its hostname).
         #[arg(long)]
         name: Option<String>,
+        /// Connect the container to a network (repeat for more: eth0, eth1, ...).
+        #[arg(long = "network", alias = "net", value_name = "NETWORK")]
+        networks: Vec<String>,
+        /// IPv4 address on the first network (e.g., 10.20.0.50).
+        #[arg(long)]
+        ip: Option<std::net::Ipv4Addr>,
+        /// Add network-scoped alias for the container.
+        #[arg(long = "network-alias", value_name = "ALIAS")]
+        aliases: Vec<String>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
+    },
+    /// Attach a network namespace made by another tool (ip netns, a container runtime) to a network.
+    Attach {
+        /// The network to attach to.
+        #[arg(long, required = true)]
+        network: String,
+        /// IPv4 address on the network.
+        #[arg(long)]
+        ip: Option<std::net::Ipv4Addr>,
+        /// Add network-scoped alias for the namespace.
+        #[arg(long = "network-alias", value_name = "ALIAS")]
+        aliases: Vec<String>,
+        /// The namespace's file, e.g. /run/netns/foo.
+        netns: std::path::PathBuf,
+    },
+    /// Detach a namespace attached with `container attach` from a network.
+    Detach {
+        #[arg(long, required = true)]
+        network: String,
+        netns: std::path::PathBuf,
     },
     /// List containers.
     #[command(alias = "ps")]
@@ -78,9 +107,22 @@ fn inspect(host: &str, name: &str) -> anyhow::Result<ContainerView> {
 
 pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
     match cmd {
-        ContainerCmd::Run { detach, name, cmd } => {
-            let view: ContainerView =
-                serde_json::from_value(call(host, &LocalRequest::ContainerRun { name, cmd })?)?;
+        ContainerCmd::Run {
+            detach,
+            name,
+            networks,
+            ip,
+            aliases,
+            cmd,
+        } => {
+            let req = LocalRequest::ContainerRun {
+                name,
+                cmd,
+                networks,
+                ip,
+                aliases,
+            };
+            let view: ContainerView = serde_json::from_value(call(host, &req)?)?;
             if detach {
                 println!("{}", view.container.id);
                 return Ok(0);
@@ -122,6 +164,26 @@ pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
                 anyhow::bail!("container {} is not running", view.container.id);
             }
             crate::agent::runtime::exec(&view.container.process, &cmd)
+        }
+        ContainerCmd::Attach {
+            network,
+            ip,
+            aliases,
+            netns,
+        } => {
+            let req = LocalRequest::NamespaceAttach {
+                network,
+                netns,
+                ip,
+                aliases,
+            };
+            let a: NetAttachment = serde_json::from_value(call(host, &req)?)?;
+            println!("{}/{} {}", a.ip, a.prefix_len, a.ifname);
+            Ok(0)
+        }
+        ContainerCmd::Detach { network, netns } => {
+            call(host, &LocalRequest::NamespaceDetach { network, netns })?;
+            Ok(0)
         }
         ContainerCmd::Rm { force, containers } => {
             let mut code = 0;
@@ -262,6 +324,24 @@ fn ls(views: &[ContainerView], quiet: bool, format: Option<&str>) -> anyhow::Res
 /// The JSON of `container inspect`, shaped like Docker's.
 fn inspect_doc(v: &ContainerView) -> serde_json::Value {
     let c = &v.container;
+    let mut networks = serde_json::Map::new();
+    for a in &c.networks {
+        networks.insert(
+            a.network_name.clone(),
+            serde_json::json!({
+                "Aliases": a.aliases,
+                "NetworkID": a.network_id,
+                "EndpointID": a.endpoint_id,
+                "Gateway": a.gateway.to_string(),
+                "IPAddress": a.ip.to_string(),
+                "IPPrefixLen": a.prefix_len,
+                "MacAddress": a.mac,
+                "DNSNames": [c.name.clone(), c.id[..12].to_string()],
+                "InterfaceName": a.ifname,
+                "MTU": a.mtu,
+            }),
+        );
+    }
     serde_json::json!({
         "Id": c.id,
         "Created": super::rfc3339(c.created),
@@ -276,7 +356,10 @@ fn inspect_doc(v: &ContainerView) -> serde_json::Value {
         "Name": format!("/{}", c.name),
         "LogPath": v.log_path,
         "Config": { "Hostname": c.name, "Cmd": c.cmd },
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": {
+            "SandboxKey": c.netns,
+            "Networks": networks,
+        },
     })
 }
 

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::client::call;
 use super::table;
 use crate::model::{Network, NetworkSpec};
-use crate::proto::{ClusterRequest, LocalRequest};
+use crate::proto::{ClusterRequest, LocalRequest, NetworkDetail};
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCmd {
@@ -38,6 +38,9 @@ pub enum NetworkCmd {
     },
     /// Display detailed information on one or more networks.
     Inspect {
+        /// Format output using a Go template.
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         networks: Vec<String>,
     },
@@ -91,16 +94,22 @@ pub fn run(host: &str, cmd: NetworkCmd) -> anyhow::Result<i32> {
             print!("{}", ls(&nets, list.quiet, list.format.as_deref())?);
             Ok(0)
         }
-        NetworkCmd::Inspect { networks } => {
+        NetworkCmd::Inspect { format, networks } => {
             let mut docs = Vec::new();
             for name in networks {
-                let net: Network = serde_json::from_value(cluster(
+                let detail: NetworkDetail = serde_json::from_value(cluster(
                     host,
                     ClusterRequest::NetworkInspect { network: name },
                 )?)?;
-                docs.push(inspect_doc(&net));
+                docs.push(inspect_doc(&detail));
             }
-            println!("{}", serde_json::to_string_pretty(&docs)?);
+            match format {
+                Some(tmpl) => print!(
+                    "{}",
+                    table::template(&tmpl, &docs).map_err(|e| anyhow::anyhow!(e))?
+                ),
+                None => println!("{}", serde_json::to_string_pretty(&docs)?),
+            }
             Ok(0)
         }
         NetworkCmd::Rm { networks } => {
@@ -158,8 +167,32 @@ fn ls(nets: &[Network], quiet: bool, format: Option<&str>) -> anyhow::Result<Str
     })
 }
 
-/// The JSON of `network inspect`, shaped like Docker's.
-fn inspect_doc(n: &Network) -> serde_json::Value {
+/// The JSON of `network inspect`, shaped like Docker's: `Containers` by
+/// container ID (with the node each is on, which Docker leaves out), and
+/// `Peers`, the nodes where the network is in use.
+fn inspect_doc(detail: &NetworkDetail) -> serde_json::Value {
+    let n = &detail.network;
+    let mut containers = serde_json::Map::new();
+    let mut peers: Vec<serde_json::Value> = Vec::new();
+    for a in &detail.attached {
+        let e = &a.endpoint;
+        containers.insert(
+            e.container_id.clone(),
+            serde_json::json!({
+                "Name": e.container_name,
+                "EndpointID": e.id,
+                "MacAddress": e.mac,
+                "IPv4Address": format!("{}/{}", e.ip, n.subnet.prefix()),
+                "IPv6Address": "",
+                "Node": a.node_hostname,
+                "Aliases": e.aliases,
+            }),
+        );
+        let peer = serde_json::json!({ "Name": a.node_hostname, "IP": a.node_addr.to_string() });
+        if !peers.contains(&peer) {
+            peers.push(peer);
+        }
+    }
     let mut options = serde_json::Map::new();
     options.insert(
         "com.docker.network.driver.overlay.vxlanid_list".into(),
@@ -184,9 +217,10 @@ fn inspect_doc(n: &Network) -> serde_json::Value {
         "Attachable": n.attachable,
         "Ingress": n.ingress,
         "ConfigOnly": false,
-        "Containers": {},
+        "Containers": containers,
         "Options": options,
         "Labels": {},
+        "Peers": peers,
         "VNI": n.vni,
         "MTU": n.mtu,
     })

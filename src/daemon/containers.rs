@@ -2,6 +2,7 @@
 //! `<state dir>/containers/<id>/`, started and stopped through the runtime
 //! (a shim per container, so containers outlive daemon restarts).
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +25,43 @@ pub struct Container {
     pub cmd: Vec<String>,
     pub created: u64,
     pub process: Process,
+    /// Its network namespace (a bind mount that outlives the process).
+    pub netns: PathBuf,
+    /// Its endpoints on overlay networks, eth0 first.
+    pub networks: Vec<NetAttachment>,
+    /// Its way out through the gateway bridge, when it is on a network.
+    pub egress: Option<Egress>,
+}
+
+/// One network interface of a container (or namespace) on an overlay network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetAttachment {
+    pub network_id: String,
+    pub network_name: String,
+    pub endpoint_id: String,
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub mtu: u32,
+    pub aliases: Vec<String>,
+}
+
+/// A container's interface on the host's gateway bridge (Docker's docker_gwbridge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Egress {
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+}
+
+/// A container whose name is taken and directory made, not started yet.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub id: String,
+    pub name: String,
+    pub cmd: Vec<String>,
+    dir: PathBuf,
 }
 
 /// A container with its live state, as `container ls` and `inspect` show it.
@@ -39,8 +77,6 @@ pub struct ContainerView {
 /// The containers of this host.
 pub struct Containers {
     root: PathBuf,
-    /// Held by run and rm, so two runs cannot both take a name.
-    changes: std::sync::Mutex<()>,
 }
 
 fn new_id() -> String {
@@ -53,7 +89,6 @@ impl Containers {
     pub fn new(state_dir: &Path) -> Containers {
         Containers {
             root: state_dir.join("containers"),
-            changes: std::sync::Mutex::new(()),
         }
     }
 
@@ -115,17 +150,18 @@ impl Containers {
         Ok(self.view(found.clone()))
     }
 
-    /// `container run -d`: checks the name, then starts the container through its shim.
-    pub fn run(&self, name: Option<String>, cmd: Vec<String>) -> Result<ContainerView, ApiError> {
+    /// First step of `container run`: checks the command and the name, and
+    /// makes the container's directory. The caller serializes runs and removals.
+    pub fn prepare(&self, name: Option<String>, cmd: Vec<String>) -> Result<Prepared, ApiError> {
         if cmd.is_empty() {
             return Err(ApiError::InvalidArgument(
                 "no command given: swarmnet container run -d --name NAME -- CMD ARGS...".into(),
             ));
         }
+        runtime::check_command(&cmd[0]).map_err(|e| ApiError::InvalidArgument(format!("{e:#}")))?;
         let id = new_id();
         let name = name.unwrap_or_else(|| format!("c-{}", &id[..12]));
         check_name("container", &name)?;
-        let _guard = self.changes.lock().expect("containers lock");
         if let Some(other) = self.all().into_iter().find(|c| c.name == name) {
             return Err(ApiError::FailedPrecondition(format!(
                 "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
@@ -134,49 +170,76 @@ impl Containers {
         }
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+        Ok(Prepared { id, name, cmd, dir })
+    }
+
+    /// Gives up a prepared container (its directory goes).
+    pub fn discard(&self, prepared: Prepared) {
+        let _ = std::fs::remove_dir_all(&prepared.dir);
+    }
+
+    /// Last step of `container run`: starts the process in its plumbed
+    /// namespace and records the container. On failure nothing is recorded.
+    pub fn start(
+        &self,
+        prepared: &Prepared,
+        netns: PathBuf,
+        networks: Vec<NetAttachment>,
+        egress: Option<Egress>,
+    ) -> Result<ContainerView, ApiError> {
         let spec = ContainerSpec {
-            id: id.clone(),
-            name: name.clone(),
-            cmd: cmd.clone(),
-            dir: dir.clone(),
+            id: prepared.id.clone(),
+            name: prepared.name.clone(),
+            cmd: prepared.cmd.clone(),
+            dir: prepared.dir.clone(),
+            netns: Some(netns.clone()),
+            addresses: networks.iter().map(|n| n.ip).collect(),
         };
-        let process = match runtime::start(&spec) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(ApiError::InvalidArgument(format!(
-                    "cannot start container {name}: {e:#}"
-                )));
-            }
-        };
+        let process = runtime::start(&spec).map_err(|e| {
+            ApiError::InvalidArgument(format!("cannot start container {}: {e:#}", prepared.name))
+        })?;
         let container = Container {
-            id,
-            name,
-            cmd,
+            id: prepared.id.clone(),
+            name: prepared.name.clone(),
+            cmd: prepared.cmd.clone(),
             created: now_secs(),
             process,
+            netns,
+            networks,
+            egress,
         };
-        let bytes = serde_json::to_vec_pretty(&container).map_err(ApiError::internal)?;
-        let tmp = dir.join("config.json.tmp");
-        if let Err(e) =
-            std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, dir.join(CONFIG)))
-        {
+        if let Err(e) = self.record(&container) {
             let _ = process.stop(KILL_GRACE);
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(ApiError::Internal(format!(
-                "cannot record container {}: {e}",
-                container.name
-            )));
+            return Err(e);
         }
         tracing::info!(container = %container.name, id = %container.id, pid = process.pid, "container started");
         Ok(self.view(container))
     }
 
-    /// `container rm [-f]`: a running container needs force, as in Docker.
-    pub fn remove(&self, name: &str, force: bool) -> Result<String, ApiError> {
-        let _guard = self.changes.lock().expect("containers lock");
+    fn record(&self, container: &Container) -> Result<(), ApiError> {
+        let dir = self.dir(&container.id);
+        let bytes = serde_json::to_vec_pretty(container).map_err(ApiError::internal)?;
+        let tmp = dir.join("config.json.tmp");
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, dir.join(CONFIG)))
+            .map_err(|e| {
+                ApiError::Internal(format!("cannot record container {}: {e}", container.name))
+            })
+    }
+
+    /// The gateway-bridge addresses the containers here hold.
+    pub fn egress_addresses(&self) -> Vec<Ipv4Addr> {
+        self.all()
+            .into_iter()
+            .filter_map(|c| c.egress.map(|e| e.ip))
+            .collect()
+    }
+
+    /// First step of `container rm [-f]`: a running container needs force,
+    /// as in Docker; it is stopped. Returns the container to unplug and forget.
+    pub fn stop_for_removal(&self, name: &str, force: bool) -> Result<Container, ApiError> {
         let view = self.find(name)?;
-        let c = &view.container;
+        let c = view.container;
         if view.running {
             if !force {
                 return Err(ApiError::FailedPrecondition(format!(
@@ -188,6 +251,11 @@ impl Containers {
                 ApiError::Internal(format!("cannot stop container {}: {e:#}", c.name))
             })?;
         }
+        Ok(c)
+    }
+
+    /// Last step of `container rm`: its files go.
+    pub fn forget(&self, c: &Container) -> Result<(), ApiError> {
         std::fs::remove_dir_all(self.dir(&c.id)).map_err(|e| {
             ApiError::Internal(format!(
                 "cannot remove the files of container {}: {e}",
@@ -195,6 +263,6 @@ impl Containers {
             ))
         })?;
         tracing::info!(container = %c.name, id = %c.id, "container removed");
-        Ok(name.to_string())
+        Ok(())
     }
 }

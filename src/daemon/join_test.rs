@@ -12,8 +12,8 @@ use super::state::SwarmState;
 use super::swarm;
 use crate::manager::client::ManagerConn;
 use crate::manager::{api, ca, tls, InitParams, Manager};
-use crate::model::{ApiError, NodeRole};
-use crate::proto::{ClusterRequest, ManagerRequest};
+use crate::model::{ApiError, AttachRequest, NetworkSpec, NodeRole};
+use crate::proto::{Attachment, ClusterRequest, ManagerRequest, WatchResponse};
 
 struct Fixture {
     manager: Arc<Manager>,
@@ -191,4 +191,129 @@ async fn a_client_without_a_certificate_may_only_fetch_the_ca_and_join() {
     assert!(conn.call(&ManagerRequest::GetCa).await.is_ok());
     let err = conn.call(&ManagerRequest::Heartbeat).await.unwrap_err();
     assert!(matches!(err, ApiError::PermissionDenied(_)), "{err}");
+}
+
+fn attach_req(network: &str, container: &str, ip: Option<&str>) -> ManagerRequest {
+    ManagerRequest::Attach(AttachRequest {
+        network: network.into(),
+        container_id: format!("id-{container}"),
+        container_name: container.into(),
+        aliases: vec!["db".into()],
+        ip: ip.map(|ip| ip.parse().unwrap()),
+    })
+}
+
+#[tokio::test]
+async fn workers_attach_their_containers_and_the_watch_carries_the_endpoints() {
+    let f = manager().await;
+    let spec = |name: &str, attachable: bool| NetworkSpec {
+        name: name.into(),
+        attachable,
+        subnet: Some("10.20.0.0/24".into()),
+        options: [("allow-overlap".to_string(), String::new())].into(),
+        ..Default::default()
+    };
+    f.manager.create_network(spec("blue", true)).unwrap();
+    f.manager.create_network(spec("closed", false)).unwrap();
+    let worker_token = token(&f, NodeRole::Worker, false);
+    let (w1, _d1) = join(&f, &worker_token).await.unwrap();
+    let (w2, _d2) = join(&f, &worker_token).await.unwrap();
+
+    let first: Attachment =
+        serde_json::from_value(call(&w1, attach_req("blue", "c1", None)).await.unwrap()).unwrap();
+    assert_eq!(first.endpoint.ip.to_string(), "10.20.0.2");
+    assert_eq!(first.endpoint.mac, "02:42:0a:14:00:02");
+    assert_eq!(first.endpoint.node_id, w1.config.node_id);
+    let again: Attachment =
+        serde_json::from_value(call(&w1, attach_req("blue", "c1", None)).await.unwrap()).unwrap();
+    assert_eq!(
+        again.endpoint, first.endpoint,
+        "a retried attach is the same endpoint"
+    );
+    let fixed: Attachment = serde_json::from_value(
+        call(&w2, attach_req("blue", "c2", Some("10.20.0.50")))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fixed.endpoint.ip.to_string(), "10.20.0.50");
+
+    let refusals = [
+        (
+            attach_req("closed", "c3", None),
+            "network closed not manually attachable",
+        ),
+        (
+            attach_req("ingress", "c3", None),
+            "network ingress not manually attachable",
+        ),
+        (attach_req("nope", "c3", None), "network nope not found"),
+        (
+            attach_req("blue", "c3", Some("10.20.0.50")),
+            "Address already in use",
+        ),
+        (
+            attach_req("blue", "c3", Some("10.30.0.5")),
+            "does not belong",
+        ),
+        (
+            attach_req("blue", "c1", None),
+            "endpoint with name c1 already exists",
+        ),
+    ];
+    for (req, needle) in refusals {
+        let err = call(&w2, req).await.unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+
+    let watch: WatchResponse =
+        serde_json::from_value(call(&w2, ManagerRequest::Watch { since: 0 }).await.unwrap())
+            .unwrap();
+    assert_eq!(watch.endpoints.len(), 2);
+    assert_eq!(watch.networks.len(), 3, "blue, closed and ingress");
+
+    let err = f
+        .manager
+        .cluster_call(
+            ClusterRequest::NetworkRm {
+                network: "blue".into(),
+            },
+            f.manager.self_id(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has active endpoints"), "{err}");
+    assert!(err.contains("c1 on "), "{err}");
+
+    let stolen = ManagerRequest::Detach {
+        endpoint_id: first.endpoint.id.clone(),
+    };
+    let err = call(&w2, stolen).await.unwrap_err().to_string();
+    assert!(err.contains("belongs to another node"), "{err}");
+    let detach = ManagerRequest::Detach {
+        endpoint_id: fixed.endpoint.id.clone(),
+    };
+    call(&w2, detach.clone()).await.unwrap();
+    call(&w2, detach).await.unwrap();
+    f.manager
+        .cluster_call(
+            ClusterRequest::NodeRm {
+                node: w1.config.node_id.clone(),
+                force: true,
+            },
+            f.manager.self_id(),
+        )
+        .unwrap();
+    assert!(
+        f.manager.endpoints().unwrap().is_empty(),
+        "node rm drops its endpoints"
+    );
+    f.manager
+        .cluster_call(
+            ClusterRequest::NetworkRm {
+                network: "blue".into(),
+            },
+            f.manager.self_id(),
+        )
+        .unwrap();
 }

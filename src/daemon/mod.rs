@@ -5,6 +5,8 @@
 
 pub mod containers;
 pub mod metrics;
+mod namespaces;
+mod networking;
 mod state;
 mod swarm;
 
@@ -19,6 +21,7 @@ use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
+use crate::agent::overlay::Overlay;
 use crate::manager::client::ManagerConn;
 use crate::manager::tls;
 use crate::model::{ApiError, NodeRole};
@@ -27,8 +30,10 @@ use crate::proto::{
 };
 use containers::Containers;
 use metrics::Metrics;
+use namespaces::Namespaces;
+use networking::{local_use, RunNetworks, NETNS_DIR};
 use state::SwarmState;
-use swarm::Swarm;
+use swarm::{NetDeps, Swarm};
 
 pub use swarm::SWARM_PORT;
 
@@ -56,6 +61,8 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     swarm: Mutex<Option<Swarm>>,
     containers: Arc<Containers>,
+    namespaces: Arc<Namespaces>,
+    net: NetDeps,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -83,16 +90,41 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.state_dir)?;
     private_dir(&args.state_dir)?;
     let listener = bind_socket(socket).await?;
+    let containers = Arc::new(Containers::new(&args.state_dir));
+    let namespaces = Arc::new(Namespaces::new(&args.state_dir));
+    let net = NetDeps {
+        overlay: Arc::new(Overlay::new(NETNS_DIR.into())),
+        lock: Arc::new(Mutex::new(())),
+        local: {
+            let (containers, namespaces) = (containers.clone(), namespaces.clone());
+            Arc::new(move || {
+                let all: Vec<_> = containers
+                    .list(true)
+                    .into_iter()
+                    .map(|v| v.container)
+                    .collect();
+                local_use(&all, &namespaces.all())
+            })
+        },
+    };
     let daemon = Arc::new(Daemon {
         state_dir: args.state_dir.clone(),
         wg_port: args.wg_port,
         metrics: Arc::new(Metrics::default()),
         swarm: Mutex::new(None),
-        containers: Arc::new(Containers::new(&args.state_dir)),
+        containers,
+        namespaces,
+        net,
     });
     match SwarmState::load(&daemon.state_dir) {
         Ok(Some(state)) => {
-            match Swarm::start(&daemon.state_dir, state, daemon.metrics.clone()).await {
+            let started = Swarm::start(
+                &daemon.state_dir,
+                state,
+                daemon.metrics.clone(),
+                daemon.net.clone(),
+            );
+            match started.await {
                 Ok(swarm) => *daemon.swarm.lock().await = Some(swarm),
                 Err(e) => tracing::error!(
                     "cannot rejoin the swarm from {}: {e:#}",
@@ -246,23 +278,45 @@ impl Daemon {
             }
             LocalRequest::SwarmLeave { force } => self.leave(force).await,
             LocalRequest::Cluster(call) => self.cluster(call).await,
-            LocalRequest::ContainerRun { name, cmd } => {
-                let containers = self.containers.clone();
-                blocking(move || containers.run(name, cmd).and_then(to_reply)).await
+            LocalRequest::ContainerRun {
+                name,
+                cmd,
+                networks,
+                ip,
+                aliases,
+            } => {
+                let networks = RunNetworks {
+                    networks,
+                    ip,
+                    aliases,
+                };
+                self.run_container(name, cmd, networks).await
             }
             LocalRequest::ContainerLs { all } => to_reply(self.containers.list(all)),
             LocalRequest::ContainerInspect { name } => {
                 self.containers.find(&name).and_then(to_reply)
             }
-            LocalRequest::ContainerRm { name, force } => {
-                let containers = self.containers.clone();
-                blocking(move || containers.remove(&name, force).and_then(to_reply)).await
+            LocalRequest::ContainerRm { name, force } => self.remove_container(name, force).await,
+            LocalRequest::NamespaceAttach {
+                network,
+                netns,
+                ip,
+                aliases,
+            } => self.attach_namespace(network, netns, ip, aliases).await,
+            LocalRequest::NamespaceDetach { network, netns } => {
+                self.detach_namespace(network, netns).await
             }
         }
     }
 
     async fn start(&self, state: SwarmState) -> Result<Swarm, ApiError> {
-        match Swarm::start(&self.state_dir, state, self.metrics.clone()).await {
+        let started = Swarm::start(
+            &self.state_dir,
+            state,
+            self.metrics.clone(),
+            self.net.clone(),
+        );
+        match started.await {
             Ok(swarm) => Ok(swarm),
             Err(e) => {
                 let _ = state::remove(&self.state_dir);
@@ -326,6 +380,9 @@ impl Daemon {
         }
         let swarm = slot.take().expect("checked above");
         swarm.stop().await;
+        if let Err(e) = crate::agent::firewall::remove() {
+            tracing::warn!("{e:#}");
+        }
         state::remove(&self.state_dir).map_err(ApiError::internal)?;
         Ok(serde_json::Value::Null)
     }

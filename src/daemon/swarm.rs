@@ -11,7 +11,10 @@ use tokio::sync::watch;
 
 use super::metrics::Metrics;
 use super::state::{self, NodeConfig, SwarmState};
+use crate::agent::firewall::{self, HostRules};
 use crate::agent::mesh::{Agent, ManagerLink};
+use crate::agent::netagent::{LocalSource, NetAgent, VXLAN_OVERHEAD};
+use crate::agent::overlay::{Overlay, GW_BRIDGE};
 use crate::agent::wireguard::DeviceConfig;
 use crate::manager::client::{resolve_manager, ManagerConn};
 use crate::manager::ipam::Pool;
@@ -29,12 +32,36 @@ pub const MESH_SUBNET: &str = "100.64.0.0/16";
 /// WireGuard's overhead on IPv4: 20 (IP) + 8 (UDP) + 32 (WireGuard), rounded up as wg-quick does for IPv6 underlays.
 const WG_OVERHEAD: u32 = 80;
 
+/// The gateway bridge's subnet and address (Docker's docker_gwbridge takes 172.18.0.0/16 too).
+pub const GW_SUBNET: &str = "172.18.0.0/16";
+
+/// What the swarm's agent shares with the daemon's containers.
+#[derive(Clone)]
+pub struct NetDeps {
+    pub overlay: Arc<Overlay>,
+    pub lock: Arc<tokio::sync::Mutex<()>>,
+    pub local: LocalSource,
+}
+
+/// What attaching a container to a network needs from the swarm.
+#[derive(Clone)]
+pub struct NetCtx {
+    pub link: ManagerLink,
+    /// The MTU inside the overlay unless a network sets its own.
+    pub mtu: u32,
+    /// This node's VXLAN endpoint: its tunnel address.
+    pub vtep: std::net::Ipv4Addr,
+    /// The underlay's MTU, for the gateway bridge.
+    pub underlay_mtu: u32,
+}
+
 /// A running swarm membership.
 pub struct Swarm {
     pub state: SwarmState,
     pub manager: Option<Arc<Manager>>,
     api_stop: Option<watch::Sender<bool>>,
     pub agent: Agent,
+    pub net: NetCtx,
 }
 
 impl Swarm {
@@ -43,6 +70,7 @@ impl Swarm {
         state_dir: &Path,
         state: SwarmState,
         metrics: Arc<Metrics>,
+        deps: NetDeps,
     ) -> anyhow::Result<Swarm> {
         let cfg = &state.config;
         let mut manager = None;
@@ -73,15 +101,39 @@ impl Swarm {
             addr: cfg.manager_addr,
             tls: tls::client_config(&state.ca_pem, &state.cert_pem, &state.key_pem)?,
         };
+        let host_mtu = underlay_mtu(cfg.advertise_addr.ip());
+        let mesh_mtu = host_mtu.saturating_sub(WG_OVERHEAD);
         let wg = DeviceConfig {
             name: WG_IFACE.to_string(),
             private_key: state.wg_private_key,
             listen_port: cfg.wg_port,
             address: cfg.tunnel_addr,
             prefix_len: cfg.mesh_prefix_len,
-            mtu: underlay_mtu(cfg.advertise_addr.ip()).saturating_sub(WG_OVERHEAD),
+            mtu: mesh_mtu,
         };
-        let agent = match Agent::start(link, wg).await {
+        let net = NetCtx {
+            link: link.clone(),
+            mtu: mesh_mtu.saturating_sub(VXLAN_OVERHEAD),
+            vtep: cfg.tunnel_addr,
+            underlay_mtu: host_mtu,
+        };
+        let net_agent = Arc::new(NetAgent {
+            overlay: deps.overlay,
+            lock: deps.lock,
+            local: deps.local,
+            vtep: cfg.tunnel_addr,
+            mtu: net.mtu,
+        });
+        let rules = HostRules {
+            mesh_iface: WG_IFACE.to_string(),
+            gw_bridge: GW_BRIDGE.to_string(),
+            gw_subnet: GW_SUBNET.parse().expect("constant subnet"),
+        };
+        let started = match firewall::apply(&rules) {
+            Ok(()) => Agent::start(link, wg, net_agent).await,
+            Err(e) => Err(e),
+        };
+        let agent = match started {
             Ok(agent) => agent,
             Err(e) => {
                 if let Some(stop) = api_stop {
@@ -96,6 +148,7 @@ impl Swarm {
             manager,
             api_stop,
             agent,
+            net,
         })
     }
 

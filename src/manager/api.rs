@@ -108,6 +108,10 @@ async fn handle(
         }
         ManagerRequest::Watch { since } => manager.watch(since).await.and_then(to_reply),
         ManagerRequest::Leave => manager.leave(id).map(|_| serde_json::Value::Null),
+        ManagerRequest::Attach(attach) => manager.attach(id, attach).and_then(to_reply),
+        ManagerRequest::Detach { endpoint_id } => manager
+            .detach(id, &endpoint_id)
+            .map(|_| serde_json::Value::Null),
         ManagerRequest::Cluster(call) => {
             if *role != NodeRole::Manager {
                 return Err(ApiError::not_a_manager());

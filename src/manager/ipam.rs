@@ -81,6 +81,45 @@ pub fn default_gateway(subnet: Ipv4Network) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(subnet.network()) + 1)
 }
 
+/// The lowest host address of `network`'s subnet that is not its gateway and not in `used`.
+pub fn next_address(network: &Network, used: &[Ipv4Addr]) -> Result<Ipv4Addr, ApiError> {
+    let first = u32::from(network.subnet.network()) + 1;
+    let last = u32::from(network.subnet.broadcast());
+    (first..last)
+        .map(Ipv4Addr::from)
+        .find(|ip| *ip != network.gateway && !used.contains(ip))
+        .ok_or_else(|| {
+            ApiError::FailedPrecondition(format!(
+                "no available IPv4 addresses on this network's address pools: {} ({}); its subnet {} is full",
+                network.name, network.id, network.subnet
+            ))
+        })
+}
+
+/// Checks an address asked for with `--ip`, with Docker's words.
+pub fn check_address(network: &Network, ip: Ipv4Addr, used: &[Ipv4Addr]) -> Result<(), ApiError> {
+    if network.from_pool {
+        return Err(ApiError::InvalidArgument(format!(
+            "user specified IP address is supported only when connecting to networks with user configured subnets; network {} took its subnet from the pool",
+            network.name
+        )));
+    }
+    let subnet = network.subnet;
+    if !subnet.contains(ip) || ip == subnet.network() || ip == subnet.broadcast() {
+        return Err(ApiError::InvalidArgument(format!(
+            "Invalid address {ip}: It does not belong to any of this network's subnets ({} has {subnet})",
+            network.name
+        )));
+    }
+    if ip == network.gateway || used.contains(&ip) {
+        return Err(ApiError::FailedPrecondition(format!(
+            "Address already in use: {ip} on network {}",
+            network.name
+        )));
+    }
+    Ok(())
+}
+
 /// The lowest VNI from Docker's first that no network uses.
 pub fn next_vni(networks: &[Network]) -> Option<u32> {
     (FIRST_VNI..=MAX_VNI).find(|v| !networks.iter().any(|n| n.vni == *v))
@@ -145,6 +184,39 @@ mod tests {
         );
         assert!(check_overlap("10.20.5.0/24".parse().unwrap(), true, &others).is_ok());
         assert!(check_overlap("10.21.0.0/24".parse().unwrap(), false, &others).is_ok());
+    }
+
+    #[test]
+    fn addresses_are_the_lowest_free_hosts_and_run_out() {
+        let mut n = net("blue", "10.20.0.0/29", 4097);
+        let used = ["10.20.0.2".parse().unwrap()];
+        assert_eq!(next_address(&n, &used).unwrap().to_string(), "10.20.0.3");
+        n.gateway = "10.20.0.6".parse().unwrap();
+        let used: Vec<Ipv4Addr> = (1..=5).map(|i| Ipv4Addr::new(10, 20, 0, i)).collect();
+        let err = next_address(&n, &used).unwrap_err().to_string();
+        assert!(err.contains("no available IPv4 addresses"), "{err}");
+        assert!(err.contains("blue"), "{err}");
+    }
+
+    #[test]
+    fn requested_addresses_are_checked() {
+        let n = net("blue", "10.20.0.0/24", 4097);
+        let used = ["10.20.0.50".parse().unwrap()];
+        let check = |ip: &str| check_address(&n, ip.parse().unwrap(), &used);
+        assert!(check("10.20.0.51").is_ok());
+        for (ip, needle) in [
+            ("10.30.0.5", "does not belong"),
+            ("10.20.0.255", "does not belong"),
+            ("10.20.0.50", "Address already in use"),
+            ("10.20.0.1", "Address already in use"),
+        ] {
+            let err = check(ip).unwrap_err().to_string();
+            assert!(err.contains(needle), "{ip}: {err}");
+        }
+        let mut pooled = n.clone();
+        pooled.from_pool = true;
+        let err = check_address(&pooled, "10.20.0.9".parse().unwrap(), &[]).unwrap_err();
+        assert!(err.to_string().contains("user configured subnets"), "{err}");
     }
 
     #[test]

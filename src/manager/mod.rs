@@ -4,6 +4,7 @@
 pub mod api;
 pub mod ca;
 pub mod client;
+mod endpoints;
 pub mod ipam;
 mod networks;
 mod nodes;
@@ -240,7 +241,12 @@ impl Manager {
                 tunnel_addr: n.tunnel_addr,
             })
             .collect();
-        Ok(WatchResponse { revision, peers })
+        Ok(WatchResponse {
+            revision,
+            peers,
+            networks: self.networks()?,
+            endpoints: self.endpoints()?,
+        })
     }
 
     /// A node ran `swarm leave`: it stays listed as Down, and leaves the mesh.
@@ -248,6 +254,7 @@ impl Manager {
         let _guard = self.changes.lock().expect("changes lock");
         if let Some(mut node) = self.store.node(id).map_err(ApiError::internal)? {
             node.left = true;
+            self.drop_node_endpoints(id)?;
             self.store.put_node(&node).map_err(ApiError::internal)?;
             self.heartbeats.lock().expect("heartbeats lock").remove(id);
             tracing::info!(node = %id, hostname = %node.hostname, "node left the swarm");
@@ -297,7 +304,7 @@ impl Manager {
             ClusterRequest::JoinToken { role, rotate } => self.join_token(role, rotate),
             ClusterRequest::NetworkCreate(spec) => to_reply(self.create_network(spec)?),
             ClusterRequest::NetworkLs => to_reply(self.networks()?),
-            ClusterRequest::NetworkInspect { network } => to_reply(self.network(&network)?),
+            ClusterRequest::NetworkInspect { network } => to_reply(self.network_detail(&network)?),
             ClusterRequest::NetworkRm { network } => to_reply(self.remove_network(&network)?),
         }
     }
@@ -318,6 +325,7 @@ impl Manager {
         let views = self.views()?;
         let view = nodes::resolve(&views, name)?.clone();
         nodes::check_removable(&view, &self.self_id, force)?;
+        self.drop_node_endpoints(&view.node.id)?;
         self.store
             .remove_node(&view.node.id)
             .map_err(ApiError::internal)?;

@@ -103,6 +103,7 @@ impl Manager {
     pub fn remove_network(&self, name: &str) -> Result<String, ApiError> {
         let _guard = self.changes.lock().expect("changes lock");
         let network = self.network(name)?;
+        self.check_unused(&network)?;
         self.store
             .remove_network(&network.id)
             .map_err(ApiError::internal)?;

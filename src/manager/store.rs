@@ -8,11 +8,12 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::model::{Network, Node};
+use crate::model::{Endpoint, Network, Node};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
+const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
 const REVISION_KEY: &str = "revision";
 const CLUSTER_KEY: &str = "cluster";
 
@@ -75,6 +76,7 @@ impl Store {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             txn.open_table(NODES).map_err(db_err)?;
             txn.open_table(NETWORKS).map_err(db_err)?;
+            txn.open_table(ENDPOINTS).map_err(db_err)?;
             let current = meta
                 .get(REVISION_KEY)
                 .map_err(db_err)?
@@ -141,6 +143,26 @@ impl Store {
     /// Removes a network; returns the new revision, or None if it was not there.
     pub fn remove_network(&self, id: &str) -> Result<Option<u64>, StoreError> {
         self.remove(NETWORKS, id)
+    }
+
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        self.list(ENDPOINTS)
+    }
+
+    /// Inserts or replaces an endpoint; returns the new revision.
+    pub fn put_endpoint(&self, endpoint: &Endpoint) -> Result<u64, StoreError> {
+        self.write(|txn| put(&mut open(txn, ENDPOINTS)?, &endpoint.id, endpoint))
+    }
+
+    /// Removes endpoints in one change; returns the new revision.
+    pub fn remove_endpoints(&self, ids: &[&str]) -> Result<u64, StoreError> {
+        self.write(|txn| {
+            let mut table = open(txn, ENDPOINTS)?;
+            for id in ids {
+                table.remove(*id).map_err(db_err)?;
+            }
+            Ok(())
+        })
     }
 
     fn list<T: DeserializeOwned>(

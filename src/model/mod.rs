@@ -1,11 +1,13 @@
 //! The cluster's types (nodes, networks), their validation, and the errors
 //! users see. No side effects.
 
+mod endpoint;
 mod error;
 mod lookup;
 mod network;
 mod node;
 
+pub use endpoint::{mac_for, AttachRequest, Endpoint};
 pub use error::ApiError;
 pub use lookup::find;
 pub use network::{check_name, CheckedSpec, Network, NetworkSpec};

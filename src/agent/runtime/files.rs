@@ -69,6 +69,15 @@ pub(super) fn read_process(path: &Path) -> Result<Option<Process>> {
     }
 }
 
+/// /etc/hosts: localhost, then the container's own addresses under its name, as Docker writes it.
+pub(super) fn hosts(name: &str, addresses: &[std::net::Ipv4Addr]) -> String {
+    let mut text = HOSTS.to_string();
+    for ip in addresses {
+        text.push_str(&format!("{ip}\t{name}\n"));
+    }
+    text
+}
+
 pub(super) fn format_exit_code(code: i32) -> String {
     format!("{code}\n")
 }
@@ -93,6 +102,9 @@ mod tests {
         assert_eq!(RESOLV_CONF, "nameserver 127.0.0.11\noptions ndots:0\n");
         assert!(HOSTS.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(HOSTS.contains("::1\tlocalhost ip6-localhost ip6-loopback\n"));
+        let with = hosts("c1", &["10.0.1.5".parse().unwrap()]);
+        assert!(with.starts_with(HOSTS));
+        assert!(with.ends_with("10.0.1.5\tc1\n"), "{with}");
     }
 
     #[test]

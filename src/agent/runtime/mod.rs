@@ -1,6 +1,7 @@
 //! The container runtime: a container is a process in its own network, mount
 //! and UTS namespaces, with its own hostname, /etc/resolv.conf and /etc/hosts
-//! (files in its directory, bind-mounted), `lo` up and nothing else.
+//! (files in its directory, bind-mounted) and its own /sys; its network
+//! namespace is made fresh (`lo` up and nothing else) or given, plumbed.
 //!
 //! `start` runs a shim (`swarmnet runtime-shim`, see `shim`) that owns the
 //! container process, outlives the daemon and records, in the container's
@@ -55,6 +56,11 @@ pub struct ContainerSpec {
     pub cmd: Vec<String>,
     /// The container's own directory, created by the caller.
     pub dir: PathBuf,
+    /// A network namespace made (and plumbed) beforehand to run in; without
+    /// it the container gets a new one with only `lo`.
+    pub netns: Option<PathBuf>,
+    /// The container's addresses, written to its /etc/hosts under its name.
+    pub addresses: Vec<std::net::Ipv4Addr>,
 }
 
 /// The container's main process, identified by pid and start time (so a recycled pid is never mistaken for it).
@@ -94,7 +100,8 @@ fn launch(spec: &ContainerSpec, shim: &ShimCommand) -> Result<Process> {
         }
     }
     files::write_atomic(&layout.resolv_conf(), files::RESOLV_CONF.as_bytes())?;
-    files::write_atomic(&layout.hosts(), files::HOSTS.as_bytes())?;
+    let hosts = files::hosts(&spec.name, &spec.addresses);
+    files::write_atomic(&layout.hosts(), hosts.as_bytes())?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -104,6 +111,7 @@ fn launch(spec: &ContainerSpec, shim: &ShimCommand) -> Result<Process> {
         dir: spec.dir.clone(),
         name: spec.name.clone(),
         cmd: spec.cmd.clone(),
+        netns: spec.netns.clone(),
     };
     let mut cmd = Command::new(&shim.exe);
     cmd.args(&shim.prefix)
@@ -167,9 +175,17 @@ fn validate(spec: &ContainerSpec) -> Result<()> {
     if spec.name.is_empty() || spec.name.len() > 64 || spec.name.contains(['\0', '/']) {
         bail!("{:?} is not a valid container hostname", spec.name);
     }
+    if let Some(netns) = spec.netns.as_ref().filter(|ns| !ns.exists()) {
+        bail!("network namespace {} does not exist", netns.display());
+    }
     if !spec.dir.is_dir() {
         bail!("container directory {} does not exist", spec.dir.display());
     }
+    check_command(program)
+}
+
+/// Refuses a program that is not an executable (looked up on PATH), with Docker's words.
+pub fn check_command(program: &str) -> Result<()> {
     if resolve(program).is_none() {
         bail!("exec: {program:?}: executable file not found in $PATH");
     }

@@ -30,6 +30,8 @@ pub(super) struct ShimArgs {
     pub(super) dir: PathBuf,
     pub(super) name: String,
     pub(super) cmd: Vec<String>,
+    /// A network namespace to join instead of making one.
+    pub(super) netns: Option<PathBuf>,
 }
 
 impl ShimArgs {
@@ -37,26 +39,36 @@ impl ShimArgs {
     pub(super) fn to_args(&self) -> Vec<String> {
         let dir = self.dir.to_string_lossy().into_owned();
         let mut args = vec!["--dir".into(), dir, "--name".into(), self.name.clone()];
+        if let Some(netns) = &self.netns {
+            args.push("--netns".into());
+            args.push(netns.to_string_lossy().into_owned());
+        }
         args.push("--".into());
         args.extend(self.cmd.iter().cloned());
         args
     }
 
     pub(super) fn parse(args: &[String]) -> Result<ShimArgs> {
-        let (mut dir, mut name) = (None, None);
+        let (mut dir, mut name, mut netns) = (None, None, None);
         let mut rest = args.iter();
         loop {
             match rest.next().map(String::as_str) {
                 Some("--dir") => dir = rest.next().map(PathBuf::from),
                 Some("--name") => name = rest.next().cloned(),
+                Some("--netns") => netns = rest.next().map(PathBuf::from),
                 Some("--") => break,
                 other => bail!("runtime-shim: unexpected argument {other:?}"),
             }
         }
         let cmd: Vec<String> = rest.cloned().collect();
         match (dir, name) {
-            (Some(dir), Some(name)) if !cmd.is_empty() => Ok(ShimArgs { dir, name, cmd }),
-            _ => bail!("usage: runtime-shim --dir DIR --name NAME -- CMD..."),
+            (Some(dir), Some(name)) if !cmd.is_empty() => Ok(ShimArgs {
+                dir,
+                name,
+                cmd,
+                netns,
+            }),
+            _ => bail!("usage: runtime-shim --dir DIR --name NAME [--netns PATH] -- CMD..."),
         }
     }
 }
@@ -158,7 +170,11 @@ fn spawn_container(args: &ShimArgs) -> std::io::Result<std::process::Child> {
     let name = args.name.clone();
     let resolv = sys::cstring(&layout.resolv_conf())?;
     let hosts = sys::cstring(&layout.hosts())?;
-    let flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    let netns = args.netns.as_ref().map(std::fs::File::open).transpose()?;
+    let flags = match netns {
+        Some(_) => CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS,
+        None => CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS,
+    };
     // SAFETY: the hook only makes async-signal-safe syscalls on values made before the fork.
     unsafe {
         cmd.pre_exec(move || {
@@ -167,12 +183,19 @@ fn spawn_container(args: &ShimArgs) -> std::io::Result<std::process::Child> {
                 "start a session",
                 nix::unistd::setsid().map(drop).map_err(Into::into),
             )?;
+            if let Some(netns) = &netns {
+                step(
+                    "join the network namespace",
+                    nix::sched::setns(netns, CloneFlags::CLONE_NEWNET).map_err(Into::into),
+                )?;
+            }
             step("unshare namespaces", unshare(flags).map_err(Into::into))?;
             step(
                 "set the hostname",
                 nix::unistd::sethostname(&name).map_err(Into::into),
             )?;
-            step("make / rprivate", sys::make_rprivate())?;
+            step("make / rslave", sys::make_rslave())?;
+            step("mount /sys", sys::mount_sysfs())?;
             step(
                 "bind /etc/resolv.conf",
                 sys::bind(&resolv, c"/etc/resolv.conf"),
@@ -194,6 +217,7 @@ mod tests {
             dir: "/var/lib/swarmnet/containers/x y".into(),
             name: "web.1".into(),
             cmd: ["sh", "-c", "echo -- --dir"].map(String::from).into(),
+            netns: Some("/run/swarmnet/netns/abc".into()),
         };
         assert_eq!(ShimArgs::parse(&args.to_args()).unwrap(), args);
         let no_cmd = ["--dir", "/d", "--name", "n", "--"].map(String::from);

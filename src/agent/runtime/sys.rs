@@ -32,15 +32,33 @@ pub(super) fn cstring(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
 }
 
-/// Makes the whole mount tree private to this mount namespace.
-pub(super) fn make_rprivate() -> io::Result<()> {
+/// Makes the whole mount tree a slave of the host's: nothing mounted here
+/// leaks out, and unmounts there (a namespace bind mount under
+/// /run/swarmnet/netns, a shared mount) reach here, so no copy keeps a
+/// removed namespace alive.
+pub(super) fn make_rslave() -> io::Result<()> {
     // SAFETY: static C strings, null data; mount(2) is async-signal-safe.
     check(unsafe {
         libc::mount(
             c"none".as_ptr(),
             c"/".as_ptr(),
             std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        )
+    })
+}
+
+/// Mounts a fresh, read-only sysfs on /sys: sysfs shows the network devices
+/// of the namespace that mounts it, so the container sees its own (as Docker's do).
+pub(super) fn mount_sysfs() -> io::Result<()> {
+    // SAFETY: static C strings, null data; mount(2) is async-signal-safe.
+    check(unsafe {
+        libc::mount(
+            c"sysfs".as_ptr(),
+            c"/sys".as_ptr(),
+            c"sysfs".as_ptr(),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             std::ptr::null(),
         )
     })

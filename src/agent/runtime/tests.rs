@@ -58,6 +58,8 @@ fn spec(root: &Path, name: &str, cmd: &[&str]) -> ContainerSpec {
         name: name.to_string(),
         cmd: cmd.iter().map(|s| s.to_string()).collect(),
         dir,
+        netns: None,
+        addresses: Vec::new(),
     }
 }
 

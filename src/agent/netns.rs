@@ -1,0 +1,390 @@
+//! Persistent network namespaces (kept alive by a bind mount of the namespace
+//! file, as `ip netns add` makes them) and rtnetlink handles whose socket
+//! lives inside one.
+
+use std::fs::File;
+use std::io;
+use std::ops::Deref;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{anyhow, Context};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+
+/// The index of `lo` in every network namespace.
+const LOOPBACK_INDEX: u32 = 1;
+
+/// Makes a new network namespace kept alive by a bind mount at `path` (which
+/// must not exist), with `lo` up.
+///
+/// The parent directory is first made a shared mount point, as iproute2 does
+/// for /run/netns: containers get their own mount namespace, and a private
+/// copy of these bind mounts there would keep a namespace alive after we
+/// unmount it here.
+pub fn create(path: &Path) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .with_context(|| format!("{} has no parent directory", path.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    share(dir)?;
+    let owned = path.to_owned();
+    std::thread::Builder::new()
+        .name("netns-create".into())
+        .spawn(move || make(&owned))
+        .context("cannot start a thread")?
+        .join()
+        .map_err(|_| anyhow!("the thread creating {} panicked", path.display()))?
+}
+
+/// Makes `dir` a mount point (a bind mount of itself if it is not one yet)
+/// with shared propagation. A lock on the directory keeps two callers from
+/// stacking two bind mounts.
+fn share(dir: &Path) -> anyhow::Result<()> {
+    let opened = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+    let _lock = Flock::lock(opened, FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("cannot lock {}", dir.display()))?;
+    let make_shared = || {
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    match make_shared() {
+        Ok(()) => return Ok(()),
+        Err(Errno::EINVAL) => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot make {} shared", dir.display())),
+    }
+    // EINVAL: not a mount point yet.
+    mount(
+        Some(dir),
+        dir,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("cannot bind-mount {} onto itself", dir.display()))?;
+    make_shared().with_context(|| format!("cannot make {} shared", dir.display()))
+}
+
+/// Runs on a fresh thread: unshares its network namespace, pins it at `path`
+/// and brings `lo` up in it.
+fn make(path: &Path) -> anyhow::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(path)
+        .with_context(|| format!("cannot create the namespace file {}", path.display()))?;
+    let pinned = unshare(CloneFlags::CLONE_NEWNET)
+        .context("cannot unshare the network namespace")
+        .and_then(|()| {
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .context("cannot bind-mount the new namespace")
+        });
+    if let Err(e) = pinned {
+        let _ = std::fs::remove_file(path);
+        return Err(e.context(format!("creating network namespace {}", path.display())));
+    }
+    if let Err(e) = loopback_up() {
+        let _ = remove(path);
+        return Err(e.context(format!("cannot bring lo up in {}", path.display())));
+    }
+    Ok(())
+}
+
+/// Brings `lo` up in the calling thread's namespace (a thread outside any
+/// tokio runtime).
+fn loopback_up() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    runtime.block_on(async {
+        let (connection, handle, _) = rtnetlink::new_connection()?;
+        let connection = tokio::spawn(connection);
+        let result = handle.link().set(LOOPBACK_INDEX).up().execute().await;
+        connection.abort();
+        Ok(result?)
+    })
+}
+
+/// Unmounts and deletes the namespace file at `path`; the namespace goes
+/// away when nothing else holds it. Ok if absent.
+pub fn remove(path: &Path) -> anyhow::Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot unmount {}", path.display())),
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot delete {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// True when `path` is a network namespace file (a pinned namespace, or a
+/// process's /proc/PID/ns/net).
+pub fn is_namespace(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    nix::sys::statfs::fstatfs(&file)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
+/// Opens the namespace at `path`, e.g. to move a link into it by fd.
+pub fn open(path: &Path) -> anyhow::Result<File> {
+    if !is_namespace(path) {
+        anyhow::bail!("{} is not a network namespace", path.display());
+    }
+    File::open(path).with_context(|| format!("cannot open network namespace {}", path.display()))
+}
+
+/// Runs `f` on a fresh thread that has entered the namespace at `path`, inside
+/// the caller's tokio runtime context (so sockets it opens register with the
+/// reactor), and returns its result. Sockets opened by `f` stay bound to that
+/// namespace wherever they are used afterwards. `setns` is per thread, which
+/// is why this never runs on a tokio worker.
+pub async fn run_in<T, F>(path: &Path, f: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> anyhow::Result<T> + Send + 'static,
+{
+    let namespace = open(path)?;
+    let runtime = tokio::runtime::Handle::current();
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns-enter".into())
+        .spawn(move || {
+            let _runtime = runtime.enter();
+            let outcome = setns(&namespace, CloneFlags::CLONE_NEWNET)
+                .context("cannot enter the namespace")
+                .and_then(|()| f());
+            let _ = done.send(outcome);
+        })
+        .context("cannot start a thread")?;
+    result
+        .await
+        .map_err(|_| anyhow!("the thread inside {} panicked", path.display()))?
+        .with_context(|| format!("in network namespace {}", path.display()))
+}
+
+/// An rtnetlink handle bound to one network namespace; owns the task driving
+/// its connection (aborted on drop).
+pub struct NsHandle {
+    handle: rtnetlink::Handle,
+    connection: tokio::task::JoinHandle<()>,
+    name: String,
+}
+
+impl NsHandle {
+    /// The namespace's path, or "the host namespace", for error messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Deref for NsHandle {
+    type Target = rtnetlink::Handle;
+
+    fn deref(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for NsHandle {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+/// A handle whose socket lives in the namespace at `path`, usable from any
+/// thread.
+pub async fn handle_in(path: &Path) -> anyhow::Result<NsHandle> {
+    let (connection, handle) = run_in(path, || {
+        let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+        Ok((connection, handle))
+    })
+    .await?;
+    Ok(NsHandle {
+        handle,
+        connection: tokio::spawn(connection),
+        name: path.display().to_string(),
+    })
+}
+
+/// A handle in the calling thread's namespace (the daemon's host namespace).
+pub async fn handle_here() -> anyhow::Result<NsHandle> {
+    let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+    Ok(NsHandle {
+        handle,
+        connection: tokio::spawn(connection),
+        name: "the host namespace".into(),
+    })
+}
+
+/// A temp directory for tests that make namespaces in it: on drop (panics
+/// included) every namespace file under it is removed and every directory
+/// that became a mount point is unmounted, before the files are deleted.
+#[cfg(test)]
+pub(crate) struct ScratchDir {
+    dir: tempfile::TempDir,
+}
+
+#[cfg(test)]
+impl ScratchDir {
+    /// `/tmp/sn-<tag>-<pid>-XXXXXX`: unique to the run and the test.
+    pub(crate) fn new(tag: &str) -> ScratchDir {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("sn-{tag}-{}-", std::process::id()))
+            .tempdir()
+            .expect("making a temp dir");
+        ScratchDir { dir }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+#[cfg(test)]
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        fn walk(dir: &Path, dirs: &mut Vec<std::path::PathBuf>) {
+            dirs.push(dir.to_owned());
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&path, dirs);
+                } else if is_namespace(&path) {
+                    let _ = remove(&path);
+                }
+            }
+        }
+        let mut dirs = Vec::new();
+        walk(self.dir.path(), &mut dirs);
+        for dir in dirs.iter().rev() {
+            for _ in 0..8 {
+                if umount2(dir.as_path(), MntFlags::MNT_DETACH).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use futures::TryStreamExt;
+
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn nsenter(ns: &Path, args: &[&str]) -> std::process::Output {
+        Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(args)
+            .output()
+            .expect("running nsenter")
+    }
+
+    #[test]
+    fn create_pins_a_namespace_and_remove_releases_it() {
+        if !crate::test_support::root_or_skip() {
+            return;
+        }
+        let scratch = ScratchDir::new("nst");
+        let dir = scratch.path().join("ns");
+        let ns = dir.join("one");
+        create(&ns).unwrap();
+        assert!(is_namespace(&ns));
+        assert!(!is_namespace(scratch.path()));
+        let err = format!("{:#}", create(&ns).unwrap_err());
+        assert!(err.contains(&ns.display().to_string()), "{err}");
+
+        let out = Command::new("findmnt")
+            .args(["-n", "-o", "PROPAGATION", "--mountpoint"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let propagation = String::from_utf8_lossy(&out.stdout);
+        assert!(propagation.contains("shared"), "{propagation:?}");
+
+        let out = nsenter(&ns, &["ip", "-o", "link", "show"]);
+        let links = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(links.lines().count(), 1, "{links}");
+        assert!(links.contains("lo:") && links.contains(",UP,"), "{links}");
+
+        create(&dir.join("two")).unwrap();
+        remove(&ns).unwrap();
+        assert!(!ns.exists());
+        remove(&ns).unwrap();
+        assert!(is_namespace(&dir.join("two")));
+    }
+
+    #[test]
+    fn a_handle_works_inside_its_namespace_from_any_thread() {
+        if !crate::test_support::root_or_skip() {
+            return;
+        }
+        let scratch = ScratchDir::new("nst");
+        let ns = scratch.path().join("h");
+        create(&ns).unwrap();
+        let bridge = format!("snb{}", std::process::id() % 100_000);
+        runtime().block_on(async {
+            let handle = handle_in(&ns).await.unwrap();
+            assert_eq!(handle.name(), ns.display().to_string());
+            handle
+                .link()
+                .add()
+                .bridge(bridge.clone())
+                .execute()
+                .await
+                .unwrap();
+            let links: Vec<_> = handle.link().get().execute().try_collect().await.unwrap();
+            assert_eq!(links.len(), 2);
+
+            let here = handle_here().await.unwrap();
+            let found = here
+                .link()
+                .get()
+                .match_name(bridge.clone())
+                .execute()
+                .try_next()
+                .await;
+            assert!(
+                found.is_err(),
+                "the bridge leaked into the test's namespace"
+            );
+
+            let missing = scratch.path().join("missing");
+            let err = format!("{:#}", handle_in(&missing).await.err().unwrap());
+            assert!(err.contains("is not a network namespace"), "{err}");
+        });
+        assert!(nsenter(&ns, &["ip", "link", "show", &bridge])
+            .status
+            .success());
+    }
+}

@@ -1,0 +1,57 @@
+//! The gateway bridge: GW_BRIDGE in the host namespace, and the veths that
+//! give containers their default route through it (Docker's
+//! `docker_gwbridge`).
+
+use std::net::Ipv4Addr;
+
+use anyhow::Context;
+
+use super::kernel::{LinkWant, Ns};
+use super::veth::{self, Inner};
+use super::{GatewayPlug, GW_BRIDGE};
+
+pub(super) async fn ensure_bridge(gateway: Ipv4Addr, prefix_len: u8) -> anyhow::Result<()> {
+    let mut host = Ns::here().await?;
+    let index = match host.index(GW_BRIDGE).await? {
+        Some(index) => index,
+        None => {
+            host.nl
+                .link()
+                .add()
+                .bridge(GW_BRIDGE.into())
+                .execute()
+                .await
+                .with_context(|| format!("cannot create {GW_BRIDGE} in {}", host.name()))?;
+            host.require(GW_BRIDGE).await?
+        }
+    };
+    host.ensure_address(index, GW_BRIDGE, gateway, prefix_len)
+        .await?;
+    let want = LinkWant {
+        up: true,
+        ..LinkWant::default()
+    };
+    host.configure(index, GW_BRIDGE, want).await
+}
+
+pub(super) async fn plug(plug: &GatewayPlug) -> anyhow::Result<()> {
+    let mut host = Ns::here().await?;
+    let inner = Inner {
+        netns: &plug.netns,
+        ifname: &plug.ifname,
+        mac: None,
+        ip: plug.ip,
+        prefix_len: plug.prefix_len,
+        mtu: plug.mtu,
+        gateway: Some(plug.gateway),
+    };
+    let names = veth::names("gw", &plug.endpoint_id);
+    veth::connect(&mut host, GW_BRIDGE, &names, &inner).await
+}
+
+pub(super) async fn unplug(endpoint_id: &str) -> anyhow::Result<()> {
+    let host = Ns::here().await?;
+    host.delete(&veth::names("gw", endpoint_id).0)
+        .await
+        .map(drop)
+}

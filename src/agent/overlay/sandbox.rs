@@ -1,0 +1,125 @@
+//! The sandbox of one network: a namespace holding bridge `br0` (with the
+//! gateway address) and `vxlan0`, which is made in the host namespace and
+//! then moved in, so its UDP socket stays in the host and the encapsulated
+//! packets follow the host's routes (the WireGuard mesh).
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::kernel::{LinkWant, Ns};
+use super::rawnl::Vxlan;
+use super::{prefix, SandboxSpec, BRIDGE, VXLAN, VXLAN_PORT};
+use crate::agent::netns;
+
+/// Makes what is missing and fixes what differs; a sandbox already as
+/// specified is left untouched.
+pub(super) async fn ensure(spec: &SandboxSpec, path: &Path) -> anyhow::Result<()> {
+    if !netns::is_namespace(path) {
+        // A plain file here is what a crash between create and mount leaves.
+        netns::remove(path)?;
+        netns::create(path)?;
+    }
+    let mut sandbox = Ns::open(path).await?;
+    let bridge = match sandbox.index(BRIDGE).await? {
+        Some(index) => index,
+        None => {
+            sandbox
+                .nl
+                .link()
+                .add()
+                .bridge(BRIDGE.into())
+                .execute()
+                .await
+                .with_context(|| format!("cannot create {BRIDGE} in {}", sandbox.name()))?;
+            sandbox.require(BRIDGE).await?
+        }
+    };
+    let want = LinkWant {
+        mtu: Some(spec.mtu),
+        master: None,
+        up: true,
+    };
+    sandbox.configure(bridge, BRIDGE, want).await?;
+    sandbox
+        .ensure_address(bridge, BRIDGE, spec.gateway, spec.prefix_len)
+        .await?;
+    let vxlan = match sandbox.index(VXLAN).await? {
+        Some(index) if carries(&mut sandbox, index, spec)? => index,
+        Some(_) => {
+            // Another VNI or source address: made anew. Its FDB entries go
+            // with it; the next set_remotes writes them again.
+            sandbox.delete(VXLAN).await?;
+            make_vxlan(spec, path, &sandbox).await?
+        }
+        None => make_vxlan(spec, path, &sandbox).await?,
+    };
+    let want = LinkWant {
+        master: Some(bridge),
+        ..want
+    };
+    sandbox.configure(vxlan, VXLAN, want).await
+}
+
+/// True when VXLAN device `index` has the spec's VNI and local address.
+fn carries(sandbox: &mut Ns, index: u32, spec: &SandboxSpec) -> anyhow::Result<bool> {
+    let link = sandbox
+        .raw
+        .link(index)
+        .with_context(|| format!("cannot read {VXLAN} in {}", sandbox.name()))?;
+    Ok(link.vxlan
+        == Some(Vxlan {
+            vni: spec.vni,
+            local: Some(spec.local_vtep),
+        }))
+}
+
+/// Creates the VXLAN device in the host namespace under a temporary name,
+/// moves it into the sandbox and names it `vxlan0`; returns its index there.
+async fn make_vxlan(spec: &SandboxSpec, path: &Path, sandbox: &Ns) -> anyhow::Result<u32> {
+    let host = Ns::here().await?;
+    let temp = format!("vx-{}", prefix(&spec.network_id, 10));
+    // Left by an attempt that failed before the move.
+    host.delete(&temp).await?;
+    host.nl
+        .link()
+        .add()
+        .vxlan(temp.clone(), spec.vni)
+        .local(spec.local_vtep)
+        .port(VXLAN_PORT)
+        .learning(false)
+        .proxy(true)
+        .execute()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot create VXLAN {temp} (VNI {}, local {}) in {}",
+                spec.vni,
+                spec.local_vtep,
+                host.name()
+            )
+        })?;
+    let moved = async {
+        let index = host.require(&temp).await?;
+        host.move_to(index, &temp, path).await?;
+        let index = sandbox.require(&temp).await?;
+        sandbox
+            .nl
+            .link()
+            .set(index)
+            .name(VXLAN.into())
+            .execute()
+            .await
+            .with_context(|| format!("cannot rename {temp} to {VXLAN} in {}", sandbox.name()))?;
+        anyhow::Ok(index)
+    }
+    .await;
+    if moved.is_err() {
+        for side in [&host, sandbox] {
+            if let Err(e) = side.delete(&temp).await {
+                tracing::warn!("undoing a failed sandbox setup: {e:#}");
+            }
+        }
+    }
+    moved
+}

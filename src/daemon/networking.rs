@@ -1,0 +1,482 @@
+//! Containers and namespaces on overlay networks: `container run --network`,
+//! `container rm`, `container attach|detach --network N PATH`. Each change
+//! holds the network lock (shared with the agent's reconcile), checks what it
+//! can first, and on a failure part-way undoes what it did, in reverse,
+//! reporting every teardown error rather than the first.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::Ipv4Network;
+
+use super::containers::{Container, Egress, NetAttachment};
+use super::namespaces::NsRecord;
+use super::swarm::{NetCtx, GW_SUBNET};
+use super::{blocking, Daemon};
+use crate::agent::netagent::{network_mtu, LocalUse};
+use crate::agent::netns;
+use crate::agent::overlay::{GatewayPlug, Plug, SandboxSpec};
+use crate::model::{ApiError, AttachRequest};
+use crate::proto::{to_reply, Attachment, ManagerRequest, Reply};
+
+/// Where network namespaces live: the networks' sandboxes ("1-<id>") and the containers' ("<id12>").
+pub const NETNS_DIR: &str = "/run/swarmnet/netns";
+
+/// What `container run` asks for on the network side.
+#[derive(Debug, Clone, Default)]
+pub struct RunNetworks {
+    pub networks: Vec<String>,
+    pub ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+}
+
+/// Steps done so far, undone in reverse on failure.
+enum Step {
+    Netns(PathBuf),
+    Endpoint(NetAttachment),
+    Egress(String),
+}
+
+fn gw_subnet() -> Ipv4Network {
+    GW_SUBNET.parse().expect("constant subnet")
+}
+
+/// The lowest gateway-bridge address (after the bridge's own) no container holds.
+fn free_egress_ip(used: &[Ipv4Addr]) -> Result<Ipv4Addr, ApiError> {
+    let subnet = gw_subnet();
+    let first = u32::from(subnet.network()) + 2;
+    (first..u32::from(subnet.broadcast()))
+        .map(Ipv4Addr::from)
+        .find(|ip| !used.contains(ip))
+        .ok_or_else(|| {
+            ApiError::FailedPrecondition(format!(
+                "the gateway bridge's subnet {subnet} is full; remove containers"
+            ))
+        })
+}
+
+fn gw_gateway() -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(gw_subnet().network()) + 1)
+}
+
+/// Checks the network options of `container run` on their own.
+fn check_run(req: &RunNetworks) -> Result<(), ApiError> {
+    if req.networks.is_empty() {
+        if req.ip.is_some() {
+            return Err(ApiError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only: add --network NAME".into(),
+            ));
+        }
+        if !req.aliases.is_empty() {
+            return Err(ApiError::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks: add --network NAME".into(),
+            ));
+        }
+    }
+    for (i, n) in req.networks.iter().enumerate() {
+        if req.networks[..i].contains(n) {
+            return Err(ApiError::InvalidArgument(format!(
+                "network {n} is given twice: a container has one interface per network"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The magic number of nsfs, the file system of namespace files.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Refuses a path that is not a network namespace file.
+fn check_netns_path(path: &Path) -> Result<(), ApiError> {
+    let not_netns = |why: String| {
+        ApiError::InvalidArgument(format!(
+            "{} {why}: give a network namespace, e.g. /run/netns/NAME made with \"ip netns add NAME\"",
+            path.display()
+        ))
+    };
+    let stat = nix::sys::statfs::statfs(path).map_err(|e| match e {
+        nix::errno::Errno::ENOENT => not_netns("does not exist".into()),
+        other => not_netns(format!("cannot be read ({other})")),
+    })?;
+    if stat.filesystem_type().0 as i64 != NSFS_MAGIC {
+        return Err(not_netns("is not a namespace".into()));
+    }
+    let ns = std::fs::File::open(path).map_err(|e| not_netns(format!("cannot be opened ({e})")))?;
+    // SAFETY: NS_GET_NSTYPE takes no argument and only returns the namespace's type.
+    let kind = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&ns), NS_GET_NSTYPE) };
+    if kind != libc::CLONE_NEWNET {
+        return Err(not_netns(
+            "is a namespace but not a network namespace".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// ioctl(2) on a namespace file: its type (linux/nsfs.h, _IO(0xb7, 0x3)).
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// What the containers and namespaces of this host use (for the agent).
+pub fn local_use(containers: &[Container], namespaces: &[NsRecord]) -> LocalUse {
+    let attachments = containers
+        .iter()
+        .flat_map(|c| &c.networks)
+        .chain(namespaces.iter().flat_map(|n| &n.networks));
+    let mut used = LocalUse::default();
+    for a in attachments {
+        used.networks.insert(a.network_id.clone());
+        used.endpoints.insert(a.endpoint_id.clone());
+    }
+    used
+}
+
+impl Daemon {
+    /// The swarm's network context, or the error a network name gets outside a swarm.
+    async fn net_ctx(&self, network: &str) -> Result<NetCtx, ApiError> {
+        let slot = self.swarm.lock().await;
+        slot.as_ref().map(|s| s.net.clone()).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "network {network} not found: this node is not in a swarm; run \"swarmnet swarm init\" or \"swarmnet swarm join\" first"
+            ))
+        })
+    }
+
+    /// `container run [--network N]... [--ip] [--network-alias]`.
+    pub(super) async fn run_container(
+        &self,
+        name: Option<String>,
+        cmd: Vec<String>,
+        req: RunNetworks,
+    ) -> Reply {
+        check_run(&req)?;
+        let ctx = match req.networks.first() {
+            Some(first) => Some(self.net_ctx(first).await?),
+            None => None,
+        };
+        let _guard = self.net.lock.lock().await;
+        let prepared = self.containers.prepare(name, cmd)?;
+        let netns = PathBuf::from(NETNS_DIR).join(&prepared.id[..12]);
+        let mut done = Vec::new();
+        let result = async {
+            netns::create(&netns).map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+            done.push(Step::Netns(netns.clone()));
+            let mut networks = Vec::new();
+            for (i, network) in req.networks.iter().enumerate() {
+                let attach = AttachRequest {
+                    network: network.clone(),
+                    container_id: prepared.id.clone(),
+                    container_name: prepared.name.clone(),
+                    aliases: req.aliases.clone(),
+                    ip: if i == 0 { req.ip } else { None },
+                };
+                let ctx = ctx.as_ref().expect("networks need a swarm");
+                let a = self
+                    .plug_network(ctx, &netns, format!("eth{i}"), attach)
+                    .await?;
+                done.push(Step::Endpoint(a.clone()));
+                networks.push(a);
+            }
+            let egress = match networks.is_empty() {
+                true => None,
+                false => {
+                    let ctx = ctx.as_ref().expect("networks need a swarm");
+                    let e = self
+                        .plug_egress(ctx, &prepared.id, &netns, networks.len())
+                        .await?;
+                    done.push(Step::Egress(prepared.id.clone()));
+                    Some(e)
+                }
+            };
+            let containers = self.containers.clone();
+            let (prepared, netns) = (prepared.clone(), netns.clone());
+            blocking(move || {
+                containers
+                    .start(&prepared, netns, networks, egress)
+                    .and_then(to_reply)
+            })
+            .await
+        }
+        .await;
+        if result.is_err() {
+            self.undo(ctx.as_ref(), done).await;
+            self.containers.discard(prepared);
+        }
+        result
+    }
+
+    /// `container rm [-f]`: stops it, unplugs and gives back its endpoints, removes its namespace and files.
+    pub(super) async fn remove_container(&self, name: String, force: bool) -> Reply {
+        let _guard = self.net.lock.lock().await;
+        let containers = self.containers.clone();
+        let c =
+            blocking(move || containers.stop_for_removal(&name, force).and_then(to_reply)).await?;
+        let c: Container = serde_json::from_value(c).map_err(ApiError::internal)?;
+        let ctx = match c.networks.first() {
+            Some(a) => self.net_ctx(&a.network_name).await.ok(),
+            None => None,
+        };
+        let mut steps = vec![Step::Netns(c.netns.clone())];
+        steps.extend(c.networks.iter().cloned().map(Step::Endpoint));
+        if c.egress.is_some() {
+            steps.push(Step::Egress(c.id.clone()));
+        }
+        self.undo(ctx.as_ref(), steps).await;
+        self.containers.forget(&c)?;
+        to_reply(&c.name)
+    }
+
+    /// `container attach --network N [--ip] [--network-alias A] PATH`: a
+    /// namespace made by another tool gets an interface on the network.
+    pub(super) async fn attach_namespace(
+        &self,
+        network: String,
+        path: PathBuf,
+        ip: Option<Ipv4Addr>,
+        aliases: Vec<String>,
+    ) -> Reply {
+        check_netns_path(&path)?;
+        let ctx = self.net_ctx(&network).await?;
+        let _guard = self.net.lock.lock().await;
+        let mut record = self.namespaces.get(&path);
+        if record
+            .networks
+            .iter()
+            .any(|a| a.network_name == network || a.network_id == network)
+        {
+            return Err(ApiError::FailedPrecondition(format!(
+                "namespace {} is already attached to network {network}",
+                path.display()
+            )));
+        }
+        let attach = AttachRequest {
+            network,
+            container_id: path.display().to_string(),
+            container_name: record.name(),
+            aliases,
+            ip,
+        };
+        let ifname = record.next_ifname();
+        let a = self.plug_network(&ctx, &path, ifname, attach).await?;
+        record.networks.push(a.clone());
+        if let Err(e) = self.namespaces.put(&record) {
+            self.undo(Some(&ctx), vec![Step::Endpoint(a)]).await;
+            return Err(e);
+        }
+        to_reply(a)
+    }
+
+    /// `container detach --network N PATH`.
+    pub(super) async fn detach_namespace(&self, network: String, path: PathBuf) -> Reply {
+        let _guard = self.net.lock.lock().await;
+        let mut record = self.namespaces.get(&path);
+        let Some(pos) = record
+            .networks
+            .iter()
+            .position(|a| a.network_name == network || a.network_id == network)
+        else {
+            return Err(ApiError::NotFound(format!(
+                "namespace {} is not attached to network {network}",
+                path.display()
+            )));
+        };
+        let a = record.networks.remove(pos);
+        let ctx = self.net_ctx(&network).await.ok();
+        self.undo(ctx.as_ref(), vec![Step::Endpoint(a.clone())])
+            .await;
+        self.namespaces.put(&record)?;
+        to_reply(a)
+    }
+
+    /// Gets an endpoint from the manager, then plugs it into `netns` as `ifname`.
+    async fn plug_network(
+        &self,
+        ctx: &NetCtx,
+        netns: &Path,
+        ifname: String,
+        attach: AttachRequest,
+    ) -> Result<NetAttachment, ApiError> {
+        let container = attach.container_name.clone();
+        let reply = ctx.link.call(&ManagerRequest::Attach(attach)).await?;
+        let Attachment { endpoint, network } =
+            serde_json::from_value(reply).map_err(ApiError::internal)?;
+        let a = NetAttachment {
+            network_id: network.id.clone(),
+            network_name: network.name.clone(),
+            endpoint_id: endpoint.id.clone(),
+            ifname,
+            ip: endpoint.ip,
+            prefix_len: network.subnet.prefix(),
+            gateway: network.gateway,
+            mac: endpoint.mac.clone(),
+            mtu: network_mtu(&network, ctx.mtu),
+            aliases: endpoint.aliases.clone(),
+        };
+        let plugged = async {
+            self.net
+                .overlay
+                .ensure_sandbox(&SandboxSpec {
+                    network_id: network.id.clone(),
+                    vni: network.vni,
+                    gateway: network.gateway,
+                    prefix_len: a.prefix_len,
+                    mtu: a.mtu,
+                    local_vtep: ctx.vtep,
+                })
+                .await?;
+            self.net
+                .overlay
+                .plug(&Plug {
+                    network_id: network.id.clone(),
+                    endpoint_id: endpoint.id.clone(),
+                    netns: netns.to_path_buf(),
+                    ifname: a.ifname.clone(),
+                    mac: endpoint.mac_bytes(),
+                    ip: endpoint.ip,
+                    prefix_len: a.prefix_len,
+                    mtu: a.mtu,
+                })
+                .await
+        }
+        .await;
+        if let Err(e) = plugged {
+            self.undo(Some(ctx), vec![Step::Endpoint(a)]).await;
+            return Err(ApiError::Internal(format!(
+                "cannot attach {container} to network {}: {e:#}",
+                network.name
+            )));
+        }
+        tracing::info!(container = %container, network = %network.name, ip = %endpoint.ip, "attached");
+        Ok(a)
+    }
+
+    /// The container's way out: an interface on the gateway bridge, after its overlay ones.
+    async fn plug_egress(
+        &self,
+        ctx: &NetCtx,
+        id: &str,
+        netns: &Path,
+        index: usize,
+    ) -> Result<Egress, ApiError> {
+        let used = self.containers.egress_addresses();
+        let ip = free_egress_ip(&used)?;
+        let egress = Egress {
+            ifname: format!("eth{index}"),
+            ip,
+        };
+        let overlay = &self.net.overlay;
+        let result = async {
+            overlay
+                .ensure_gateway_bridge(gw_gateway(), gw_subnet().prefix())
+                .await?;
+            overlay
+                .plug_gateway(&GatewayPlug {
+                    endpoint_id: id.to_string(),
+                    netns: netns.to_path_buf(),
+                    ifname: egress.ifname.clone(),
+                    ip,
+                    prefix_len: gw_subnet().prefix(),
+                    gateway: gw_gateway(),
+                    mtu: ctx.underlay_mtu,
+                })
+                .await
+        }
+        .await;
+        result.map_err(|e| ApiError::Internal(format!("cannot plug the gateway bridge: {e:#}")))?;
+        Ok(egress)
+    }
+
+    /// Undoes steps in reverse; every failure is logged, none stops the rest.
+    async fn undo(&self, ctx: Option<&NetCtx>, steps: Vec<Step>) {
+        let overlay = &self.net.overlay;
+        for step in steps.into_iter().rev() {
+            match step {
+                Step::Egress(id) => {
+                    if let Err(e) = overlay.unplug_gateway(&id).await {
+                        tracing::warn!(container = %id, "cannot unplug from the gateway bridge: {e:#}");
+                    }
+                }
+                Step::Endpoint(a) => {
+                    if let Err(e) = overlay.unplug(&a.network_id, &a.endpoint_id).await {
+                        tracing::warn!(network = %a.network_name, endpoint = %a.endpoint_id, "cannot unplug: {e:#}");
+                    }
+                    let Some(ctx) = ctx else {
+                        tracing::warn!(network = %a.network_name, endpoint = %a.endpoint_id, "not in a swarm: the endpoint stays in the manager");
+                        continue;
+                    };
+                    let req = ManagerRequest::Detach {
+                        endpoint_id: a.endpoint_id.clone(),
+                    };
+                    if let Err(e) = ctx.link.call(&req).await {
+                        tracing::warn!(network = %a.network_name, endpoint = %a.endpoint_id, "cannot give the endpoint back now (the agent will): {e}");
+                    }
+                }
+                Step::Netns(path) => {
+                    if let Err(e) = netns::remove(&path) {
+                        tracing::warn!(netns = %path.display(), "cannot remove the namespace: {e:#}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_options_are_checked_before_anything_is_made() {
+        let bad = [
+            (
+                RunNetworks {
+                    ip: Some("10.0.0.5".parse().unwrap()),
+                    ..Default::default()
+                },
+                "user defined networks only",
+            ),
+            (
+                RunNetworks {
+                    aliases: vec!["db".into()],
+                    ..Default::default()
+                },
+                "network-scoped alias",
+            ),
+            (
+                RunNetworks {
+                    networks: vec!["blue".into(), "blue".into()],
+                    ..Default::default()
+                },
+                "given twice",
+            ),
+        ];
+        for (req, needle) in bad {
+            let err = check_run(&req).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        assert!(check_run(&RunNetworks::default()).is_ok());
+    }
+
+    #[test]
+    fn only_network_namespace_files_are_attachable() {
+        let err = check_netns_path(Path::new("/run/netns/sn-no-such-namespace"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        let err = check_netns_path(Path::new("/etc/hostname"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a namespace"), "{err}");
+        assert!(check_netns_path(Path::new("/proc/self/ns/net")).is_ok());
+        let err = check_netns_path(Path::new("/proc/self/ns/uts"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a network namespace"), "{err}");
+    }
+
+    #[test]
+    fn egress_addresses_skip_the_bridge_and_taken_ones() {
+        assert_eq!(free_egress_ip(&[]).unwrap().to_string(), "172.18.0.2");
+        let used = ["172.18.0.2".parse().unwrap()];
+        assert_eq!(free_egress_ip(&used).unwrap().to_string(), "172.18.0.3");
+        assert_eq!(gw_gateway().to_string(), "172.18.0.1");
+    }
+}
