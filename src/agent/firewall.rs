@@ -119,9 +119,7 @@ mod tests {
         let script = rules().script();
         assert!(script.starts_with("table ip swarmnet\ndelete table ip swarmnet\n"));
         assert!(script.contains("udp dport 4789 iifname != \"swarmnet0\" counter drop"));
-        assert!(
-            script.contains("ip saddr 172.18.0.0/16 oifname != \"swarmnet_gwbr\" masquerade")
-        );
+        assert!(script.contains("ip saddr 172.18.0.0/16 oifname != \"swarmnet_gwbr\" masquerade"));
         assert!(script.contains("iifname \"gw-*\" oifname \"gw-*\" counter drop"));
     }
 
