@@ -30,7 +30,7 @@ use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 
 use super::io::StopSignal;
-use super::offload::{split_frame, Coalescer, MAX_PACKET, VNET_HDR_LEN};
+use super::offload::{split_frame, Coalescer, FRAME_PREFIX, MAX_PACKET};
 use super::peers::{keepalive_due, Peer, PeerTable};
 use super::udp::{RecvBatch, SendBatch, BATCH};
 use super::PeerStats;
@@ -168,7 +168,7 @@ impl Shared {
 /// Reads packets from the TUN, encrypts them and sends them in batches.
 pub(super) fn tun_to_udp(sh: &Shared) {
     let mut batch = SendBatch::new(sh.slot());
-    let mut frame = vec![0u8; VNET_HDR_LEN + MAX_PACKET];
+    let mut frame = vec![0u8; FRAME_PREFIX + MAX_PACKET];
     let mut packets = Vec::with_capacity(2 * MAX_PACKET);
     let mut ends = Vec::new();
     let mut table = sh.table();

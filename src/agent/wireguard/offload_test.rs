@@ -21,6 +21,41 @@ fn tcp(id: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     p
 }
 
+/// The start of a frame as the kernel reads it out: flags, GSO type, then
+/// hdr_len, gso_size, csum_start, csum_offset (offsets given from the IP
+/// header, stored from the Ethernet header), then the Ethernet header.
+fn header(flags: u8, gso: u8, fields: [u16; 4]) -> Vec<u8> {
+    let mut hdr = vec![flags, gso];
+    for (i, f) in fields.into_iter().enumerate() {
+        let f = if matches!(i, 0 | 2) && f != 0 {
+            f + ETH_HLEN as u16
+        } else {
+            f
+        };
+        hdr.extend_from_slice(&f.to_ne_bytes());
+    }
+    hdr.resize(VNET_HDR_LEN, 0);
+    hdr.extend_from_slice(&ETH_HEADER);
+    hdr
+}
+
+/// `inner` in VXLAN: outer IPv4 (ID `id`) and UDP to 4789 without a checksum,
+/// VNI 4097, an Ethernet header.
+fn vxlan(id: u16, inner: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, PROTO_UDP, 0, 0];
+    p.extend_from_slice(&[100, 64, 0, 1, 100, 64, 0, 2]);
+    p[4..6].copy_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&[0xc3, 0x50, 0x12, 0xb5, 0, 0, 0, 0]);
+    p.extend_from_slice(&[0x08, 0, 0, 0, 0, 0x10, 0x01, 0]);
+    p.extend_from_slice(&[2, 0x42, 10, 0, 0, 2, 2, 0x42, 10, 0, 0, 3, 0x08, 0x00]);
+    p.extend_from_slice(inner);
+    let total = p.len() as u16;
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p[24..26].copy_from_slice(&(total - 20).to_be_bytes());
+    set_ip_checksum(&mut p, IPV4_HDR);
+    p
+}
+
 fn checksums_valid(p: &[u8]) -> bool {
     let pseudo = sum(&p[12..20], u64::from(p[9]) + (p.len() - IPV4_HDR) as u64);
     fold(sum(&p[..IPV4_HDR], 0)) == 0xffff && fold(sum(&p[IPV4_HDR..], pseudo)) == 0xffff
@@ -72,7 +107,7 @@ fn segments(count: usize, mss: usize, last: usize) -> Vec<Vec<u8>> {
 #[test]
 fn tso_frame_is_cut_into_segments_with_fixed_headers() {
     let data = payload(250);
-    let mut frame = vec![F_NEEDS_CSUM, GSO_TCPV4, 52, 0, 100, 0, 20, 0, 16, 0];
+    let mut frame = header(F_NEEDS_CSUM, GSO_TCPV4, [52, 100, 20, 16]);
     frame.extend(tcp(9, 1000, TCP_ACK | TCP_PSH | TCP_FIN | TCP_CWR, &data));
     let got = split(&mut frame);
     assert_eq!(got.len(), 3);
@@ -104,12 +139,13 @@ fn partial_checksum_is_completed() {
     udp.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, b'p', b'i', b'n', b'g']);
     let pseudo = fold(sum(&udp[12..20], u64::from(PROTO_UDP) + 12));
     udp[26..28].copy_from_slice(&pseudo.to_be_bytes());
-    let mut frame = vec![F_NEEDS_CSUM, GSO_NONE, 0, 0, 0, 0, 20, 0, 6, 0];
+    let mut frame = header(F_NEEDS_CSUM, GSO_NONE, [0, 0, 20, 6]);
     frame.extend_from_slice(&udp);
     let got = split(&mut frame);
     assert_eq!(got.len(), 1);
     assert!(checksums_valid(&got[0]));
     let mut plain = vec![0; VNET_HDR_LEN];
+    plain.extend_from_slice(&ETH_HEADER);
     plain.extend(tcp(1, 1, TCP_ACK, b"x"));
     assert_eq!(split(&mut plain), vec![tcp(1, 1, TCP_ACK, b"x")]);
     assert_eq!(
@@ -126,8 +162,44 @@ fn consecutive_segments_coalesce_and_split_back() {
     let mut frame = frames[0].clone();
     assert_eq!(frame[..2], [F_NEEDS_CSUM, GSO_TCPV4]);
     assert_eq!(u16::from_ne_bytes([frame[4], frame[5]]), 100);
-    assert_eq!(frame.len(), VNET_HDR_LEN + 52 + 330);
+    assert_eq!(frame.len(), FRAME_PREFIX + 52 + 330);
     assert_eq!(split(&mut frame), packets);
+}
+
+#[test]
+fn vxlan_segments_coalesce_into_a_udp_tunnel_frame_and_split_back() {
+    let packets: Vec<Vec<u8>> = segments(4, 100, 30)
+        .iter()
+        .enumerate()
+        .map(|(i, inner)| vxlan(300 + i as u16, inner))
+        .collect();
+    let frames = coalesce(&packets);
+    assert_eq!(frames.len(), 1, "one frame for the whole flow");
+    let mut frame = frames[0].clone();
+    let field = |f: &[u8], i: usize| u16::from_ne_bytes([f[i], f[i + 1]]);
+    assert_eq!(frame[..2], [F_NEEDS_CSUM, GSO_UDP_TUNNEL_IPV4 | GSO_TCPV4]);
+    assert_eq!(field(&frame, 4), 100, "the inner MSS");
+    assert_eq!(
+        field(&frame, 6),
+        14 + 50 + 20,
+        "the inner TCP header, from the Ethernet header"
+    );
+    assert_eq!(field(&frame, OUTER_TH_OFFSET), 14 + 20);
+    assert_eq!(field(&frame, INNER_NH_OFFSET), 14 + 50);
+    assert_eq!(frame.len(), FRAME_PREFIX + 50 + 52 + 330);
+    assert_eq!(
+        split(&mut frame),
+        packets,
+        "split gives back the very datagrams"
+    );
+    // Another VNI, or a UDP checksum, does not join.
+    let mut other = packets.clone();
+    other[1][33] = 0x02;
+    set_ip_checksum(&mut other[1], IPV4_HDR);
+    assert_eq!(coalesce(&other).len(), 3);
+    let mut summed = packets.clone();
+    summed[0][26] = 1;
+    assert_eq!(coalesce(&summed).len(), 2);
 }
 
 #[test]
@@ -146,7 +218,7 @@ fn other_packets_pass_alone() {
     assert_eq!(frames.len(), packets.len());
     for (frame, packet) in frames.iter().zip(&packets) {
         assert_eq!(frame[..VNET_HDR_LEN], [0; VNET_HDR_LEN]);
-        assert_eq!(&frame[VNET_HDR_LEN..], &packet[..]);
+        assert_eq!(&frame[FRAME_PREFIX..], &packet[..]);
     }
     // A short segment ends a super-packet: the next starts another.
     let mut packets = segments(2, 100, 50);

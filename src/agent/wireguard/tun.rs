@@ -1,7 +1,10 @@
-//! The TUN interface: created with the `TUNSETIFF` ioctl on /dev/net/tun
-//! with a `virtio_net_hdr` before each packet and TCP offloads (see
-//! `offload`), its queue lengthened with `SIOCSIFTXQLEN`, configured
-//! (address, MTU, up) over rtnetlink. Closing the fd deletes it.
+//! The mesh interface: created with the `TUNSETIFF` ioctl on /dev/net/tun
+//! as a TAP (Ethernet frames) without ARP, with a `virtio_net_hdr` before
+//! each frame and TCP offloads, plain and inside VXLAN (see `offload`), its
+//! queue lengthened with `SIOCSIFTXQLEN`, configured (address, MAC, MTU, up)
+//! over rtnetlink. Closing the fd deletes it. A TAP rather than a TUN because
+//! the kernel takes UDP-tunnel super-packets written back only with their
+//! offsets counted from an Ethernet header (`virtio_net_hdr_tnl_to_skb`).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -12,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::Context;
 use futures::TryStreamExt;
 
-/// Opens a TUN interface `name` (IPv4 packets after a `virtio_net_hdr`), in
+/// Opens the interface `name` (Ethernet frames after a `virtio_net_hdr`), in
 /// the network namespace of the calling thread. The fd is non-blocking.
 pub(super) fn open(name: &str) -> io::Result<File> {
     let file = OpenOptions::new()
@@ -22,26 +25,44 @@ pub(super) fn open(name: &str) -> io::Result<File> {
         .open("/dev/net/tun")?;
     let mut req = ifreq(name)?;
     req.ifr_ifru.ifru_flags =
-        (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+        (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one ifreq, which `req` is.
     if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: TUNSETOFFLOAD takes the offload flags by value.
-    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, OFFLOADS) } < 0 {
+    let hdr_len = super::offload::VNET_HDR_LEN as libc::c_int;
+    // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer.
+    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETVNETHDRSZ, &hdr_len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let set_offloads = |flags: libc::c_uint| {
+        // SAFETY: TUNSETOFFLOAD takes the offload flags by value.
+        unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, flags) >= 0 }
+    };
+    if !set_offloads(OFFLOADS | UDP_TUNNEL_GSO) {
         let error = io::Error::last_os_error();
-        tracing::info!(%error, "TUN offloads refused; reading packets one by one");
+        if set_offloads(OFFLOADS) {
+            tracing::info!(%error, "this kernel has no UDP-tunnel offload on TUN (Linux 6.17+): overlay traffic is read packet by packet");
+        } else {
+            let error = io::Error::last_os_error();
+            tracing::info!(%error, "TUN offloads refused; reading packets one by one");
+        }
     }
     set_txqueuelen(name, TX_QUEUE_LEN)?;
     Ok(file)
 }
 
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
 
 /// Checksum offload and TCP segmentation offload for IPv4: the kernel hands
 /// over TCP super-packets of up to 64 KiB with partial checksums, which
 /// `offload::split_frame` cuts up.
 const OFFLOADS: libc::c_uint = 0x01 | 0x02;
+
+/// `TUN_F_UDP_TUNNEL_GSO`: super-packets of TCP inside UDP tunnels (VXLAN),
+/// which `offload::split_frame` cuts into whole datagrams.
+const UDP_TUNNEL_GSO: libc::c_uint = 0x80;
 
 /// An `ifreq` naming the interface.
 fn ifreq(name: &str) -> io::Result<libc::ifreq> {
@@ -110,6 +131,8 @@ pub(super) async fn configure(
         handle
             .link()
             .set(index)
+            .address(super::offload::MESH_MAC.to_vec())
+            .arp(false)
             .mtu(mtu)
             .up()
             .execute()
