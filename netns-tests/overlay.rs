@@ -158,6 +158,19 @@ fn containers_on_overlays_talk_across_hosts_and_networks_stay_apart() {
         assert!(fetched.is_err(), "{from} fetched from {to}: {fetched:?}");
     }
 
+    // UDP too: a datagram from a container on both networks arrives, none
+    // from a container on red only, on the same host or another.
+    assert!(
+        udp_arrives(&lab, ("vm2", "c4"), ("vm1", "c1"), &c1),
+        "c4 → c1 over UDP"
+    );
+    for (machine, from) in [("vm1", "c5"), ("vm3", "c3")] {
+        assert!(
+            !udp_arrives(&lab, (machine, from), ("vm1", "c1"), &c1),
+            "{from} reached c1 over UDP"
+        );
+    }
+
     // The MTU: the underlay's 1500 less WireGuard (80) and VXLAN (50).
     let mtu = stdout(&ok(&exec(
         &lab,
@@ -229,6 +242,61 @@ fn containers_on_overlays_talk_across_hosts_and_networks_stay_apart() {
         assert!(!links.contains(" ve-"), "{machine}: {links}");
     }
     ok(&lab.sn("vm1", &["network", "rm", "blue", "red"]));
+}
+
+/// Whether a UDP datagram sent (five times, once the capture listens) from
+/// one container reaches another at `ip`, as a capture inside the receiver sees it.
+fn udp_arrives(
+    lab: &Lab,
+    (from_vm, from): (&str, &str),
+    (to_vm, to): (&str, &str),
+    ip: &str,
+) -> bool {
+    let mut capture = lab
+        .cmd(&[
+            "machine",
+            "ssh",
+            to_vm,
+            "--",
+            bin(),
+            "container",
+            "exec",
+            to,
+            "--",
+            "timeout",
+            "4",
+            "tcpdump",
+            "-i",
+            "any",
+            "-n",
+            "-l",
+            "-c",
+            "1",
+            "udp",
+            "port",
+            "9999",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tcpdump");
+    let mut stderr = std::io::BufReader::new(capture.stderr.take().expect("piped"));
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        let read = std::io::BufRead::read_line(&mut stderr, &mut line).expect("tcpdump's stderr");
+        assert!(read > 0, "tcpdump ended before listening");
+    }
+    for _ in 0..5 {
+        exec(
+            lab,
+            from_vm,
+            from,
+            &["bash", "-c", &format!("echo probe > /dev/udp/{ip}/9999")],
+        );
+    }
+    let out = capture.wait_with_output().expect("tcpdump ends");
+    stdout(&out).contains("UDP")
 }
 
 /// A capture on vm2's underlay during a transfer: only UDP to the WireGuard

@@ -98,7 +98,7 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
     let lab = Lab::new();
     lab.machines(&["vm1", "vm2"]);
     lab.swarm("vm1", MANAGER, &["vm2"]);
-    for name in ["green", "amber"] {
+    for (name, mtu) in [("green", "mtu=1370"), ("amber", "mtu=1300")] {
         sn(
             &lab,
             "vm1",
@@ -110,6 +110,8 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
                 "10.40.0.0/24",
                 "--opt",
                 "allow-overlap",
+                "--opt",
+                mtu,
                 name,
             ],
         );
@@ -128,6 +130,14 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
     });
     assert_eq!(a2, "a2", "10.40.0.3 on amber is a2, not green's g2");
     assert_eq!(hostname_at(&lab, "vm2", "g2", "10.40.0.2").unwrap(), "g1");
+    // --opt mtu sets the MTU of the network's interfaces.
+    let mtu = stdout(&ok(&exec(
+        &lab,
+        "vm2",
+        "a1",
+        &["cat", "/sys/class/net/eth0/mtu"],
+    )));
+    assert_eq!(mtu.trim(), "1300");
 
     // A namespace made by another tool joins green and reaches g2 on the other host.
     let ns = format!("{}-ns", lab.name);

@@ -39,6 +39,14 @@ impl HostRules {
             "table ip {TABLE}
 delete table ip {TABLE}
 table ip {TABLE} {{
+    chain raw_prerouting {{
+        type filter hook prerouting priority raw; policy accept;
+        udp dport {VXLAN_PORT} notrack comment \"overlay datagrams need no connection tracking\"
+    }}
+    chain raw_output {{
+        type filter hook output priority raw; policy accept;
+        udp dport {VXLAN_PORT} notrack
+    }}
     chain input {{
         type filter hook input priority filter; policy accept;
         udp dport {VXLAN_PORT} iifname != \"{mesh_iface}\" counter drop comment \"overlay frames only from the mesh\"

@@ -19,6 +19,7 @@ pub(super) async fn ensure(spec: &SandboxSpec, path: &Path) -> anyhow::Result<()
         // A plain file here is what a crash between create and mount leaves.
         netns::remove(path)?;
         netns::create(path)?;
+        netns::run_in(path, bypass_bridge_netfilter).await?;
     }
     let mut sandbox = Ns::open(path).await?;
     let bridge = match sandbox.index(BRIDGE).await? {
@@ -59,6 +60,22 @@ pub(super) async fn ensure(spec: &SandboxSpec, path: &Path) -> anyhow::Result<()
         ..want
     };
     sandbox.configure(vxlan, VXLAN, want).await
+}
+
+/// Frames crossing a sandbox's bridge skip iptables and nftables (when
+/// br_netfilter is loaded, as Docker hosts have it): no rule lives there, and
+/// conntrack on every frame would only cost.
+fn bypass_bridge_netfilter() -> anyhow::Result<()> {
+    for family in ["iptables", "ip6tables", "arptables"] {
+        let path = format!("/proc/sys/net/bridge/bridge-nf-call-{family}");
+        match std::fs::write(&path, "0") {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot write {path}"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// True when VXLAN device `index` has the spec's VNI and local address.
