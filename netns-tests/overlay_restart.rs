@@ -172,6 +172,38 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
         &lab.sn("vm1", &["container", "attach", "--network", "green", &path]),
         "already attached to network green",
     );
+    // Again by the network's short ID: refused, and the live interface stays.
+    let id = sn(
+        &lab,
+        "vm1",
+        &["network", "inspect", "--format", "{{.Id}}", "green"],
+    )
+    .trim()
+    .chars()
+    .take(12)
+    .collect::<String>();
+    fails_with(
+        &lab.sn("vm1", &["container", "attach", "--network", &id, &path]),
+        "already attached to network green",
+    );
+    let out = lab.ssh(
+        "vm1",
+        &[
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            "ping",
+            "-c1",
+            "-W2",
+            "10.40.0.3",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "the first attachment still works: {}",
+        stdout(&out)
+    );
     sn(
         &lab,
         "vm1",

@@ -53,6 +53,8 @@ table ip {TABLE} {{
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
+        iifname \"{mesh_iface}\" counter drop comment \"the mesh carries this host's own traffic only\"
+        oifname \"{mesh_iface}\" counter drop
         oifname \"{gw_bridge}\" ct state established,related accept
         oifname \"{gw_bridge}\" counter drop comment \"nothing new into containers from outside\"
     }}

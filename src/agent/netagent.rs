@@ -40,8 +40,9 @@ pub struct Plan {
     pub sandboxes: Vec<SandboxPlan>,
     /// Sandboxes (by their network-ID prefix) no local container uses.
     pub remove: Vec<String>,
-    /// This node's endpoints in the manager that no local container holds.
-    pub orphans: Vec<String>,
+    /// This node's endpoints in the manager that no local container holds,
+    /// as (network ID, endpoint ID).
+    pub orphans: Vec<(String, String)>,
 }
 
 /// How this node sits in the mesh.
@@ -107,7 +108,7 @@ pub fn plan(local: Local<'_>, update: &WatchResponse, used: &LocalUse, present: 
         .endpoints
         .iter()
         .filter(|e| e.node_id == local.node_id && !used.endpoints.contains(&e.id))
-        .map(|e| e.id.clone())
+        .map(|e| (e.network_id.clone(), e.id.clone()))
         .collect();
     Plan {
         sandboxes,
@@ -141,7 +142,13 @@ impl NetAgent {
         };
         let plan = plan(local, update, &used, &self.overlay.sandboxes());
         apply(&self.overlay, &plan).await;
-        for endpoint_id in plan.orphans {
+        for (network_id, endpoint_id) in plan.orphans {
+            // Its veth (and so its address and MAC) goes first, so the
+            // address can never answer twice once the manager reuses it.
+            if let Err(e) = self.overlay.unplug(&network_id, &endpoint_id).await {
+                tracing::warn!(endpoint = %endpoint_id, "cannot unplug an endpoint no container holds: {e:#}");
+                continue;
+            }
             let req = ManagerRequest::Detach {
                 endpoint_id: endpoint_id.clone(),
             };
@@ -284,7 +291,10 @@ mod tests {
             "only endpoints on other nodes still in the mesh"
         );
         assert_eq!(plan.remove, vec!["old0000000".to_string()]);
-        assert_eq!(plan.orphans, vec!["e5".to_string()]);
+        assert_eq!(
+            plan.orphans,
+            vec![("blue0000000000".to_string(), "e5".to_string())]
+        );
     }
 
     #[test]

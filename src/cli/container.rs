@@ -96,6 +96,12 @@ pub enum ContainerCmd {
     },
 }
 
+/// The path as the daemon must see it: absolute, links resolved (a path
+/// that does not exist is left for the daemon to refuse in its words).
+fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {
+    std::fs::canonicalize(&path).unwrap_or(path)
+}
+
 fn inspect(host: &str, name: &str) -> anyhow::Result<ContainerView> {
     Ok(serde_json::from_value(call(
         host,
@@ -173,7 +179,7 @@ pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
         } => {
             let req = LocalRequest::NamespaceAttach {
                 network,
-                netns,
+                netns: absolute(netns),
                 ip,
                 aliases,
             };
@@ -182,6 +188,7 @@ pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         ContainerCmd::Detach { network, netns } => {
+            let netns = absolute(netns);
             call(host, &LocalRequest::NamespaceDetach { network, netns })?;
             Ok(0)
         }

@@ -26,10 +26,13 @@ pub struct Container {
     pub created: u64,
     pub process: Process,
     /// Its network namespace (a bind mount that outlives the process).
+    #[serde(default)]
     pub netns: PathBuf,
     /// Its endpoints on overlay networks, eth0 first.
+    #[serde(default)]
     pub networks: Vec<NetAttachment>,
     /// Its way out through the gateway bridge, when it is on a network.
+    #[serde(default)]
     pub egress: Option<Egress>,
 }
 

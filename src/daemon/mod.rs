@@ -380,8 +380,12 @@ impl Daemon {
         }
         let swarm = slot.take().expect("checked above");
         swarm.stop().await;
-        if let Err(e) = crate::agent::firewall::remove() {
-            tracing::warn!("{e:#}");
+        // While a sandbox is left (containers still on its network), its VXLAN
+        // socket listens: the rule that keeps the underlay out must stay.
+        if self.net.overlay.sandboxes().is_empty() {
+            if let Err(e) = crate::agent::firewall::remove() {
+                tracing::warn!("{e:#}");
+            }
         }
         state::remove(&self.state_dir).map_err(ApiError::internal)?;
         Ok(serde_json::Value::Null)

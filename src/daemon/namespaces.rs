@@ -59,7 +59,9 @@ impl Namespaces {
         };
         entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| std::fs::read(e.path()).ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(|p| std::fs::read(p).ok())
             .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
             .collect()
     }

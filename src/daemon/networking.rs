@@ -86,7 +86,9 @@ fn check_run(req: &RunNetworks) -> Result<(), ApiError> {
 /// The magic number of nsfs, the file system of namespace files.
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
-/// Refuses a path that is not a network namespace file.
+/// Refuses a path that is not a network namespace file of its own: not
+/// absolute, not a namespace, swarmnet's own (a sandbox, a container's), or
+/// the host's (the daemon's or init's).
 fn check_netns_path(path: &Path) -> Result<(), ApiError> {
     let not_netns = |why: String| {
         ApiError::InvalidArgument(format!(
@@ -94,6 +96,14 @@ fn check_netns_path(path: &Path) -> Result<(), ApiError> {
             path.display()
         ))
     };
+    if !path.is_absolute() {
+        return Err(not_netns("is not an absolute path".into()));
+    }
+    if path.starts_with(NETNS_DIR) {
+        return Err(not_netns(
+            "is swarmnet's own (a sandbox or a container's namespace)".into(),
+        ));
+    }
     let stat = nix::sys::statfs::statfs(path).map_err(|e| match e {
         nix::errno::Errno::ENOENT => not_netns("does not exist".into()),
         other => not_netns(format!("cannot be read ({other})")),
@@ -170,7 +180,7 @@ impl Daemon {
                 };
                 let ctx = ctx.as_ref().expect("networks need a swarm");
                 let a = self
-                    .plug_network(ctx, &netns, format!("eth{i}"), attach)
+                    .plug_network(ctx, &netns, format!("eth{i}"), attach, &networks)
                     .await?;
                 done.push(Step::Endpoint(a.clone()));
                 networks.push(a);
@@ -255,7 +265,9 @@ impl Daemon {
             ip,
         };
         let ifname = record.next_ifname();
-        let a = self.plug_network(&ctx, &path, ifname, attach).await?;
+        let a = self
+            .plug_network(&ctx, &path, ifname, attach, &record.networks)
+            .await?;
         record.networks.push(a.clone());
         if let Err(e) = self.namespaces.put(&record) {
             self.undo(Some(&ctx), vec![Step::Endpoint(a)]).await;
@@ -286,18 +298,28 @@ impl Daemon {
         to_reply(a)
     }
 
-    /// Gets an endpoint from the manager, then plugs it into `netns` as `ifname`.
+    /// Gets an endpoint from the manager, then plugs it into `netns` as
+    /// `ifname`. `held` are the attachments the container already has: the
+    /// manager answers a repeated attach with the endpoint it gave before,
+    /// which must be refused here, never undone.
     async fn plug_network(
         &self,
         ctx: &NetCtx,
         netns: &Path,
         ifname: String,
         attach: AttachRequest,
+        held: &[NetAttachment],
     ) -> Result<NetAttachment, ApiError> {
         let container = attach.container_name.clone();
         let reply = ctx.link.call(&ManagerRequest::Attach(attach)).await?;
         let Attachment { endpoint, network } =
             serde_json::from_value(reply).map_err(ApiError::internal)?;
+        if held.iter().any(|a| a.network_id == network.id) {
+            return Err(ApiError::FailedPrecondition(format!(
+                "{container} is already attached to network {}",
+                network.name
+            )));
+        }
         let a = NetAttachment {
             network_id: network.id.clone(),
             network_name: network.name.clone(),

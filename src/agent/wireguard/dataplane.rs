@@ -87,6 +87,8 @@ pub(super) struct Shared {
     pub listen_port: u16,
     pub mtu: usize,
     pub tun: File,
+    /// The kernel takes UDP-tunnel super-packets (see `tun::open`).
+    pub tunnel_gso: bool,
     pub udp: UdpSocket,
     pub stop: StopSignal,
     pub drops: Drops,
@@ -106,6 +108,7 @@ impl Shared {
             limiter: RateLimiter::new(&public, HANDSHAKE_RATE_LIMIT),
             table: RwLock::new(Arc::new(PeerTable::new(rand::random()))),
             writer: Mutex::new(()),
+            tunnel_gso: false,
             stop: StopSignal::new()?,
             drops: Drops::default(),
             private,
@@ -240,7 +243,7 @@ fn encapsulate(sh: &Shared, table: &PeerTable, packet: &[u8], batch: &mut SendBa
 pub(super) fn udp_to_tun(sh: &Shared) {
     let mut batch = RecvBatch::new();
     let mut out = vec![0u8; sh.slot().max(2048)];
-    let mut gro = Coalescer::new();
+    let mut gro = Coalescer::new(sh.tunnel_gso);
     loop {
         match batch.recv(&sh.udp) {
             Ok(n) => {

@@ -76,11 +76,11 @@ pub(super) fn split_frame(
     let packet = &mut packet[ETH_HLEN..];
     let field = |i: usize| usize::from(u16::from_ne_bytes([hdr[i], hdr[i + 1]]));
     // Offsets in the header count from the Ethernet header.
-    let offset = |i: usize| field(i).wrapping_sub(ETH_HLEN);
+    let offset = |i: usize| field(i).checked_sub(ETH_HLEN).ok_or(Malformed);
     match hdr[1] & !GSO_ECN {
         GSO_NONE => {
             if hdr[0] & F_NEEDS_CSUM != 0 {
-                complete_checksum(packet, offset(6), field(8))?;
+                complete_checksum(packet, offset(6)?, field(8))?;
             }
             out.extend_from_slice(packet);
             ends.push(out.len());
@@ -88,7 +88,7 @@ pub(super) fn split_frame(
         }
         GSO_TCPV4 => segment_tcp4(packet, &[], field(4), out, ends),
         gso if gso == GSO_UDP_TUNNEL_IPV4 | GSO_TCPV4 && hdr[0] & F_UDP_TUNNEL_CSUM == 0 => {
-            let inner = offset(INNER_NH_OFFSET);
+            let inner = offset(INNER_NH_OFFSET)?;
             if inner < IPV4_HDR + VXLAN_ENCAP || inner >= packet.len() {
                 return Err(Malformed);
             }
@@ -102,7 +102,7 @@ pub(super) fn split_frame(
 /// Fills in a checksum the kernel left partial: the field at `start +
 /// offset` holds the pseudo-header sum; the rest is summed from `start`.
 fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) -> Result<(), Malformed> {
-    let at = start + offset;
+    let at = start.checked_add(offset).ok_or(Malformed)?;
     if at + 2 > packet.len() {
         return Err(Malformed);
     }
@@ -274,13 +274,16 @@ struct Flow {
 pub(super) struct Coalescer {
     frame: Vec<u8>,
     flow: Option<Flow>,
+    /// Whether to join TCP in VXLAN too (the kernel took `TUN_F_UDP_TUNNEL_GSO`).
+    tunnel: bool,
 }
 
 impl Coalescer {
-    pub fn new() -> Coalescer {
+    pub fn new(tunnel: bool) -> Coalescer {
         Coalescer {
             frame: Vec::with_capacity(FRAME_PREFIX + MAX_PACKET),
             flow: None,
+            tunnel,
         }
     }
 
@@ -294,7 +297,7 @@ impl Coalescer {
         self.frame.extend_from_slice(&[0; VNET_HDR_LEN]);
         self.frame.extend_from_slice(&ETH_HEADER);
         self.frame.extend_from_slice(packet);
-        match coalescable(packet) {
+        match coalescable(packet).filter(|c| self.tunnel || c.0 == 0) {
             Some((base, ip_len, hdr_len, seq, flags)) => {
                 let mss = packet.len() - base - hdr_len;
                 self.flow = Some(Flow {

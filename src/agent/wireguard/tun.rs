@@ -17,7 +17,9 @@ use futures::TryStreamExt;
 
 /// Opens the interface `name` (Ethernet frames after a `virtio_net_hdr`), in
 /// the network namespace of the calling thread. The fd is non-blocking.
-pub(super) fn open(name: &str) -> io::Result<File> {
+/// Also says whether the kernel took the UDP-tunnel offload (Linux 6.17+):
+/// without it, frames of TCP in VXLAN must not be written joined either.
+pub(super) fn open(name: &str) -> io::Result<(File, bool)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -39,7 +41,8 @@ pub(super) fn open(name: &str) -> io::Result<File> {
         // SAFETY: TUNSETOFFLOAD takes the offload flags by value.
         unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, flags) >= 0 }
     };
-    if !set_offloads(OFFLOADS | UDP_TUNNEL_GSO) {
+    let tunnel_gso = set_offloads(OFFLOADS | UDP_TUNNEL_GSO);
+    if !tunnel_gso {
         let error = io::Error::last_os_error();
         if set_offloads(OFFLOADS) {
             tracing::info!(%error, "this kernel has no UDP-tunnel offload on TUN (Linux 6.17+): overlay traffic is read packet by packet");
@@ -49,7 +52,7 @@ pub(super) fn open(name: &str) -> io::Result<File> {
         }
     }
     set_txqueuelen(name, TX_QUEUE_LEN)?;
-    Ok(file)
+    Ok((file, tunnel_gso))
 }
 
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
