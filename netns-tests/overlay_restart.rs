@@ -41,6 +41,14 @@ fn exec(lab: &Lab, machine: &str, name: &str, cmd: &[&str]) -> Output {
     lab.sn(machine, &args)
 }
 
+/// One ping from the namespace `ns` (made with `ip netns add`) on vm1.
+fn ns_ping(lab: &Lab, ns: &str, ip: &str) -> Output {
+    lab.ssh(
+        "vm1",
+        &["ip", "netns", "exec", ns, "ping", "-c1", "-W2", ip],
+    )
+}
+
 /// The hostname whoami at `ip` answers with, fetched from inside `from`.
 fn hostname_at(lab: &Lab, machine: &str, from: &str, ip: &str) -> Result<String, String> {
     let out = exec(
@@ -150,19 +158,7 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
     );
     assert_eq!(attached.trim(), "10.40.0.4/24 eth0");
     eventually("the namespace reaches g2", WAIT, || {
-        let out = lab.ssh(
-            "vm1",
-            &[
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "ping",
-                "-c1",
-                "-W1",
-                "10.40.0.3",
-            ],
-        );
+        let out = ns_ping(&lab, &ns, "10.40.0.3");
         out.status
             .success()
             .then_some(())
@@ -186,19 +182,7 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
         &lab.sn("vm1", &["container", "attach", "--network", &id, &path]),
         "already attached to network green",
     );
-    let out = lab.ssh(
-        "vm1",
-        &[
-            "ip",
-            "netns",
-            "exec",
-            &ns,
-            "ping",
-            "-c1",
-            "-W2",
-            "10.40.0.3",
-        ],
-    );
+    let out = ns_ping(&lab, &ns, "10.40.0.3");
     assert!(
         out.status.success(),
         "the first attachment still works: {}",

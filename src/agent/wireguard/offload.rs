@@ -89,7 +89,7 @@ pub(super) fn split_frame(
         GSO_TCPV4 => segment_tcp4(packet, &[], field(4), out, ends),
         gso if gso == GSO_UDP_TUNNEL_IPV4 | GSO_TCPV4 && hdr[0] & F_UDP_TUNNEL_CSUM == 0 => {
             let inner = offset(INNER_NH_OFFSET)?;
-            if inner < IPV4_HDR + VXLAN_ENCAP || inner >= packet.len() {
+            if inner < IPV4_HDR + 8 || inner >= packet.len() {
                 return Err(Malformed);
             }
             let (prefix, rest) = packet.split_at(inner);
@@ -140,7 +140,7 @@ fn segment_tcp4(
     }
     let outer = match prefix.is_empty() {
         true => None,
-        false => Some(tunnel_headers(prefix).ok_or(Malformed)?),
+        false => Some(udp_tunnel(prefix).ok_or(Malformed)?),
     };
     let id = u16::from_be_bytes([packet[4], packet[5]]);
     let seq = u32::from_be_bytes(
@@ -182,9 +182,24 @@ fn segment_tcp4(
     Ok(())
 }
 
-/// The outer IP header length of VXLAN headers (outer IPv4, UDP to the VXLAN
-/// port without a checksum, VXLAN, Ethernet carrying IPv4), if they are such.
-fn tunnel_headers(prefix: &[u8]) -> Option<usize> {
+/// The outer IP header length of the headers before a tunnelled packet, if
+/// they are IPv4 then UDP without a checksum, then anything (VXLAN on any
+/// port, Geneve, ...): what the kernel may hand over as a UDP-tunnel
+/// super-packet.
+fn udp_tunnel(prefix: &[u8]) -> Option<usize> {
+    let ip_len = usize::from(*prefix.first()? & 0xf) * 4;
+    let ok = prefix[0] >> 4 == 4
+        && ip_len >= IPV4_HDR
+        && prefix.len() >= ip_len + 8
+        && prefix[9] == PROTO_UDP
+        && prefix[ip_len + 6..ip_len + 8] == [0, 0];
+    ok.then_some(ip_len)
+}
+
+/// The outer IP header length of our VXLAN headers (outer IPv4, UDP to the
+/// VXLAN port without a checksum, VXLAN, Ethernet carrying IPv4), if they
+/// are such: only those are joined on receive.
+fn vxlan_headers(prefix: &[u8]) -> Option<usize> {
     let ip_len = usize::from(*prefix.first()? & 0xf) * 4;
     let ok = prefix[0] >> 4 == 4
         && ip_len == IPV4_HDR
@@ -414,7 +429,7 @@ fn coalescable(packet: &[u8]) -> Option<(usize, usize, usize, u32, u8)> {
     let base = match packet.get(9) {
         Some(&PROTO_UDP) => {
             let base = IPV4_HDR + VXLAN_ENCAP;
-            let outer_ip = tunnel_headers(packet.get(..base)?)?;
+            let outer_ip = vxlan_headers(packet.get(..base)?)?;
             let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
             let udp_len = usize::from(u16::from_be_bytes([
                 packet[outer_ip + 4],

@@ -209,6 +209,40 @@ fn vxlan_segments_coalesce_into_a_udp_tunnel_frame_and_split_back() {
 }
 
 #[test]
+fn a_tunnel_super_packet_on_any_udp_port_is_cut_into_datagrams() {
+    let data = payload(250);
+    let inner = tcp(9, 1000, TCP_ACK | TCP_PSH, &data);
+    let mut geneve = vxlan(300, &inner);
+    geneve[22..24].copy_from_slice(&6081u16.to_be_bytes());
+    let mut frame = header(
+        F_NEEDS_CSUM,
+        GSO_UDP_TUNNEL_IPV4 | GSO_TCPV4,
+        [50 + 52, 100, 50 + 20, 16],
+    );
+    frame[OUTER_TH_OFFSET..OUTER_TH_OFFSET + 2].copy_from_slice(&(14u16 + 20).to_ne_bytes());
+    frame[INNER_NH_OFFSET..INNER_NH_OFFSET + 2].copy_from_slice(&(14u16 + 50).to_ne_bytes());
+    frame.extend_from_slice(&geneve);
+    let got = split(&mut frame);
+    assert_eq!(got.len(), 3);
+    for (i, d) in got.iter().enumerate() {
+        assert_eq!(
+            usize::from(u16::from_be_bytes([d[2], d[3]])),
+            d.len(),
+            "outer length"
+        );
+        assert_eq!(
+            usize::from(u16::from_be_bytes([d[24], d[25]])),
+            d.len() - 20,
+            "UDP length"
+        );
+        assert_eq!(u16::from_be_bytes([d[4], d[5]]), 300 + i as u16, "outer ID");
+        assert_eq!(fold(sum(&d[..IPV4_HDR], 0)), 0xffff, "outer IP checksum");
+        assert_eq!(d[22..24], 6081u16.to_be_bytes());
+        assert!(checksums_valid(&d[50..]), "inner segment {i}");
+    }
+}
+
+#[test]
 fn other_packets_pass_alone() {
     // A gap in the sequence, then a SYN, then another flow, then UDP.
     let mut packets = vec![tcp(20, 5000, TCP_ACK, &payload(100))];
