@@ -205,6 +205,15 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
     // SIGKILL both daemons: containers keep running and keep their addresses,
     // traffic resumes within 5 s of the daemons being back, nothing doubles.
     let before = [plumbing(&lab, "vm1"), plumbing(&lab, "vm2")];
+    // What a crash between making a container and recording it leaves: a
+    // namespace and a directory; the restarted daemon sweeps both.
+    let stray = "/run/swarmnet/netns/0000000stray";
+    ok(&lab.ssh("vm2", &["touch", stray]));
+    ok(&lab.ssh("vm2", &["unshare", &format!("--net={stray}"), "true"]));
+    ok(&lab.ssh(
+        "vm2",
+        &["mkdir", "-p", "/var/lib/swarmnet/containers/stray"],
+    ));
     let pids = sn(
         &lab,
         "vm2",
@@ -233,5 +242,13 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
     );
     assert_eq!(hostname_at(&lab, "vm2", "a1", "10.40.0.3").unwrap(), "a2");
     let after = [plumbing(&lab, "vm1"), plumbing(&lab, "vm2")];
-    assert_eq!(after, before, "no namespace or veth was made twice");
+    assert_eq!(
+        after, before,
+        "no namespace or veth was made twice, the stray one went"
+    );
+    let left = lab.ssh("vm2", &["ls", "/var/lib/swarmnet/containers/stray"]);
+    assert!(
+        !left.status.success(),
+        "the unrecorded container's directory went"
+    );
 }

@@ -230,6 +230,20 @@ impl Containers {
             })
     }
 
+    /// Removes the directories of containers that were never recorded (a
+    /// crash between `prepare` and `start`); returns how many went.
+    pub fn remove_unrecorded(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|dir| dir.is_dir() && !dir.join(CONFIG).exists())
+            .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
+            .count()
+    }
+
     /// The gateway-bridge addresses the containers here hold.
     pub fn egress_addresses(&self) -> Vec<Ipv4Addr> {
         self.all()

@@ -91,6 +91,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     private_dir(&args.state_dir)?;
     let listener = bind_socket(socket).await?;
     let containers = Arc::new(Containers::new(&args.state_dir));
+    networking::sweep_strays(&containers);
     let namespaces = Arc::new(Namespaces::new(&args.state_dir));
     let net = NetDeps {
         overlay: Arc::new(Overlay::new(NETNS_DIR.into())),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ipnetwork::Ipv4Network;
 
-use super::containers::{Container, Egress, NetAttachment};
+use super::containers::{Container, Containers, Egress, NetAttachment};
 use super::namespaces::NsRecord;
 use super::swarm::{NetCtx, GW_SUBNET};
 use super::{blocking, Daemon};
@@ -124,6 +124,44 @@ fn check_netns_path(path: &Path) -> Result<(), ApiError> {
 
 /// ioctl(2) on a namespace file: its type (linux/nsfs.h, _IO(0xb7, 0x3)).
 const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// At start, before any request: removes what a crash left between making a
+/// container and recording it: its directory, and its namespace (and with
+/// it both veth pairs, overlay and gateway). Sandboxes ("1-...") are the
+/// agent's to keep or remove.
+pub fn sweep_strays(containers: &Containers) {
+    let gone = containers.remove_unrecorded();
+    if gone > 0 {
+        tracing::info!(
+            count = gone,
+            "removed the files of containers that were never started"
+        );
+    }
+    let known: Vec<PathBuf> = containers
+        .list(true)
+        .into_iter()
+        .map(|v| v.container.netns)
+        .collect();
+    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        let sandbox = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("1-"));
+        if sandbox || known.contains(&path) {
+            continue;
+        }
+        match netns::remove(&path) {
+            Ok(()) => {
+                tracing::info!(netns = %path.display(), "removed a namespace no container holds")
+            }
+            Err(e) => {
+                tracing::warn!(netns = %path.display(), "cannot remove a namespace no container holds: {e:#}")
+            }
+        }
+    }
+}
 
 /// What the containers and namespaces of this host use (for the agent).
 pub fn local_use(containers: &[Container], namespaces: &[NsRecord]) -> LocalUse {
