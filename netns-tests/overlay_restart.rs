@@ -201,6 +201,25 @@ fn overlapping_networks_namespaces_and_daemon_restarts() {
         "detach takes the interface away: {links}"
     );
     ok(&lab.ssh("vm1", &["ip", "netns", "del", &ns]));
+    // A namespace deleted while attached: its endpoint is given back.
+    let gone = format!("{}-gone", lab.name);
+    ok(&lab.ssh("vm1", &["ip", "netns", "add", &gone]));
+    sn(
+        &lab,
+        "vm1",
+        &[
+            "container",
+            "attach",
+            "--network",
+            "green",
+            &format!("/run/netns/{gone}"),
+        ],
+    );
+    ok(&lab.ssh("vm1", &["ip", "netns", "del", &gone]));
+    eventually("the deleted namespace's endpoint goes", WAIT, || {
+        let doc = sn(&lab, "vm1", &["network", "inspect", "green"]);
+        (!doc.contains(&gone)).then_some(()).ok_or(doc)
+    });
 
     // SIGKILL both daemons: containers keep running and keep their addresses,
     // traffic resumes within 5 s of the daemons being back, nothing doubles.

@@ -96,6 +96,8 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     let net = NetDeps {
         overlay: Arc::new(Overlay::new(NETNS_DIR.into())),
         lock: Arc::new(Mutex::new(())),
+        // Read by the agent under the network lock; namespaces that are
+        // gone are forgotten first, so their endpoints are given back.
         local: {
             let (containers, namespaces) = (containers.clone(), namespaces.clone());
             Arc::new(move || {
@@ -104,6 +106,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|v| v.container)
                     .collect();
+                namespaces.prune();
                 local_use(&all, &namespaces.all())
             })
         },

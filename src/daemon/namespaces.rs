@@ -66,6 +66,23 @@ impl Namespaces {
             .collect()
     }
 
+    /// Forgets namespaces that are gone (deleted with `ip netns del`, or their
+    /// process ended without a detach): their interfaces went with them, and
+    /// the agent then gives their endpoints back. Returns the paths forgotten.
+    pub fn prune(&self) -> Vec<PathBuf> {
+        let mut gone = Vec::new();
+        for record in self.all() {
+            if crate::agent::netns::is_namespace(&record.path) {
+                continue;
+            }
+            if std::fs::remove_file(self.file(&record.path)).is_ok() {
+                tracing::info!(netns = %record.path.display(), "namespace gone: its attachments are dropped");
+                gone.push(record.path);
+            }
+        }
+        gone
+    }
+
     /// The record of the namespace at `path`, or a fresh one.
     pub fn get(&self, path: &Path) -> NsRecord {
         std::fs::read(self.file(path))
@@ -133,6 +150,17 @@ mod tests {
         assert_eq!(reg.get(path), rec);
         assert_eq!(reg.get(path).next_ifname(), "eth1");
         assert_eq!(reg.all(), vec![rec.clone()]);
+        assert_eq!(
+            reg.prune(),
+            vec![path.to_path_buf()],
+            "no such namespace here"
+        );
+        assert!(reg.all().is_empty());
+        let live = Path::new("/proc/self/ns/net");
+        let mut rec = reg.get(live);
+        rec.networks.push(attachment("eth0"));
+        reg.put(&rec).unwrap();
+        assert!(reg.prune().is_empty(), "a live namespace stays");
         rec.networks.clear();
         reg.put(&rec).unwrap();
         assert!(reg.all().is_empty());
