@@ -11,7 +11,7 @@ use ipnetwork::Ipv4Network;
 
 use super::containers::{Container, Containers, Egress, NetAttachment};
 use super::namespaces::NsRecord;
-use super::swarm::{NetCtx, GW_SUBNET};
+use super::swarm::NetCtx;
 use super::{blocking, Daemon};
 use crate::agent::netagent::{network_mtu, LocalUse};
 use crate::agent::netns;
@@ -37,13 +37,8 @@ enum Step {
     Egress(String),
 }
 
-fn gw_subnet() -> Ipv4Network {
-    GW_SUBNET.parse().expect("constant subnet")
-}
-
 /// The lowest gateway-bridge address (after the bridge's own) no container holds.
-fn free_egress_ip(used: &[Ipv4Addr]) -> Result<Ipv4Addr, ApiError> {
-    let subnet = gw_subnet();
+fn free_egress_ip(subnet: Ipv4Network, used: &[Ipv4Addr]) -> Result<Ipv4Addr, ApiError> {
     let first = u32::from(subnet.network()) + 2;
     (first..u32::from(subnet.broadcast()))
         .map(Ipv4Addr::from)
@@ -55,8 +50,9 @@ fn free_egress_ip(used: &[Ipv4Addr]) -> Result<Ipv4Addr, ApiError> {
         })
 }
 
-fn gw_gateway() -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(gw_subnet().network()) + 1)
+/// The gateway bridge's own address: its subnet's first.
+fn gw_gateway(subnet: Ipv4Network) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + 1)
 }
 
 /// Checks the network options of `container run` on their own.
@@ -417,7 +413,8 @@ impl Daemon {
         index: usize,
     ) -> Result<Egress, ApiError> {
         let used = self.containers.egress_addresses();
-        let ip = free_egress_ip(&used)?;
+        let subnet = ctx.gw_subnet;
+        let ip = free_egress_ip(subnet, &used)?;
         let egress = Egress {
             ifname: format!("eth{index}"),
             ip,
@@ -425,7 +422,7 @@ impl Daemon {
         let overlay = &self.net.overlay;
         let result = async {
             overlay
-                .ensure_gateway_bridge(gw_gateway(), gw_subnet().prefix())
+                .ensure_gateway_bridge(gw_gateway(subnet), subnet.prefix())
                 .await?;
             overlay
                 .plug_gateway(&GatewayPlug {
@@ -433,8 +430,8 @@ impl Daemon {
                     netns: netns.to_path_buf(),
                     ifname: egress.ifname.clone(),
                     ip,
-                    prefix_len: gw_subnet().prefix(),
-                    gateway: gw_gateway(),
+                    prefix_len: subnet.prefix(),
+                    gateway: gw_gateway(subnet),
                     mtu: ctx.underlay_mtu,
                 })
                 .await
@@ -534,9 +531,16 @@ mod tests {
 
     #[test]
     fn egress_addresses_skip_the_bridge_and_taken_ones() {
-        assert_eq!(free_egress_ip(&[]).unwrap().to_string(), "172.18.0.2");
-        let used = ["172.18.0.2".parse().unwrap()];
-        assert_eq!(free_egress_ip(&used).unwrap().to_string(), "172.18.0.3");
-        assert_eq!(gw_gateway().to_string(), "172.18.0.1");
+        let subnet: Ipv4Network = "172.19.0.0/16".parse().unwrap();
+        assert_eq!(
+            free_egress_ip(subnet, &[]).unwrap().to_string(),
+            "172.19.0.2"
+        );
+        let used = ["172.19.0.2".parse().unwrap()];
+        assert_eq!(
+            free_egress_ip(subnet, &used).unwrap().to_string(),
+            "172.19.0.3"
+        );
+        assert_eq!(gw_gateway(subnet).to_string(), "172.19.0.1");
     }
 }

@@ -17,11 +17,13 @@ use crate::agent::netagent::{LocalSource, NetAgent, VXLAN_OVERHEAD};
 use crate::agent::overlay::{Overlay, GW_BRIDGE};
 use crate::agent::wireguard::DeviceConfig;
 use crate::manager::client::{resolve_manager, ManagerConn};
+use crate::manager::ipam::overlaps;
 use crate::manager::ipam::Pool;
 use crate::manager::token::JoinToken;
 use crate::manager::{api, ca, tls, InitParams, Manager};
 use crate::model::{ApiError, NodeRole};
 use crate::proto::{JoinRequest, JoinResponse, ManagerRequest};
+use ipnetwork::Ipv4Network;
 
 /// The name of the mesh interface.
 pub const WG_IFACE: &str = "swarmnet0";
@@ -32,8 +34,36 @@ pub const MESH_SUBNET: &str = "100.64.0.0/16";
 /// WireGuard's overhead on IPv4: 20 (IP) + 8 (UDP) + 32 (WireGuard), rounded up as wg-quick does for IPv6 underlays.
 const WG_OVERHEAD: u32 = 80;
 
-/// The gateway bridge's subnet and address (Docker's docker_gwbridge takes 172.18.0.0/16 too).
-pub const GW_SUBNET: &str = "172.18.0.0/16";
+/// The gateway bridge's subnet: the one the bridge already has (after a
+/// restart), else the first of 172.18.0.0/16 … 172.31.0.0/16 that no
+/// interface of this host is on, as Docker picks docker_gwbridge's (which
+/// usually takes 172.18.0.0/16: on a host with Docker, ours takes the next).
+fn pick_gateway_subnet(addresses: &[(String, Ipv4Network)]) -> Ipv4Network {
+    if let Some((_, net)) = addresses.iter().find(|(name, _)| name == GW_BRIDGE) {
+        return Ipv4Network::new(net.network(), net.prefix()).expect("a valid prefix");
+    }
+    let candidates = (18..=31).map(|x| Ipv4Network::new([172, x, 0, 0].into(), 16).expect("/16"));
+    let mut free = candidates
+        .clone()
+        .filter(|c| !addresses.iter().any(|(_, net)| overlaps(*c, *net)));
+    free.next()
+        .unwrap_or_else(|| candidates.into_iter().next().expect("a candidate"))
+}
+
+/// This host's IPv4 interface addresses with their subnets.
+fn host_addresses() -> Vec<(String, Ipv4Network)> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| {
+            let ip = a.address?.as_sockaddr_in()?.ip();
+            let mask = a.netmask?.as_sockaddr_in()?.ip();
+            let net = Ipv4Network::with_netmask(ip, mask).ok()?;
+            Some((a.interface_name, net))
+        })
+        .collect()
+}
 
 /// What the swarm's agent shares with the daemon's containers.
 #[derive(Clone)]
@@ -53,6 +83,8 @@ pub struct NetCtx {
     pub vtep: std::net::Ipv4Addr,
     /// The underlay's MTU, for the gateway bridge.
     pub underlay_mtu: u32,
+    /// The gateway bridge's subnet; the bridge has its first address.
+    pub gw_subnet: Ipv4Network,
 }
 
 /// A running swarm membership.
@@ -116,6 +148,7 @@ impl Swarm {
             mtu: mesh_mtu.saturating_sub(VXLAN_OVERHEAD),
             vtep: cfg.tunnel_addr,
             underlay_mtu: host_mtu,
+            gw_subnet: pick_gateway_subnet(&host_addresses()),
         };
         let net_agent = Arc::new(NetAgent {
             overlay: deps.overlay,
@@ -127,7 +160,7 @@ impl Swarm {
         let rules = HostRules {
             mesh_iface: WG_IFACE.to_string(),
             gw_bridge: GW_BRIDGE.to_string(),
-            gw_subnet: GW_SUBNET.parse().expect("constant subnet"),
+            gw_subnet: net.gw_subnet,
         };
         let started = match firewall::apply(&rules) {
             Ok(()) => Agent::start(link, wg, net_agent).await,
@@ -428,4 +461,32 @@ fn underlay_mtu(ip: IpAddr) -> u32 {
         .and_then(|name| std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).ok())
         .and_then(|mtu| mtu.trim().parse().ok())
         .unwrap_or(1500)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(name: &str, cidr: &str) -> (String, Ipv4Network) {
+        (name.into(), cidr.parse().unwrap())
+    }
+
+    #[test]
+    fn the_gateway_subnet_keeps_its_own_or_avoids_the_hosts() {
+        let fresh = [net("eth0", "192.168.99.100/24")];
+        assert_eq!(pick_gateway_subnet(&fresh).to_string(), "172.18.0.0/16");
+        let with_docker = [
+            net("docker0", "172.17.0.1/16"),
+            net("docker_gwbridge", "172.18.0.1/16"),
+        ];
+        assert_eq!(
+            pick_gateway_subnet(&with_docker).to_string(),
+            "172.19.0.0/16"
+        );
+        let restarted = [
+            net("docker_gwbridge", "172.18.0.1/16"),
+            net(GW_BRIDGE, "172.20.0.1/16"),
+        ];
+        assert_eq!(pick_gateway_subnet(&restarted).to_string(), "172.20.0.0/16");
+    }
 }
