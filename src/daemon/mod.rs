@@ -3,6 +3,7 @@
 //! leader, the agent everywhere), optional Prometheus metrics, and shuts
 //! down cleanly on SIGTERM.
 
+mod attach;
 pub mod containers;
 pub mod metrics;
 mod namespaces;

@@ -1,5 +1,5 @@
-//! Containers and namespaces on overlay networks: `container run --network`,
-//! `container rm`, `container attach|detach --network N PATH`. Each change
+//! Containers on overlay networks: `container run --network`, `container rm`,
+//! and the steps `attach` shares with them. Each change
 //! holds the network lock (shared with the agent's reconcile), checks what it
 //! can first, and on a failure part-way undoes what it did, in reverse,
 //! reporting every teardown error rather than the first.
@@ -31,7 +31,7 @@ pub struct RunNetworks {
 }
 
 /// Steps done so far, undone in reverse on failure.
-enum Step {
+pub(super) enum Step {
     Netns(PathBuf),
     Endpoint(NetAttachment),
     Egress(String),
@@ -78,48 +78,6 @@ fn check_run(req: &RunNetworks) -> Result<(), ApiError> {
     }
     Ok(())
 }
-
-/// The magic number of nsfs, the file system of namespace files.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
-
-/// Refuses a path that is not a network namespace file of its own: not
-/// absolute, not a namespace, swarmnet's own (a sandbox, a container's), or
-/// the host's (the daemon's or init's).
-fn check_netns_path(path: &Path) -> Result<(), ApiError> {
-    let not_netns = |why: String| {
-        ApiError::InvalidArgument(format!(
-            "{} {why}: give a network namespace, e.g. /run/netns/NAME made with \"ip netns add NAME\"",
-            path.display()
-        ))
-    };
-    if !path.is_absolute() {
-        return Err(not_netns("is not an absolute path".into()));
-    }
-    if path.starts_with(NETNS_DIR) {
-        return Err(not_netns(
-            "is swarmnet's own (a sandbox or a container's namespace)".into(),
-        ));
-    }
-    let stat = nix::sys::statfs::statfs(path).map_err(|e| match e {
-        nix::errno::Errno::ENOENT => not_netns("does not exist".into()),
-        other => not_netns(format!("cannot be read ({other})")),
-    })?;
-    if stat.filesystem_type().0 as i64 != NSFS_MAGIC {
-        return Err(not_netns("is not a namespace".into()));
-    }
-    let ns = std::fs::File::open(path).map_err(|e| not_netns(format!("cannot be opened ({e})")))?;
-    // SAFETY: NS_GET_NSTYPE takes no argument and only returns the namespace's type.
-    let kind = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&ns), NS_GET_NSTYPE) };
-    if kind != libc::CLONE_NEWNET {
-        return Err(not_netns(
-            "is a namespace but not a network namespace".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// ioctl(2) on a namespace file: its type (linux/nsfs.h, _IO(0xb7, 0x3)).
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 /// At start, before any request: removes what a crash left between making a
 /// container and recording it: its directory, and its namespace (and with
@@ -175,7 +133,7 @@ pub fn local_use(containers: &[Container], namespaces: &[NsRecord]) -> LocalUse 
 
 impl Daemon {
     /// The swarm's network context, or the error a network name gets outside a swarm.
-    async fn net_ctx(&self, network: &str) -> Result<NetCtx, ApiError> {
+    pub(super) async fn net_ctx(&self, network: &str) -> Result<NetCtx, ApiError> {
         let slot = self.swarm.lock().await;
         slot.as_ref().map(|s| s.net.clone()).ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -268,75 +226,11 @@ impl Daemon {
         to_reply(&c.name)
     }
 
-    /// `container attach --network N [--ip] [--network-alias A] PATH`: a
-    /// namespace made by another tool gets an interface on the network.
-    pub(super) async fn attach_namespace(
-        &self,
-        network: String,
-        path: PathBuf,
-        ip: Option<Ipv4Addr>,
-        aliases: Vec<String>,
-    ) -> Reply {
-        check_netns_path(&path)?;
-        let ctx = self.net_ctx(&network).await?;
-        let _guard = self.net.lock.lock().await;
-        let mut record = self.namespaces.get(&path);
-        if record
-            .networks
-            .iter()
-            .any(|a| a.network_name == network || a.network_id == network)
-        {
-            return Err(ApiError::FailedPrecondition(format!(
-                "namespace {} is already attached to network {network}",
-                path.display()
-            )));
-        }
-        let attach = AttachRequest {
-            network,
-            container_id: path.display().to_string(),
-            container_name: record.name(),
-            aliases,
-            ip,
-        };
-        let ifname = record.next_ifname();
-        let a = self
-            .plug_network(&ctx, &path, ifname, attach, &record.networks)
-            .await?;
-        record.networks.push(a.clone());
-        if let Err(e) = self.namespaces.put(&record) {
-            self.undo(Some(&ctx), vec![Step::Endpoint(a)]).await;
-            return Err(e);
-        }
-        to_reply(a)
-    }
-
-    /// `container detach --network N PATH`.
-    pub(super) async fn detach_namespace(&self, network: String, path: PathBuf) -> Reply {
-        let _guard = self.net.lock.lock().await;
-        let mut record = self.namespaces.get(&path);
-        let Some(pos) = record
-            .networks
-            .iter()
-            .position(|a| a.network_name == network || a.network_id == network)
-        else {
-            return Err(ApiError::NotFound(format!(
-                "namespace {} is not attached to network {network}",
-                path.display()
-            )));
-        };
-        let a = record.networks.remove(pos);
-        let ctx = self.net_ctx(&network).await.ok();
-        self.undo(ctx.as_ref(), vec![Step::Endpoint(a.clone())])
-            .await;
-        self.namespaces.put(&record)?;
-        to_reply(a)
-    }
-
     /// Gets an endpoint from the manager, then plugs it into `netns` as
     /// `ifname`. `held` are the attachments the container already has: the
     /// manager answers a repeated attach with the endpoint it gave before,
     /// which must be refused here, never undone.
-    async fn plug_network(
+    pub(super) async fn plug_network(
         &self,
         ctx: &NetCtx,
         netns: &Path,
@@ -442,7 +336,7 @@ impl Daemon {
     }
 
     /// Undoes steps in reverse; every failure is logged, none stops the rest.
-    async fn undo(&self, ctx: Option<&NetCtx>, steps: Vec<Step>) {
+    pub(super) async fn undo(&self, ctx: Option<&NetCtx>, steps: Vec<Step>) {
         let overlay = &self.net.overlay;
         for step in steps.into_iter().rev() {
             match step {
@@ -510,23 +404,6 @@ mod tests {
             assert!(err.contains(needle), "{err}");
         }
         assert!(check_run(&RunNetworks::default()).is_ok());
-    }
-
-    #[test]
-    fn only_network_namespace_files_are_attachable() {
-        let err = check_netns_path(Path::new("/run/netns/sn-no-such-namespace"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("does not exist"), "{err}");
-        let err = check_netns_path(Path::new("/etc/hostname"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("is not a namespace"), "{err}");
-        assert!(check_netns_path(Path::new("/proc/self/ns/net")).is_ok());
-        let err = check_netns_path(Path::new("/proc/self/ns/uts"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not a network namespace"), "{err}");
     }
 
     #[test]
