@@ -20,6 +20,10 @@ fn run(lab: &Lab, machine: &str, name: &str, opts: &[&str], cmd: &[&str]) -> Str
     stdout(&ok(&lab.sn(machine, &args))).trim().to_string()
 }
 
+fn sn_out(lab: &Lab, machine: &str, args: &[&str]) -> String {
+    stdout(&ok(&lab.sn(machine, args)))
+}
+
 fn ip_of(lab: &Lab, machine: &str, name: &str) -> String {
     let out = ok(&lab.sn(
         machine,
@@ -129,6 +133,12 @@ fn containers_on_overlays_talk_across_hosts_and_networks_stay_apart() {
         .collect();
     assert_eq!(c4.len(), 2, "one address per network: {c4:?}");
     let c5 = ip_of(&lab, "vm1", "c5");
+    let listed = sn_out(
+        &lab,
+        "vm2",
+        &["container", "ls", "--format", "{{.Names}} {{.Networks}}"],
+    );
+    assert!(listed.contains("c4 blue,red\n"), "{listed}");
 
     // Across hosts, by ping and HTTP.
     reaches(&lab, "vm2", "c2", &c1);

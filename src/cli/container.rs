@@ -290,7 +290,13 @@ fn ls(views: &[ContainerView], quiet: bool, format: Option<&str>) -> anyhow::Res
                 "State": if v.running { "running" } else { "exited" },
                 "Ports": "",
                 "Names": v.container.name,
-                "Networks": "",
+                "Networks": v
+                    .container
+                    .networks
+                    .iter()
+                    .map(|a| a.network_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
             })
         })
         .collect();
