@@ -458,4 +458,25 @@ fn bad_input_changes_nothing(lab: &Lab) {
     let inspect = stdout(&ok(&lab.sn("vm1", &["network", "inspect", "blue"])));
     assert!(!inspect.contains("\"bad\""), "no endpoint left: {inspect}");
     ok(&lab.sn("vm1", &["network", "rm", "closed"]));
+
+    // A full subnet: a /30 has one address besides its gateway.
+    ok(&lab.sn(
+        "vm1",
+        &[
+            "network",
+            "create",
+            "--attachable",
+            "--subnet",
+            "10.70.0.0/30",
+            "tiny",
+        ],
+    ));
+    let sleep = ["container", "run", "-d", "--network", "tiny", "--name"];
+    ok(&lab.sn("vm2", &[&sleep[..], &["t1", "--", "sleep", "600"]].concat()));
+    fails_with(
+        &lab.sn("vm2", &[&sleep[..], &["t2", "--", "sleep", "600"]].concat()),
+        "no available IPv4 addresses on this network's address pools: tiny",
+    );
+    ok(&lab.sn("vm2", &["container", "rm", "-f", "t1"]));
+    ok(&lab.sn("vm1", &["network", "rm", "tiny"]));
 }
