@@ -14,9 +14,6 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
-/// The index of `lo` in every network namespace.
-const LOOPBACK_INDEX: u32 = 1;
-
 /// Makes a new network namespace kept alive by a bind mount at `path` (which
 /// must not exist), with `lo` up.
 ///
@@ -99,26 +96,13 @@ fn make(path: &Path) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
         return Err(e.context(format!("creating network namespace {}", path.display())));
     }
-    if let Err(e) = loopback_up() {
+    if let Err(e) = crate::agent::runtime::loopback_up() {
         let _ = remove(path);
-        return Err(e.context(format!("cannot bring lo up in {}", path.display())));
+        return Err(
+            anyhow::Error::from(e).context(format!("cannot bring lo up in {}", path.display()))
+        );
     }
     Ok(())
-}
-
-/// Brings `lo` up in the calling thread's namespace (a thread outside any
-/// tokio runtime).
-fn loopback_up() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    runtime.block_on(async {
-        let (connection, handle, _) = rtnetlink::new_connection()?;
-        let connection = tokio::spawn(connection);
-        let result = handle.link().set(LOOPBACK_INDEX).up().execute().await;
-        connection.abort();
-        Ok(result?)
-    })
 }
 
 /// Unmounts and deletes the namespace file at `path`; the namespace goes

@@ -5,13 +5,11 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use super::containers::NetAttachment;
 use super::networking::{Step, NETNS_DIR};
 use super::Daemon;
 use crate::model::{ApiError, AttachRequest};
 use crate::proto::{to_reply, Reply};
-
-/// The magic number of nsfs, the file system of namespace files.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Refuses a path that is not a network namespace file of its own: not
 /// absolute, not a namespace, swarmnet's own (a sandbox, a container's), or
@@ -35,7 +33,7 @@ fn check_netns_path(path: &Path) -> Result<(), ApiError> {
         nix::errno::Errno::ENOENT => not_netns("does not exist".into()),
         other => not_netns(format!("cannot be read ({other})")),
     })?;
-    if stat.filesystem_type().0 as i64 != NSFS_MAGIC {
+    if stat.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
         return Err(not_netns("is not a namespace".into()));
     }
     let ns = std::fs::File::open(path).map_err(|e| not_netns(format!("cannot be opened ({e})")))?;
@@ -46,7 +44,22 @@ fn check_netns_path(path: &Path) -> Result<(), ApiError> {
             "is a namespace but not a network namespace".into(),
         ));
     }
+    use std::os::unix::fs::MetadataExt;
+    let meta = ns
+        .metadata()
+        .map_err(|e| not_netns(format!("cannot be read ({e})")))?;
+    for host in ["/proc/self/ns/net", "/proc/1/ns/net"] {
+        if std::fs::metadata(host).is_ok_and(|h| h.ino() == meta.ino() && h.dev() == meta.dev()) {
+            return Err(not_netns("is the host's own network namespace".into()));
+        }
+    }
     Ok(())
+}
+
+/// Whether an attachment is on the network named by name, ID or ID prefix,
+/// as the manager finds networks.
+fn on_network(a: &NetAttachment, network: &str) -> bool {
+    a.network_name == network || (!network.is_empty() && a.network_id.starts_with(network))
 }
 
 /// ioctl(2) on a namespace file: its type (linux/nsfs.h, _IO(0xb7, 0x3)).
@@ -66,14 +79,11 @@ impl Daemon {
         let ctx = self.net_ctx(&network).await?;
         let _guard = self.net.lock.lock().await;
         let mut record = self.namespaces.get(&path);
-        if record
-            .networks
-            .iter()
-            .any(|a| a.network_name == network || a.network_id == network)
-        {
+        if let Some(a) = record.networks.iter().find(|a| on_network(a, &network)) {
             return Err(ApiError::FailedPrecondition(format!(
-                "namespace {} is already attached to network {network}",
-                path.display()
+                "namespace {} is already attached to network {}",
+                path.display(),
+                a.network_name
             )));
         }
         let attach = AttachRequest {
@@ -99,11 +109,7 @@ impl Daemon {
     pub(super) async fn detach_namespace(&self, network: String, path: PathBuf) -> Reply {
         let _guard = self.net.lock.lock().await;
         let mut record = self.namespaces.get(&path);
-        let Some(pos) = record
-            .networks
-            .iter()
-            .position(|a| a.network_name == network || a.network_id == network)
-        else {
+        let Some(pos) = record.networks.iter().position(|a| on_network(a, &network)) else {
             return Err(ApiError::NotFound(format!(
                 "namespace {} is not attached to network {network}",
                 path.display()
@@ -132,7 +138,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is not a namespace"), "{err}");
-        assert!(check_netns_path(Path::new("/proc/self/ns/net")).is_ok());
+        let err = check_netns_path(Path::new("/proc/self/ns/net"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the host's own"), "{err}");
+        let err = check_netns_path(Path::new("run/netns/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an absolute path"), "{err}");
+        let err = check_netns_path(Path::new("/run/swarmnet/netns/1-abc"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("swarmnet's own"), "{err}");
         let err = check_netns_path(Path::new("/proc/self/ns/uts"))
             .unwrap_err()
             .to_string();

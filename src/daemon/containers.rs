@@ -99,7 +99,8 @@ impl Containers {
         self.root.join(id)
     }
 
-    fn all(&self) -> Vec<Container> {
+    /// Every recorded container, newest first, without reading its state.
+    pub fn all(&self) -> Vec<Container> {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return Vec::new();
         };

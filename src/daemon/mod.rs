@@ -102,13 +102,8 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
         local: {
             let (containers, namespaces) = (containers.clone(), namespaces.clone());
             Arc::new(move || {
-                let all: Vec<_> = containers
-                    .list(true)
-                    .into_iter()
-                    .map(|v| v.container)
-                    .collect();
                 namespaces.prune();
-                local_use(&all, &namespaces.all())
+                local_use(&containers.all(), &namespaces.all())
             })
         },
     };

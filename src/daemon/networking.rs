@@ -91,11 +91,7 @@ pub fn sweep_strays(containers: &Containers) {
             "removed the files of containers that were never started"
         );
     }
-    let known: Vec<PathBuf> = containers
-        .list(true)
-        .into_iter()
-        .map(|v| v.container.netns)
-        .collect();
+    let known: Vec<PathBuf> = containers.all().into_iter().map(|c| c.netns).collect();
     let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
         return;
     };

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use exec::exec;
 pub use shim::shim_main;
+pub(crate) use sys::loopback_up;
 
 use files::Layout;
 use shim::ShimArgs;

@@ -79,7 +79,7 @@ pub(super) fn bind(source: &CStr, target: &CStr) -> io::Result<()> {
 }
 
 /// Brings `lo` up in the current network namespace.
-pub(super) fn loopback_up() -> io::Result<()> {
+pub(crate) fn loopback_up() -> io::Result<()> {
     // SAFETY: a plain socket(2); closed below on every path.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     check(sock)?;

@@ -101,14 +101,19 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub fn new(private: StaticSecret, mtu: usize, tun: File, udp: UdpSocket) -> io::Result<Shared> {
+    pub fn new(
+        private: StaticSecret,
+        mtu: usize,
+        (tun, tunnel_gso): (File, bool),
+        udp: UdpSocket,
+    ) -> io::Result<Shared> {
         let public = PublicKey::from(&private);
         Ok(Shared {
             listen_port: udp.local_addr()?.port(),
             limiter: RateLimiter::new(&public, HANDSHAKE_RATE_LIMIT),
             table: RwLock::new(Arc::new(PeerTable::new(rand::random()))),
             writer: Mutex::new(()),
-            tunnel_gso: false,
+            tunnel_gso,
             stop: StopSignal::new()?,
             drops: Drops::default(),
             private,

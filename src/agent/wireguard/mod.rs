@@ -109,15 +109,13 @@ impl Device {
     /// namespace of the calling thread.
     pub async fn start(cfg: DeviceConfig) -> anyhow::Result<Device> {
         cfg.validate()?;
-        let (tun, tunnel_gso) =
+        let tun =
             tun::open(&cfg.name).with_context(|| format!("creating TUN interface {}", cfg.name))?;
         tun::configure(&cfg.name, cfg.address, cfg.prefix_len, cfg.mtu).await?;
         let udp = io::bind_udp(cfg.listen_port)
             .with_context(|| format!("binding UDP port {}", cfg.listen_port))?;
         let private = StaticSecret::from(cfg.private_key);
-        let mut shared = Shared::new(private, cfg.mtu as usize, tun, udp)?;
-        shared.tunnel_gso = tunnel_gso;
-        let shared = Arc::new(shared);
+        let shared = Arc::new(Shared::new(private, cfg.mtu as usize, tun, udp)?);
         let socket = uapi::SocketFile::bind(&cfg.name)?;
         let mut device = Device {
             shared,
