@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use ipnetwork::Ipv4Network;
 
+use super::overlay::VXLAN_PORT;
+
 /// The table all of swarmnet's host rules live in.
 pub const TABLE: &str = "swarmnet";
-/// The VXLAN UDP port (IANA's, as Docker's overlay driver uses).
-pub const VXLAN_PORT: u16 = 4789;
 
 /// What the host's rules depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use super::{blocking, Daemon};
 use crate::agent::netagent::{network_mtu, LocalUse};
 use crate::agent::netns;
 use crate::agent::overlay::{GatewayPlug, Plug, SandboxSpec};
+use crate::manager::ipam;
 use crate::model::{ApiError, AttachRequest};
 use crate::proto::{to_reply, Attachment, ManagerRequest, Reply};
 
@@ -39,20 +40,16 @@ pub(super) enum Step {
 
 /// The lowest gateway-bridge address (after the bridge's own) no container holds.
 fn free_egress_ip(subnet: Ipv4Network, used: &[Ipv4Addr]) -> Result<Ipv4Addr, ApiError> {
-    let first = u32::from(subnet.network()) + 2;
-    (first..u32::from(subnet.broadcast()))
-        .map(Ipv4Addr::from)
-        .find(|ip| !used.contains(ip))
-        .ok_or_else(|| {
-            ApiError::FailedPrecondition(format!(
-                "the gateway bridge's subnet {subnet} is full; remove containers"
-            ))
-        })
+    ipam::lowest_free(subnet, gw_gateway(subnet), used).ok_or_else(|| {
+        ApiError::FailedPrecondition(format!(
+            "the gateway bridge's subnet {subnet} is full; remove containers"
+        ))
+    })
 }
 
-/// The gateway bridge's own address: its subnet's first.
+/// The gateway bridge's own address: its subnet's first, as a network's gateway.
 fn gw_gateway(subnet: Ipv4Network) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+    ipam::default_gateway(subnet)
 }
 
 /// Checks the network options of `container run` on their own.

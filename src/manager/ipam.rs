@@ -83,17 +83,21 @@ pub fn default_gateway(subnet: Ipv4Network) -> Ipv4Addr {
 
 /// The lowest host address of `network`'s subnet that is not its gateway and not in `used`.
 pub fn next_address(network: &Network, used: &[Ipv4Addr]) -> Result<Ipv4Addr, ApiError> {
-    let first = u32::from(network.subnet.network()) + 1;
-    let last = u32::from(network.subnet.broadcast());
+    lowest_free(network.subnet, network.gateway, used).ok_or_else(|| {
+        ApiError::FailedPrecondition(format!(
+            "no available IPv4 addresses on this network's address pools: {} ({}); its subnet {} is full",
+            network.name, network.id, network.subnet
+        ))
+    })
+}
+
+/// The lowest host address of `subnet` that is not `gateway` and not in `used`.
+pub fn lowest_free(subnet: Ipv4Network, gateway: Ipv4Addr, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+    let first = u32::from(subnet.network()) + 1;
+    let last = u32::from(subnet.broadcast());
     (first..last)
         .map(Ipv4Addr::from)
-        .find(|ip| *ip != network.gateway && !used.contains(ip))
-        .ok_or_else(|| {
-            ApiError::FailedPrecondition(format!(
-                "no available IPv4 addresses on this network's address pools: {} ({}); its subnet {} is full",
-                network.name, network.id, network.subnet
-            ))
-        })
+        .find(|ip| *ip != gateway && !used.contains(ip))
 }
 
 /// Checks an address asked for with `--ip`, with Docker's words.

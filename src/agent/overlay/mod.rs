@@ -27,7 +27,9 @@ pub const GW_BRIDGE: &str = "swarmnet_gwbr";
 const BRIDGE: &str = "br0";
 /// The sandbox's VXLAN device.
 const VXLAN: &str = "vxlan0";
-const VXLAN_PORT: u16 = 4789;
+/// The VXLAN UDP port (IANA's, as Docker's overlay driver uses); the host's
+/// rules and the mesh's offloads know it too.
+pub const VXLAN_PORT: u16 = 4789;
 
 /// One overlay network's sandbox on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]

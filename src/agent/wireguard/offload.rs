@@ -7,6 +7,8 @@
 //! here into whole VXLAN datagrams, and received datagrams of one inner flow
 //! are joined back into one, so the overlay costs about what the mesh does.
 
+use crate::agent::overlay::VXLAN_PORT;
+
 /// Size of the header before each packet, as the TUN is set up
 /// (`TUNSETVNETHDRSZ`): `virtio_net_hdr_v1_hash_tunnel`, the 12 bytes of
 /// `virtio_net_hdr_v1`, 8 of hash fields (unused), then the UDP-tunnel
@@ -36,8 +38,6 @@ const GSO_ECN: u8 = 0x80;
 const GSO_UDP_TUNNEL_IPV4: u8 = 0x20;
 /// The outer UDP checksum is to be filled in too (never asked for here).
 const F_UDP_TUNNEL_CSUM: u8 = 0x08;
-/// VXLAN's UDP port, as the overlays use it.
-const VXLAN_PORT: u16 = 4789;
 /// UDP (8), VXLAN (8) and the inner Ethernet header (14) after the outer IP header.
 const VXLAN_ENCAP: usize = 30;
 
@@ -200,13 +200,9 @@ fn udp_tunnel(prefix: &[u8]) -> Option<usize> {
 /// VXLAN port without a checksum, VXLAN, Ethernet carrying IPv4), if they
 /// are such: only those are joined on receive.
 fn vxlan_headers(prefix: &[u8]) -> Option<usize> {
-    let ip_len = usize::from(*prefix.first()? & 0xf) * 4;
-    let ok = prefix[0] >> 4 == 4
-        && ip_len == IPV4_HDR
-        && prefix.len() == ip_len + VXLAN_ENCAP
-        && prefix[9] == PROTO_UDP
+    let ip_len = udp_tunnel(prefix).filter(|len| *len == IPV4_HDR)?;
+    let ok = prefix.len() == ip_len + VXLAN_ENCAP
         && prefix[ip_len + 2..ip_len + 4] == VXLAN_PORT.to_be_bytes()
-        && prefix[ip_len + 6..ip_len + 8] == [0, 0]
         && prefix[prefix.len() - 2..] == [0x08, 0x00];
     ok.then_some(ip_len)
 }
