@@ -4,27 +4,13 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::Context;
-
 use super::kernel::{LinkWant, Ns};
 use super::veth::{self, Inner};
 use super::{GatewayPlug, GW_BRIDGE};
 
 pub(super) async fn ensure_bridge(gateway: Ipv4Addr, prefix_len: u8) -> anyhow::Result<()> {
     let mut host = Ns::here().await?;
-    let index = match host.index(GW_BRIDGE).await? {
-        Some(index) => index,
-        None => {
-            host.nl
-                .link()
-                .add()
-                .bridge(GW_BRIDGE.into())
-                .execute()
-                .await
-                .with_context(|| format!("cannot create {GW_BRIDGE} in {}", host.name()))?;
-            host.require(GW_BRIDGE).await?
-        }
-    };
+    let index = host.ensure_bridge(GW_BRIDGE).await?;
     host.ensure_address(index, GW_BRIDGE, gateway, prefix_len)
         .await?;
     let want = LinkWant {

@@ -64,6 +64,21 @@ impl Ns {
     }
 
     /// The index of link `name`, which must exist.
+    /// The index of bridge `name`, made first if it is not there.
+    pub async fn ensure_bridge(&self, name: &str) -> anyhow::Result<u32> {
+        if let Some(index) = self.index(name).await? {
+            return Ok(index);
+        }
+        self.nl
+            .link()
+            .add()
+            .bridge(name.into())
+            .execute()
+            .await
+            .with_context(|| format!("cannot create {name} in {}", self.name()))?;
+        self.require(name).await
+    }
+
     pub async fn require(&self, name: &str) -> anyhow::Result<u32> {
         self.index(name)
             .await?

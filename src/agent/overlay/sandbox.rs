@@ -22,20 +22,7 @@ pub(super) async fn ensure(spec: &SandboxSpec, path: &Path) -> anyhow::Result<()
         netns::run_in(path, bypass_bridge_netfilter).await?;
     }
     let mut sandbox = Ns::open(path).await?;
-    let bridge = match sandbox.index(BRIDGE).await? {
-        Some(index) => index,
-        None => {
-            sandbox
-                .nl
-                .link()
-                .add()
-                .bridge(BRIDGE.into())
-                .execute()
-                .await
-                .with_context(|| format!("cannot create {BRIDGE} in {}", sandbox.name()))?;
-            sandbox.require(BRIDGE).await?
-        }
-    };
+    let bridge = sandbox.ensure_bridge(BRIDGE).await?;
     let want = LinkWant {
         mtu: Some(spec.mtu),
         master: None,
