@@ -5,6 +5,7 @@
 mod bad_input;
 mod cluster;
 mod container;
+mod docker_cli;
 mod harness;
 mod network;
 mod overlay;

@@ -2,6 +2,7 @@
 //! WireGuard. One binary: the root daemon, the CLI, and the local machine lab.
 
 mod agent;
+mod api;
 mod cli;
 mod daemon;
 mod machine;

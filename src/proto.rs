@@ -1,5 +1,6 @@
-//! The wire messages: CLI ⇄ local daemon (Unix socket) and agent ⇄ manager
-//! (mutual TLS). Both are newline-delimited JSON, one request then one reply.
+//! The wire messages between agents and the manager (mutual TLS):
+//! newline-delimited JSON, one request then one reply. The CLI speaks the
+//! Docker Engine API instead (`crate::api`).
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
@@ -12,74 +13,58 @@ use crate::model::{
 /// other managers, refused by workers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ClusterRequest {
+    SwarmInspect,
+    /// Token rotation; `version` is the cluster's as the caller read it.
+    SwarmUpdate {
+        version: u64,
+        rotate_worker_token: bool,
+        rotate_manager_token: bool,
+    },
     NodeLs,
-    NodeInspect { node: String },
-    NodeRm { node: String, force: bool },
+    NodeInspect {
+        node: String,
+    },
+    NodeRm {
+        node: String,
+        force: bool,
+    },
     NodeUpdate(NodeUpdate),
-    JoinToken { role: NodeRole, rotate: bool },
     NetworkCreate(NetworkSpec),
     NetworkLs,
-    NetworkInspect { network: String },
-    NetworkRm { network: String },
+    NetworkInspect {
+        network: String,
+    },
+    NetworkRm {
+        network: String,
+    },
 }
 
-/// `node update`: what to change on one node.
+/// `node update`: the node's whole spec as the caller wants it, and the
+/// version it read (a stale one is refused, as Docker refuses it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeUpdate {
     pub node: String,
-    pub availability: Option<Availability>,
-    /// `key=value` (or `key`, an empty value) pairs to add.
-    pub label_add: Vec<String>,
-    pub label_rm: Vec<String>,
+    pub version: u64,
+    pub role: NodeRole,
+    pub availability: Availability,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
-/// What the CLI asks its local daemon.
+/// The swarm as `GET /swarm` and `docker info` show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum LocalRequest {
-    Info,
-    SwarmInit {
-        advertise_addr: String,
-        listen_addr: Option<String>,
-        default_addr_pool: Option<String>,
-        default_addr_pool_mask_length: Option<u8>,
-    },
-    SwarmJoin {
-        token: String,
-        remote: String,
-        advertise_addr: Option<String>,
-    },
-    SwarmLeave {
-        force: bool,
-    },
-    Cluster(ClusterRequest),
-    ContainerRun {
-        name: Option<String>,
-        cmd: Vec<String>,
-        networks: Vec<String>,
-        ip: Option<std::net::Ipv4Addr>,
-        aliases: Vec<String>,
-    },
-    ContainerLs {
-        all: bool,
-    },
-    ContainerInspect {
-        name: String,
-    },
-    ContainerRm {
-        name: String,
-        force: bool,
-    },
-    /// `container attach --network N PATH`: a namespace made by another tool.
-    NamespaceAttach {
-        network: String,
-        netns: std::path::PathBuf,
-        ip: Option<std::net::Ipv4Addr>,
-        aliases: Vec<String>,
-    },
-    NamespaceDetach {
-        network: String,
-        netns: std::path::PathBuf,
-    },
+pub struct SwarmView {
+    pub id: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub version: u64,
+    pub worker_token: String,
+    pub manager_token: String,
+    pub default_addr_pool: String,
+    pub subnet_size: u8,
+    pub nodes: usize,
+    pub managers: usize,
+    /// Each manager: its node ID and API address.
+    pub manager_addrs: Vec<(String, std::net::SocketAddr)>,
 }
 
 /// What an agent (or a joining node) asks the manager.
@@ -102,6 +87,65 @@ pub enum ManagerRequest {
     Detach {
         endpoint_id: String,
     },
+}
+
+/// A request to the manager and the type of its reply: the client reads the
+/// reply as `Reply`, and the server builds it from a `Reply`, so both sides
+/// agree by construction.
+pub trait Call: Into<ManagerRequest> {
+    type Reply: Serialize + DeserializeOwned;
+}
+
+/// `GetCa`: the CA certificate, PEM.
+pub struct GetCa;
+/// `Heartbeat`: nothing back.
+pub struct Heartbeat;
+/// `Watch`: the state past revision `since`.
+pub struct Watch {
+    pub since: u64,
+}
+/// `Leave`: nothing back.
+pub struct Leave;
+/// `Detach`: nothing back.
+pub struct Detach {
+    pub endpoint_id: String,
+}
+
+macro_rules! calls {
+    ($($call:ty => $reply:ty, |$v:ident| $req:expr;)*) => {$(
+        impl From<$call> for ManagerRequest {
+            fn from($v: $call) -> ManagerRequest {
+                $req
+            }
+        }
+        impl Call for $call {
+            type Reply = $reply;
+        }
+    )*};
+}
+
+calls! {
+    GetCa => String, |_c| ManagerRequest::GetCa;
+    JoinRequest => JoinResponse, |c| ManagerRequest::Join(c);
+    Heartbeat => (), |_c| ManagerRequest::Heartbeat;
+    Watch => WatchResponse, |c| ManagerRequest::Watch { since: c.since };
+    Leave => (), |_c| ManagerRequest::Leave;
+    AttachRequest => Attachment, |c| ManagerRequest::Attach(c);
+    Detach => (), |c| ManagerRequest::Detach { endpoint_id: c.endpoint_id };
+}
+
+/// A call's typed answer as the wire's reply.
+pub fn answer<C: Call>(result: Result<C::Reply, ApiError>) -> Reply {
+    result.and_then(to_reply)
+}
+
+/// A wire reply read as the call's typed answer.
+pub fn read_answer<C: Call>(reply: Reply) -> Result<C::Reply, ApiError> {
+    serde_json::from_value(reply?).map_err(|e| {
+        ApiError::Internal(format!(
+            "the manager's reply does not match this swarmnet's: {e}"
+        ))
+    })
 }
 
 /// The reply to an attach: the endpoint, and the network it is on.
@@ -165,6 +209,58 @@ pub struct WatchResponse {
 /// One reply: a JSON value or a user-facing error.
 pub type Reply = Result<serde_json::Value, ApiError>;
 
+/// The version of these messages; a node speaking another is refused.
+pub const PROTOCOL: u32 = 1;
+
+/// Every message on the wire: the protocol version, the sender's swarmnet
+/// version (for the refusal's sentence), and the request or reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    #[serde(default)]
+    pub protocol: u32,
+    #[serde(default)]
+    pub swarmnet: String,
+    pub body: T,
+}
+
+impl<T> Envelope<T> {
+    pub fn new(body: T) -> Self {
+        Envelope {
+            protocol: PROTOCOL,
+            swarmnet: env!("CARGO_PKG_VERSION").to_string(),
+            body,
+        }
+    }
+}
+
+/// The sentence for a peer that speaks another protocol, naming both versions.
+pub fn version_mismatch(peer_protocol: u32, peer_swarmnet: &str, peer_is: &str) -> ApiError {
+    let peer = if peer_swarmnet.is_empty() {
+        "an older swarmnet".to_string()
+    } else {
+        format!("swarmnet {peer_swarmnet}")
+    };
+    ApiError::FailedPrecondition(format!(
+        "the {peer_is} runs {peer} (protocol {peer_protocol}) and this node runs swarmnet {} (protocol {PROTOCOL}): run the same swarmnet version on every node",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// A message whose body is read only once its protocol is known to match.
+pub type RawEnvelope = Envelope<serde_json::Value>;
+
+impl RawEnvelope {
+    /// The body as `T`, or the refusal when the protocol differs.
+    pub fn open<T: DeserializeOwned>(self, peer_is: &str) -> Result<T, ApiError> {
+        if self.protocol != PROTOCOL {
+            return Err(version_mismatch(self.protocol, &self.swarmnet, peer_is));
+        }
+        serde_json::from_value(self.body).map_err(|e| {
+            ApiError::InvalidArgument(format!("a message from the {peer_is} is malformed: {e}"))
+        })
+    }
+}
+
 /// The longest message either side accepts (a peer list of thousands of nodes fits).
 const MAX_MESSAGE: u64 = 8 << 20;
 
@@ -204,4 +300,46 @@ pub async fn read_msg<R: AsyncBufRead + Unpin, T: DeserializeOwned>(
     serde_json::from_str(&line)
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_of_another_protocol_is_refused_naming_both_versions() {
+        let ours: RawEnvelope = serde_json::from_value(
+            serde_json::to_value(Envelope::new(ManagerRequest::Heartbeat)).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            ours.open::<ManagerRequest>("calling node"),
+            Ok(ManagerRequest::Heartbeat)
+        ));
+        let newer: RawEnvelope = serde_json::from_value(serde_json::json!({
+            "protocol": 2, "swarmnet": "0.9.0", "body": {"Something": "new"}
+        }))
+        .unwrap();
+        let err = newer
+            .open::<ManagerRequest>("calling node")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "the calling node runs swarmnet 0.9.0 (protocol 2) and this node runs swarmnet"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("(protocol 1): run the same swarmnet version on every node"),
+            "{err}"
+        );
+        let bare: RawEnvelope =
+            serde_json::from_value(serde_json::json!({"body": "Heartbeat"})).unwrap();
+        let err = bare
+            .open::<ManagerRequest>("manager")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("an older swarmnet (protocol 0)"), "{err}");
+    }
 }

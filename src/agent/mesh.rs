@@ -14,7 +14,7 @@ use super::netagent::NetAgent;
 use super::wireguard::{Device, DeviceConfig, DeviceStats, PeerConfig};
 use crate::manager::client::ManagerConn;
 use crate::model::ApiError;
-use crate::proto::{ManagerRequest, MeshPeer, Reply, WatchResponse};
+use crate::proto::{Call, Heartbeat, MeshPeer, Watch};
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -32,12 +32,12 @@ pub struct ManagerLink {
 }
 
 impl ManagerLink {
-    /// One call on a fresh connection (the leader's own daemon goes through
-    /// its API too: one path for every node).
-    pub async fn call(&self, req: &ManagerRequest) -> Reply {
+    /// One typed call on a fresh connection (the leader's own daemon goes
+    /// through its API too: one path for every node).
+    pub async fn ask<C: Call>(&self, call: C) -> Result<C::Reply, ApiError> {
         ManagerConn::connect(self.addr, self.tls.clone())
             .await?
-            .call(req)
+            .ask(call)
             .await
     }
 }
@@ -111,7 +111,7 @@ async fn heartbeat_loop(link: ManagerLink, mut stop: watch::Receiver<bool>) {
         loop {
             let beat = tokio::select! {
                 _ = stop.changed() => return,
-                beat = conn.call(&ManagerRequest::Heartbeat) => beat,
+                beat = conn.ask(Heartbeat) => beat,
             };
             if let Err(e) = beat {
                 tracing::warn!(manager = %link.addr, error = %e, "heartbeat failed");
@@ -142,14 +142,11 @@ async fn watch_loop(
     while let Some(mut conn) = connect(&link, &mut stop).await {
         let mut pause = RETRY_AFTER;
         loop {
-            let request = ManagerRequest::Watch { since };
             let reply = tokio::select! {
                 _ = stop.changed() => return,
-                reply = conn.call(&request) => reply,
+                reply = conn.ask(Watch { since }) => reply,
             };
-            match reply.and_then(|v| {
-                serde_json::from_value::<WatchResponse>(v).map_err(ApiError::internal)
-            }) {
+            match reply {
                 Ok(update) => {
                     if update.revision != since {
                         let peers = peer_configs(&link.node_id, &update.peers);

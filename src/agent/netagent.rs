@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::mesh::ManagerLink;
 use super::overlay::{Overlay, RemoteEndpoint, SandboxSpec};
 use crate::model::Network;
-use crate::proto::{ManagerRequest, WatchResponse};
+use crate::proto::{Detach, WatchResponse};
 
 /// VXLAN's overhead inside the mesh: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
 pub const VXLAN_OVERHEAD: u32 = 50;
@@ -149,10 +149,10 @@ impl NetAgent {
                 tracing::warn!(endpoint = %endpoint_id, "cannot unplug an endpoint no container holds: {e:#}");
                 continue;
             }
-            let req = ManagerRequest::Detach {
+            let req = Detach {
                 endpoint_id: endpoint_id.clone(),
             };
-            match link.call(&req).await {
+            match link.ask(req).await {
                 Ok(_) => {
                     tracing::info!(endpoint = %endpoint_id, "gave back an endpoint no container here holds")
                 }

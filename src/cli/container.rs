@@ -1,21 +1,27 @@
-//! `swarmnet container run|ls|inspect|logs|exec|rm`, with Docker's columns,
-//! JSON and words. `exec` and `logs` act on this host directly (as root),
-//! after asking the daemon which process and which log the container has.
+//! `swarmnet container run|ls|inspect|logs|exec|rm|attach|detach`, with
+//! Docker's columns, JSON and words, over the API as Docker's CLI calls it
+//! (create then start, logs and exec as multiplexed streams, see `stream`).
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::time::Duration;
+mod list;
+mod stream;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::client::call;
+use super::client::{path, segment, Client};
 use super::table;
-use crate::daemon::containers::{ContainerView, NetAttachment};
-use crate::manager::now_secs;
-use crate::proto::LocalRequest;
+use crate::api::models::{
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerSummary,
+    ContainerWaitResponse, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig,
+};
+use crate::api::{NamespaceAttach, NamespaceAttachment, NamespaceDetach, HOST_IMAGE};
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCmd {
-    /// Create and run a new container.
+    /// Create and run a new container: `run [OPTIONS] host CMD...` or `run [OPTIONS] -- CMD...`.
     Run {
         /// Run the container in the background and print its ID.
         #[arg(short, long)]
@@ -28,13 +34,18 @@ pub enum ContainerCmd {
         networks: Vec<String>,
         /// IPv4 address on the first network (e.g., 10.20.0.50).
         #[arg(long)]
-        ip: Option<std::net::Ipv4Addr>,
+        ip: Option<Ipv4Addr>,
         /// Add network-scoped alias for the container.
         #[arg(long = "network-alias", value_name = "ALIAS")]
         aliases: Vec<String>,
-        /// The command and its arguments.
-        #[arg(last = true, required = true)]
-        cmd: Vec<String>,
+        /// The image (only `host`, implied after `--`), then the command and its arguments.
+        #[arg(
+            value_name = "IMAGE] [CMD",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
     },
     /// Attach a network namespace made by another tool (ip netns, a container runtime) to a network.
     Attach {
@@ -43,18 +54,18 @@ pub enum ContainerCmd {
         network: String,
         /// IPv4 address on the network.
         #[arg(long)]
-        ip: Option<std::net::Ipv4Addr>,
+        ip: Option<Ipv4Addr>,
         /// Add network-scoped alias for the namespace.
         #[arg(long = "network-alias", value_name = "ALIAS")]
         aliases: Vec<String>,
         /// The namespace's file, e.g. /run/netns/foo.
-        netns: std::path::PathBuf,
+        netns: PathBuf,
     },
     /// Detach a namespace attached with `container attach` from a network.
     Detach {
         #[arg(long, required = true)]
         network: String,
-        netns: std::path::PathBuf,
+        netns: PathBuf,
     },
     /// List containers.
     #[command(alias = "ps")]
@@ -80,10 +91,10 @@ pub enum ContainerCmd {
         follow: bool,
         container: String,
     },
-    /// Execute a command in a running container.
+    /// Execute a command in a running container: `exec CONTAINER [--] CMD...`.
     Exec {
         container: String,
-        #[arg(last = true, required = true)]
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
     },
     /// Remove one or more containers.
@@ -98,20 +109,107 @@ pub enum ContainerCmd {
 
 /// The path as the daemon must see it: absolute, links resolved (a path
 /// that does not exist is left for the daemon to refuse in its words).
-fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {
+fn absolute(path: PathBuf) -> PathBuf {
     std::fs::canonicalize(&path).unwrap_or(path)
 }
 
-fn inspect(host: &str, name: &str) -> anyhow::Result<ContainerView> {
-    Ok(serde_json::from_value(call(
-        host,
-        &LocalRequest::ContainerInspect {
-            name: name.to_string(),
-        },
-    )?)?)
+/// The image and the command of `run`'s positionals. After `--` everything
+/// is the command (the image `host` implied); clap drops that `--`, so the
+/// raw argv tells: if what follows its first `--` is all the positionals,
+/// none came before it.
+fn image_and_cmd(positionals: Vec<String>, argv: &[String]) -> (String, Vec<String>) {
+    let after_dashes = argv
+        .iter()
+        .position(|a| a == "--")
+        .map(|at| &argv[at + 1..]);
+    if after_dashes == Some(positionals.as_slice()) {
+        return (HOST_IMAGE.into(), positionals);
+    }
+    let mut rest = positionals.into_iter();
+    let image = rest.next().unwrap_or_default();
+    (image, rest.collect())
+}
+
+/// The create body of `run`: `--ip` on the first network, the aliases on
+/// all; without a network they go to "default", for the daemon to refuse.
+fn create_body(
+    image: String,
+    cmd: Vec<String>,
+    networks: &[String],
+    ip: Option<Ipv4Addr>,
+    aliases: &[String],
+) -> ContainerCreateBody {
+    let default = ["default".to_string()];
+    let names = if networks.is_empty() {
+        &default[..]
+    } else {
+        networks
+    };
+    let endpoints: HashMap<String, EndpointSettings> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let ip = ip.filter(|_| i == 0);
+            let settings = EndpointSettings {
+                ipam_config: ip.map(|ip| EndpointIpamConfig {
+                    ipv4_address: Some(ip.to_string()),
+                    ..Default::default()
+                }),
+                aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+                ..Default::default()
+            };
+            (n.clone(), settings)
+        })
+        .collect();
+    ContainerCreateBody {
+        image: Some(image),
+        cmd: Some(cmd),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            network_mode: Some(names[0].clone()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        }),
+        ..Default::default()
+    }
+}
+
+/// `run`: create, then start; a container that cannot start is removed
+/// again, so a refused run leaves nothing.
+fn run_container(
+    client: &Client,
+    detach: bool,
+    name: Option<String>,
+    body: ContainerCreateBody,
+) -> anyhow::Result<i32> {
+    let query: Vec<(&str, &str)> = name.iter().map(|n| ("name", n.as_str())).collect();
+    let created: ContainerCreateResponse =
+        client.post(&path("/containers/create", &query), &body)?;
+    let id = created.id;
+    if let Err(e) = client.post_empty(&format!("/containers/{id}/start"), None::<&()>) {
+        let _ = client.delete(&format!("/containers/{id}?force=1"));
+        return Err(e);
+    }
+    if detach {
+        println!("{id}");
+        return Ok(0);
+    }
+    client.block_on(stream::logs(client, &id, true))?;
+    let waited: ContainerWaitResponse = client.post(&format!("/containers/{id}/wait"), &())?;
+    if let Some(message) = waited.error.and_then(|e| e.message) {
+        anyhow::bail!(message);
+    }
+    Ok(waited.status_code as i32)
+}
+
+fn inspect(client: &Client, name: &str) -> anyhow::Result<ContainerInspectResponse> {
+    client.get(&format!("/containers/{}/json", segment(name)))
 }
 
 pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
+    let client = Client::new(host)?;
     match cmd {
         ContainerCmd::Run {
             detach,
@@ -119,32 +217,26 @@ pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
             networks,
             ip,
             aliases,
-            cmd,
+            args,
         } => {
-            let req = LocalRequest::ContainerRun {
-                name,
-                cmd,
-                networks,
-                ip,
-                aliases,
-            };
-            let view: ContainerView = serde_json::from_value(call(host, &req)?)?;
-            if detach {
-                println!("{}", view.container.id);
-                return Ok(0);
-            }
-            follow_logs(host, &view.container.id)
+            let argv: Vec<String> = std::env::args().collect();
+            let (image, cmd) = image_and_cmd(args, &argv);
+            let body = create_body(image, cmd, &networks, ip, &aliases);
+            run_container(&client, detach, name, body)
         }
         ContainerCmd::Ls { all, list } => {
-            let views: Vec<ContainerView> =
-                serde_json::from_value(call(host, &LocalRequest::ContainerLs { all })?)?;
-            print!("{}", ls(&views, list.quiet, list.format.as_deref())?);
+            let query = if all { vec![("all", "1")] } else { vec![] };
+            let summaries: Vec<ContainerSummary> = client.get(&path("/containers/json", &query))?;
+            print!(
+                "{}",
+                list::ls(&summaries, list.quiet, list.format.as_deref())?
+            );
             Ok(0)
         }
         ContainerCmd::Inspect { format, containers } => {
             let docs = containers
                 .iter()
-                .map(|c| inspect(host, c).map(|v| inspect_doc(&v)))
+                .map(|c| inspect(&client, c))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             match format {
                 Some(tmpl) => print!(
@@ -156,20 +248,11 @@ pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         ContainerCmd::Logs { follow, container } => {
-            if follow {
-                follow_logs(host, &container)?;
-            } else {
-                let view = inspect(host, &container)?;
-                std::io::stdout().write_all(&std::fs::read(&view.log_path).unwrap_or_default())?;
-            }
+            client.block_on(stream::logs(&client, &segment(&container), follow))?;
             Ok(0)
         }
         ContainerCmd::Exec { container, cmd } => {
-            let view = inspect(host, &container)?;
-            if !view.running {
-                anyhow::bail!("container {} is not running", view.container.id);
-            }
-            crate::agent::runtime::exec(&view.container.process, &cmd)
+            client.block_on(stream::exec(&client, &segment(&container), cmd))
         }
         ContainerCmd::Attach {
             network,
@@ -177,26 +260,37 @@ pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
             aliases,
             netns,
         } => {
-            let req = LocalRequest::NamespaceAttach {
+            let req = NamespaceAttach {
                 network,
-                netns: absolute(netns),
-                ip,
+                path: absolute(netns),
+                ipv4_address: ip,
                 aliases,
             };
-            let a: NetAttachment = serde_json::from_value(call(host, &req)?)?;
-            println!("{}/{} {}", a.ip, a.prefix_len, a.ifname);
+            let a: NamespaceAttachment = client.post("/swarmnet/namespaces/attach", &req)?;
+            println!("{}/{} {}", a.ip_address, a.ip_prefix_len, a.interface_name);
             Ok(0)
         }
         ContainerCmd::Detach { network, netns } => {
-            let netns = absolute(netns);
-            call(host, &LocalRequest::NamespaceDetach { network, netns })?;
+            let req = NamespaceDetach {
+                network,
+                path: absolute(netns),
+            };
+            client.post_empty("/swarmnet/namespaces/detach", Some(&req))?;
             Ok(0)
         }
         ContainerCmd::Rm { force, containers } => {
             let mut code = 0;
             for name in containers {
-                match call(host, &LocalRequest::ContainerRm { name, force }) {
-                    Ok(removed) => println!("{}", removed.as_str().unwrap_or_default()),
+                let removed = inspect(&client, &name).and_then(|doc| {
+                    let id = doc.id.unwrap_or_default();
+                    client.delete(&path(
+                        &format!("/containers/{id}"),
+                        &[("force", if force { "1" } else { "0" })],
+                    ))?;
+                    Ok(doc.name.unwrap_or_default())
+                });
+                match removed {
+                    Ok(name) => println!("{}", name.trim_start_matches('/')),
                     Err(e) => {
                         eprintln!("{}", super::error_sentence(&e));
                         code = 1;
@@ -208,185 +302,74 @@ pub fn run(host: &str, cmd: ContainerCmd) -> anyhow::Result<i32> {
     }
 }
 
-/// Prints the log as it grows until the container ends; returns its exit code.
-fn follow_logs(host: &str, name: &str) -> anyhow::Result<i32> {
-    let mut offset = 0u64;
-    // The shim records the exit code just after the process ends.
-    let mut ended_at: Option<std::time::Instant> = None;
-    loop {
-        let view = inspect(host, name)?;
-        if let Ok(mut file) = std::fs::File::open(&view.log_path) {
-            file.seek(SeekFrom::Start(offset))?;
-            let mut chunk = Vec::new();
-            offset += file.read_to_end(&mut chunk)? as u64;
-            std::io::stdout().write_all(&chunk)?;
-            std::io::stdout().flush()?;
-        }
-        if let Some(code) = view.exit_code {
-            return Ok(code);
-        }
-        if !view.running {
-            let since = *ended_at.get_or_insert_with(std::time::Instant::now);
-            if since.elapsed() > Duration::from_secs(5) {
-                anyhow::bail!(
-                    "container {name} ended but its exit code was not recorded; see its shim.log"
-                );
-            }
-        }
-        std::thread::sleep(Duration::from_millis(if view.running { 200 } else { 20 }));
-    }
-}
-
-/// Docker's "2 minutes ago" style.
-fn human_duration(secs: u64) -> String {
-    match secs {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s < 120 => "About a minute".into(),
-        s if s < 3600 => format!("{} minutes", s / 60),
-        s if s < 7200 => "About an hour".into(),
-        s if s < 48 * 3600 => format!("{} hours", s / 3600),
-        s => format!("{} days", s / 86400),
-    }
-}
-
-fn status(v: &ContainerView) -> String {
-    if v.running {
-        format!(
-            "Up {}",
-            human_duration(now_secs().saturating_sub(v.container.created))
-        )
-    } else {
-        format!("Exited ({})", v.exit_code.unwrap_or(-1))
-    }
-}
-
-fn command(v: &ContainerView) -> String {
-    let full = v.container.cmd.join(" ");
-    let short: String = full.chars().take(20).collect();
-    if short.len() < full.len() {
-        format!("\"{}…\"", short)
-    } else {
-        format!("\"{full}\"")
-    }
-}
-
-fn ls(views: &[ContainerView], quiet: bool, format: Option<&str>) -> anyhow::Result<String> {
-    let short = |v: &ContainerView| v.container.id.chars().take(12).collect::<String>();
-    if quiet {
-        return Ok(views.iter().map(|v| format!("{}\n", short(v))).collect());
-    }
-    let rows: Vec<serde_json::Value> = views
-        .iter()
-        .map(|v| {
-            serde_json::json!({
-                "ID": short(v),
-                "Image": "",
-                "Command": command(v),
-                "CreatedAt": super::rfc3339(v.container.created),
-                "RunningFor": format!("{} ago", human_duration(now_secs().saturating_sub(v.container.created))),
-                "Status": status(v),
-                "State": if v.running { "running" } else { "exited" },
-                "Ports": "",
-                "Names": v.container.name,
-                "Networks": v
-                    .container
-                    .networks
-                    .iter()
-                    .map(|a| a.network_name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            })
-        })
-        .collect();
-    table::format_rows(&rows, format, || {
-        let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
-        let cells: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| {
-                [
-                    "ID",
-                    "Image",
-                    "Command",
-                    "RunningFor",
-                    "Status",
-                    "Ports",
-                    "Names",
-                ]
-                .iter()
-                .map(|k| field(r, k))
-                .collect()
-            })
-            .collect();
-        table::render(
-            &[
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES",
-            ],
-            &cells,
-        )
-    })
-}
-
-/// The JSON of `container inspect`, shaped like Docker's.
-fn inspect_doc(v: &ContainerView) -> serde_json::Value {
-    let c = &v.container;
-    let mut networks = serde_json::Map::new();
-    for a in &c.networks {
-        networks.insert(
-            a.network_name.clone(),
-            serde_json::json!({
-                "Aliases": a.aliases,
-                "NetworkID": a.network_id,
-                "EndpointID": a.endpoint_id,
-                "Gateway": a.gateway.to_string(),
-                "IPAddress": a.ip.to_string(),
-                "IPPrefixLen": a.prefix_len,
-                "MacAddress": a.mac,
-                "DNSNames": [c.name.clone(), c.id[..12].to_string()],
-                "InterfaceName": a.ifname,
-                "MTU": a.mtu,
-            }),
-        );
-    }
-    serde_json::json!({
-        "Id": c.id,
-        "Created": super::rfc3339(c.created),
-        "Path": c.cmd.first(),
-        "Args": c.cmd.get(1..).unwrap_or_default(),
-        "State": {
-            "Status": if v.running { "running" } else { "exited" },
-            "Running": v.running,
-            "Pid": if v.running { c.process.pid } else { 0 },
-            "ExitCode": v.exit_code.unwrap_or(0),
-        },
-        "Name": format!("/{}", c.name),
-        "LogPath": v.log_path,
-        "Config": { "Hostname": c.name, "Cmd": c.cmd },
-        "NetworkSettings": {
-            "SandboxKey": c.netns,
-            "Networks": networks,
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
-    fn durations_read_like_dockers() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(5), "5 seconds");
-        assert_eq!(human_duration(90), "About a minute");
-        assert_eq!(human_duration(600), "10 minutes");
-        assert_eq!(human_duration(5000), "About an hour");
-        assert_eq!(human_duration(3 * 86400), "3 days");
+    fn after_dashes_the_image_is_implied() {
+        let argv = strings(&["swarmnet", "container", "run", "-d", "--", "sh", "-c", "x"]);
+        let (image, cmd) = image_and_cmd(strings(&["sh", "-c", "x"]), &argv);
+        assert_eq!((image.as_str(), cmd), ("host", strings(&["sh", "-c", "x"])));
+        let argv = strings(&[
+            "swarmnet",
+            "container",
+            "run",
+            "host",
+            "--",
+            "sh",
+            "-c",
+            "x",
+        ]);
+        let (image, cmd) = image_and_cmd(strings(&["host", "sh", "-c", "x"]), &argv);
+        assert_eq!((image.as_str(), cmd), ("host", strings(&["sh", "-c", "x"])));
+        let argv = strings(&["swarmnet", "container", "run", "nginx"]);
+        let (image, cmd) = image_and_cmd(strings(&["nginx"]), &argv);
+        assert_eq!((image.as_str(), cmd.len()), ("nginx", 0));
+        let argv = strings(&["swarmnet", "container", "run", "--", "host", "-t", "x"]);
+        let (image, cmd) = image_and_cmd(strings(&["host", "-t", "x"]), &argv);
+        assert_eq!(
+            (image.as_str(), cmd),
+            ("host", strings(&["host", "-t", "x"])),
+            "the `host` program"
+        );
+    }
+
+    #[test]
+    fn run_options_become_dockers_create_body() {
+        let nets = strings(&["blue", "red"]);
+        let body = create_body(
+            "host".into(),
+            strings(&["true"]),
+            &nets,
+            "10.20.0.50".parse().ok(),
+            &strings(&["db"]),
+        );
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["HostConfig"]["NetworkMode"], "blue");
+        let ends = &json["NetworkingConfig"]["EndpointsConfig"];
+        assert_eq!(ends["blue"]["IPAMConfig"]["IPv4Address"], "10.20.0.50");
+        assert!(
+            ends["red"].get("IPAMConfig").is_none(),
+            "--ip is the first network's"
+        );
+        assert_eq!(ends["red"]["Aliases"], serde_json::json!(["db"]));
+        let bare = create_body(
+            "host".into(),
+            strings(&["true"]),
+            &[],
+            "10.0.0.5".parse().ok(),
+            &[],
+        );
+        let json = serde_json::to_value(&bare).unwrap();
+        assert_eq!(json["HostConfig"]["NetworkMode"], "default");
+        assert_eq!(
+            json["NetworkingConfig"]["EndpointsConfig"]["default"]["IPAMConfig"]["IPv4Address"],
+            "10.0.0.5"
+        );
     }
 }

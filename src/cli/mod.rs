@@ -87,20 +87,20 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
 
 /// `swarmnet info`: the Swarm section of `docker info`.
 fn info(host: &str) -> anyhow::Result<i32> {
-    let info = client::call(host, &crate::proto::LocalRequest::Info)?;
-    let field = |k: &str| match &info[k] {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    println!("Containers: {}", field("Containers"));
-    println!("Swarm: {}", field("LocalNodeState"));
-    if field("LocalNodeState") == "active" {
-        println!(" NodeID: {}", field("NodeID"));
-        let manager = info["ControlAvailable"].as_bool().unwrap_or(false);
-        println!(" Is Manager: {manager}");
-        println!(" Node Address: {}", field("NodeAddr"));
-        println!(" Manager Addresses:\n  {}", field("ManagerAddr"));
-        println!(" Tunnel Address: {}", field("TunnelAddr"));
+    let doc: crate::api::InfoDoc = client::Client::new(host)?.get("/info")?;
+    let swarm = doc.info.swarm.unwrap_or_default();
+    let active = swarm.local_node_state == Some(crate::api::models::LocalNodeState::ACTIVE);
+    println!("Containers: {}", doc.info.containers.unwrap_or_default());
+    println!("Swarm: {}", if active { "active" } else { "inactive" });
+    if active {
+        println!(" NodeID: {}", swarm.node_id.unwrap_or_default());
+        println!(" Is Manager: {}", swarm.control_available == Some(true));
+        println!(" Node Address: {}", swarm.node_addr.unwrap_or_default());
+        println!(" Manager Addresses:");
+        for m in swarm.remote_managers.unwrap_or_default() {
+            println!("  {}", m.addr.unwrap_or_default());
+        }
+        println!(" Tunnel Address: {}", doc.tunnel_addr.unwrap_or_default());
     }
     Ok(0)
 }
@@ -114,17 +114,6 @@ pub struct ListArgs {
     /// Format output using a Go template, or "json".
     #[arg(long)]
     pub format: Option<String>,
-}
-
-/// A Unix time as RFC 3339, as Docker prints times in JSON.
-pub fn rfc3339(secs: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// The one line a user sees for an error, in Docker's words where Docker has them.

@@ -1,13 +1,14 @@
-//! `swarmnet network create|ls|inspect|rm`, with Docker's columns and JSON.
+//! `swarmnet network create|ls|inspect|rm`, with Docker's columns and JSON,
+//! over the API as Docker's CLI calls it.
 
 use std::collections::BTreeMap;
 
 use clap::Subcommand;
 
-use super::client::call;
+use super::client::{segment, Client};
 use super::table;
-use crate::model::{Network, NetworkSpec};
-use crate::proto::{ClusterRequest, LocalRequest, NetworkDetail};
+use crate::api::models::{Ipam, IpamConfig, NetworkCreateRequest, NetworkCreateResponse};
+use crate::api::NetworkDoc;
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCmd {
@@ -61,11 +62,8 @@ fn parse_opts(opts: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn cluster(host: &str, req: ClusterRequest) -> anyhow::Result<serde_json::Value> {
-    call(host, &LocalRequest::Cluster(req))
-}
-
 pub fn run(host: &str, cmd: NetworkCmd) -> anyhow::Result<i32> {
+    let client = Client::new(host)?;
     match cmd {
         NetworkCmd::Create {
             driver,
@@ -75,34 +73,37 @@ pub fn run(host: &str, cmd: NetworkCmd) -> anyhow::Result<i32> {
             opts,
             name,
         } => {
-            let spec = NetworkSpec {
+            let ipam = (subnet.is_some() || gateway.is_some()).then(|| Ipam {
+                driver: Some("default".into()),
+                config: Some(vec![IpamConfig {
+                    subnet,
+                    gateway,
+                    ..Default::default()
+                }]),
+                options: None,
+            });
+            let req = NetworkCreateRequest {
                 name,
-                driver,
-                attachable,
-                subnet,
-                gateway,
-                options: parse_opts(&opts),
+                driver: Some(driver),
+                attachable: Some(attachable),
+                ipam,
+                options: Some(parse_opts(&opts).into_iter().collect()),
+                ..Default::default()
             };
-            let net: Network =
-                serde_json::from_value(cluster(host, ClusterRequest::NetworkCreate(spec))?)?;
-            println!("{}", net.id);
+            let created: NetworkCreateResponse = client.post("/networks/create", &req)?;
+            println!("{}", created.id);
             Ok(0)
         }
         NetworkCmd::Ls { list } => {
-            let nets: Vec<Network> =
-                serde_json::from_value(cluster(host, ClusterRequest::NetworkLs)?)?;
+            let nets: Vec<NetworkDoc> = client.get("/networks")?;
             print!("{}", ls(&nets, list.quiet, list.format.as_deref())?);
             Ok(0)
         }
         NetworkCmd::Inspect { format, networks } => {
-            let mut docs = Vec::new();
-            for name in networks {
-                let detail: NetworkDetail = serde_json::from_value(cluster(
-                    host,
-                    ClusterRequest::NetworkInspect { network: name },
-                )?)?;
-                docs.push(inspect_doc(&detail));
-            }
+            let docs = networks
+                .iter()
+                .map(|n| client.get::<serde_json::Value>(&format!("/networks/{}", segment(n))))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             match format {
                 Some(tmpl) => print!(
                     "{}",
@@ -115,8 +116,8 @@ pub fn run(host: &str, cmd: NetworkCmd) -> anyhow::Result<i32> {
         NetworkCmd::Rm { networks } => {
             let mut code = 0;
             for name in networks {
-                match cluster(host, ClusterRequest::NetworkRm { network: name }) {
-                    Ok(removed) => println!("{}", removed.as_str().unwrap_or_default()),
+                match client.delete(&format!("/networks/{}", segment(&name))) {
+                    Ok(()) => println!("{name}"),
                     Err(e) => {
                         eprintln!("{}", super::error_sentence(&e));
                         code = 1;
@@ -133,96 +134,49 @@ fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
-fn ls(nets: &[Network], quiet: bool, format: Option<&str>) -> anyhow::Result<String> {
+fn ls(nets: &[NetworkDoc], quiet: bool, format: Option<&str>) -> anyhow::Result<String> {
+    let field = |v: &Option<String>| v.clone().unwrap_or_default();
     if quiet {
-        return Ok(nets.iter().map(|n| format!("{}\n", short(&n.id))).collect());
+        return Ok(nets
+            .iter()
+            .map(|n| format!("{}\n", short(&field(&n.network.id))))
+            .collect());
     }
     let rows: Vec<BTreeMap<String, serde_json::Value>> = nets
         .iter()
-        .map(|n| {
+        .map(|d| {
+            let n = &d.network;
             let mut r = BTreeMap::new();
-            r.insert("ID".into(), short(&n.id).into());
-            r.insert("Name".into(), n.name.clone().into());
-            r.insert("Driver".into(), "overlay".into());
-            r.insert("Scope".into(), "swarm".into());
-            r.insert("IPv6".into(), "false".into());
-            r.insert("Internal".into(), "false".into());
-            r.insert("CreatedAt".into(), super::rfc3339(n.created_at).into());
+            r.insert("ID".into(), short(&field(&n.id)).into());
+            r.insert("Name".into(), field(&n.name).into());
+            r.insert("Driver".into(), field(&n.driver).into());
+            r.insert("Scope".into(), field(&n.scope).into());
+            r.insert(
+                "IPv6".into(),
+                n.enable_ipv6.unwrap_or(false).to_string().into(),
+            );
+            r.insert(
+                "Internal".into(),
+                n.internal.unwrap_or(false).to_string().into(),
+            );
+            r.insert("CreatedAt".into(), field(&n.created).into());
             r
         })
         .collect();
     table::format_rows(&rows, format, || {
         let cells: Vec<Vec<String>> = nets
             .iter()
-            .map(|n| {
+            .map(|d| {
+                let n = &d.network;
                 vec![
-                    short(&n.id),
-                    n.name.clone(),
-                    "overlay".into(),
-                    "swarm".into(),
+                    short(&field(&n.id)),
+                    field(&n.name),
+                    field(&n.driver),
+                    field(&n.scope),
                 ]
             })
             .collect();
         table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &cells)
-    })
-}
-
-/// The JSON of `network inspect`, shaped like Docker's: `Containers` by
-/// container ID (with the node each is on, which Docker leaves out), and
-/// `Peers`, the nodes where the network is in use.
-fn inspect_doc(detail: &NetworkDetail) -> serde_json::Value {
-    let n = &detail.network;
-    let mut containers = serde_json::Map::new();
-    let mut peers: Vec<serde_json::Value> = Vec::new();
-    for a in &detail.attached {
-        let e = &a.endpoint;
-        containers.insert(
-            e.container_id.clone(),
-            serde_json::json!({
-                "Name": e.container_name,
-                "EndpointID": e.id,
-                "MacAddress": e.mac,
-                "IPv4Address": format!("{}/{}", e.ip, n.subnet.prefix()),
-                "IPv6Address": "",
-                "Node": a.node_hostname,
-                "Aliases": e.aliases,
-            }),
-        );
-        let peer = serde_json::json!({ "Name": a.node_hostname, "IP": a.node_addr.to_string() });
-        if !peers.contains(&peer) {
-            peers.push(peer);
-        }
-    }
-    let mut options = serde_json::Map::new();
-    options.insert(
-        "com.docker.network.driver.overlay.vxlanid_list".into(),
-        n.vni.to_string().into(),
-    );
-    for (k, v) in &n.options {
-        options.insert(k.clone(), v.clone().into());
-    }
-    serde_json::json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": super::rfc3339(n.created_at),
-        "Scope": "swarm",
-        "Driver": "overlay",
-        "EnableIPv6": false,
-        "IPAM": {
-            "Driver": "default",
-            "Options": null,
-            "Config": [{ "Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string() }],
-        },
-        "Internal": false,
-        "Attachable": n.attachable,
-        "Ingress": n.ingress,
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": options,
-        "Labels": {},
-        "Peers": peers,
-        "VNI": n.vni,
-        "MTU": n.mtu,
     })
 }
 

@@ -1,13 +1,15 @@
-//! `swarmnet node ls|inspect|rm`, with Docker's columns, templates and words.
+//! `swarmnet node ls|inspect|update|rm`, with Docker's columns, templates and
+//! words, over the API as Docker's CLI calls it.
 
 use std::collections::BTreeMap;
 
 use clap::Subcommand;
 
-use super::client::call;
+use super::client::{path, segment, Client};
 use super::table;
-use crate::model::{Availability, NodeView};
-use crate::proto::{ClusterRequest, LocalRequest, NodeUpdate};
+use crate::api::models::{NodeSpec, NodeSpecAvailabilityEnum};
+use crate::api::{InfoDoc, NodeDoc};
+use crate::model::Availability;
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCmd {
@@ -50,11 +52,12 @@ pub enum NodeCmd {
 }
 
 pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
+    let client = Client::new(host)?;
     match cmd {
         NodeCmd::Ls { list } => {
-            let reply = call(host, &LocalRequest::Cluster(ClusterRequest::NodeLs))?;
-            let self_id = reply["self"].as_str().unwrap_or_default().to_string();
-            let nodes: Vec<NodeView> = serde_json::from_value(reply["nodes"].clone())?;
+            let nodes: Vec<NodeDoc> = client.get("/nodes")?;
+            let info: InfoDoc = client.get("/info")?;
+            let self_id = info.info.swarm.and_then(|s| s.node_id).unwrap_or_default();
             print!(
                 "{}",
                 ls(&nodes, &self_id, list.quiet, list.format.as_deref())?
@@ -62,21 +65,16 @@ pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         NodeCmd::Inspect { pretty, nodes } => {
-            let mut found = Vec::new();
-            for name in &nodes {
-                let reply = call(
-                    host,
-                    &LocalRequest::Cluster(ClusterRequest::NodeInspect { node: name.clone() }),
-                )?;
-                found.push(serde_json::from_value::<NodeView>(reply)?);
-            }
+            let found = nodes
+                .iter()
+                .map(|name| client.get::<NodeDoc>(&format!("/nodes/{}", segment(name))))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             if pretty {
-                for view in &found {
-                    print!("{}", pretty_view(view));
+                for doc in &found {
+                    print!("{}", pretty_view(doc));
                 }
             } else {
-                let docs: Vec<_> = found.iter().map(inspect_doc).collect();
-                println!("{}", serde_json::to_string_pretty(&docs)?);
+                println!("{}", serde_json::to_string_pretty(&found)?);
             }
             Ok(0)
         }
@@ -86,30 +84,32 @@ pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
             label_rm,
             node,
         } => {
-            let update = NodeUpdate {
-                node,
+            let doc: NodeDoc = client.get(&format!("/nodes/{}", segment(&node)))?;
+            let version = doc.node.version.and_then(|v| v.index).unwrap_or_default();
+            let spec = updated_spec(
+                doc.node.spec.unwrap_or_default(),
                 availability,
-                label_add,
-                label_rm,
-            };
-            let reply = call(
-                host,
-                &LocalRequest::Cluster(ClusterRequest::NodeUpdate(update)),
+                &label_add,
+                &label_rm,
             )?;
-            println!("{}", reply.as_str().unwrap_or_default());
+            let id = doc.node.id.unwrap_or_default();
+            let version = version.to_string();
+            client.post_empty(
+                &path(&format!("/nodes/{id}/update"), &[("version", &version)]),
+                Some(&spec),
+            )?;
+            println!("{node}");
             Ok(0)
         }
         NodeCmd::Rm { force, nodes } => {
             let mut code = 0;
             for name in nodes {
-                match call(
-                    host,
-                    &LocalRequest::Cluster(ClusterRequest::NodeRm {
-                        node: name.clone(),
-                        force,
-                    }),
-                ) {
-                    Ok(_) => println!("{name}"),
+                let force = if force { "1" } else { "0" };
+                match client.delete(&path(
+                    &format!("/nodes/{}", segment(&name)),
+                    &[("force", force)],
+                )) {
+                    Ok(()) => println!("{name}"),
                     Err(e) => {
                         eprintln!("{}", super::error_sentence(&e));
                         code = 1;
@@ -121,55 +121,128 @@ pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
     }
 }
 
+/// The spec `node update` sends: the node's own, with the flags applied as
+/// Docker's CLI applies them (a label to remove must be there).
+fn updated_spec(
+    mut spec: NodeSpec,
+    availability: Option<Availability>,
+    label_add: &[String],
+    label_rm: &[String],
+) -> anyhow::Result<NodeSpec> {
+    let mut labels = spec.labels.take().unwrap_or_default();
+    for pair in label_add {
+        let (key, value) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
+        labels.insert(key.to_string(), value.to_string());
+    }
+    for key in label_rm {
+        if labels.remove(key).is_none() {
+            anyhow::bail!("key {key} doesn't exist in node's labels");
+        }
+    }
+    spec.labels = Some(labels);
+    if let Some(a) = availability {
+        spec.availability = Some(match a {
+            Availability::Active => NodeSpecAvailabilityEnum::ACTIVE,
+            Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
+            Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
+        });
+    }
+    Ok(spec)
+}
+
+/// "ready" as "Ready", as Docker's tables print states.
+fn title(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// What the table shows of a node: status, availability, manager status.
+fn columns(doc: &NodeDoc) -> (String, String, String) {
+    let n = &doc.node;
+    let state = n
+        .status
+        .as_ref()
+        .and_then(|s| s.state)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let availability = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.availability)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let manager = match &n.manager_status {
+        None => String::new(),
+        Some(m) if m.leader == Some(true) => "Leader".into(),
+        Some(m) => title(&m.reachability.map(|r| r.to_string()).unwrap_or_default()),
+    };
+    (title(&state), title(&availability), manager)
+}
+
+fn hostname(doc: &NodeDoc) -> String {
+    doc.node
+        .description
+        .as_ref()
+        .and_then(|d| d.hostname.clone())
+        .unwrap_or_default()
+}
+
+fn engine_version(doc: &NodeDoc) -> String {
+    doc.node
+        .description
+        .as_ref()
+        .and_then(|d| d.engine.as_ref())
+        .and_then(|e| e.engine_version.clone())
+        .unwrap_or_default()
+}
+
 /// The fields `--format` may name, as Docker's node ls template has them.
-fn row(view: &NodeView, self_id: &str) -> BTreeMap<String, serde_json::Value> {
+fn row(doc: &NodeDoc, self_id: &str) -> BTreeMap<String, serde_json::Value> {
+    let id = doc.node.id.clone().unwrap_or_default();
+    let (status, availability, manager) = columns(doc);
     let mut r = BTreeMap::new();
-    r.insert("ID".into(), view.node.id.clone().into());
-    r.insert("Hostname".into(), view.node.hostname.clone().into());
-    r.insert("Status".into(), view.state.to_string().into());
-    r.insert(
-        "Availability".into(),
-        view.node.availability.to_string().into(),
-    );
-    r.insert(
-        "ManagerStatus".into(),
-        view.manager_status
-            .map(|m| m.to_string())
-            .unwrap_or_default()
-            .into(),
-    );
-    r.insert("Self".into(), (view.node.id == self_id).into());
-    r.insert("EngineVersion".into(), env!("CARGO_PKG_VERSION").into());
+    r.insert("Self".into(), (id == self_id).into());
+    r.insert("ID".into(), id.into());
+    r.insert("Hostname".into(), hostname(doc).into());
+    r.insert("Status".into(), status.into());
+    r.insert("Availability".into(), availability.into());
+    r.insert("ManagerStatus".into(), manager.into());
+    r.insert("EngineVersion".into(), engine_version(doc).into());
     r.insert("TLSStatus".into(), "Ready".into());
     r
 }
 
 fn ls(
-    nodes: &[NodeView],
+    nodes: &[NodeDoc],
     self_id: &str,
     quiet: bool,
     format: Option<&str>,
 ) -> anyhow::Result<String> {
+    let id = |d: &NodeDoc| d.node.id.clone().unwrap_or_default();
     if quiet {
-        return Ok(nodes.iter().map(|v| format!("{}\n", v.node.id)).collect());
+        return Ok(nodes.iter().map(|d| format!("{}\n", id(d))).collect());
     }
-    let rows: Vec<_> = nodes.iter().map(|v| row(v, self_id)).collect();
+    let rows: Vec<_> = nodes.iter().map(|d| row(d, self_id)).collect();
     table::format_rows(&rows, format, || {
         let cells = nodes
             .iter()
-            .map(|v| {
-                let id = if v.node.id == self_id {
-                    format!("{} *", v.node.id)
+            .map(|d| {
+                let shown = if id(d) == self_id {
+                    format!("{} *", id(d))
                 } else {
-                    v.node.id.clone()
+                    id(d)
                 };
+                let (status, availability, manager) = columns(d);
                 vec![
-                    id,
-                    v.node.hostname.clone(),
-                    v.state.to_string(),
-                    v.node.availability.to_string(),
-                    v.manager_status.map(|m| m.to_string()).unwrap_or_default(),
-                    env!("CARGO_PKG_VERSION").to_string(),
+                    shown,
+                    hostname(d),
+                    status,
+                    availability,
+                    manager,
+                    engine_version(d),
                 ]
             })
             .collect::<Vec<_>>();
@@ -187,80 +260,71 @@ fn ls(
     })
 }
 
-/// The JSON of `node inspect`, shaped like Docker's.
-fn inspect_doc(view: &NodeView) -> serde_json::Value {
-    let n = &view.node;
-    let mut doc = serde_json::json!({
-        "ID": n.id,
-        "CreatedAt": super::rfc3339(n.created_at),
-        "Spec": {
-            "Labels": n.labels,
-            "Role": n.role.to_string(),
-            "Availability": n.availability.to_string().to_lowercase(),
-        },
-        "Description": {
-            "Hostname": n.hostname,
-            "Platform": { "Architecture": std::env::consts::ARCH, "OS": std::env::consts::OS },
-            "Engine": { "EngineVersion": env!("CARGO_PKG_VERSION") },
-        },
-        "Status": {
-            "State": view.state.to_string().to_lowercase(),
-            "Addr": n.addr.to_string(),
-        },
-        "WireGuard": {
-            "PublicKey": base64_key(&n.wg_public_key),
-            "ListenPort": n.wg_port,
-            "TunnelAddr": n.tunnel_addr.to_string(),
-        },
-    });
-    if let Some(ms) = view.manager_status {
-        doc["ManagerStatus"] = serde_json::json!({
-            "Leader": n.leader,
-            "Reachability": if ms == crate::model::ManagerStatus::Unreachable { "unreachable" } else { "reachable" },
-            "Addr": format!("{}:{}", n.addr, crate::daemon::SWARM_PORT),
-        });
-    }
-    doc
-}
-
-fn base64_key(hex_key: &str) -> String {
-    use base64::Engine;
-    hex::decode(hex_key)
-        .map(|k| base64::engine::general_purpose::STANDARD.encode(k))
-        .unwrap_or_default()
-}
-
 /// `node inspect --pretty`, laid out as Docker's.
-fn pretty_view(view: &NodeView) -> String {
-    let n = &view.node;
+fn pretty_view(doc: &NodeDoc) -> String {
+    let n = &doc.node;
+    let (status, availability, _) = columns(doc);
+    let addr = n
+        .status
+        .as_ref()
+        .and_then(|s| s.addr.clone())
+        .unwrap_or_default();
     let mut out = format!(
         "ID:\t\t\t{}\nHostname:\t\t{}\nJoined at:\t\t{}\nStatus:\n State:\t\t\t{}\n Availability:\t\t{}\n Address:\t\t{}\n",
-        n.id,
-        n.hostname,
-        super::rfc3339(n.created_at),
-        view.state,
-        n.availability,
-        n.addr
+        n.id.clone().unwrap_or_default(),
+        hostname(doc),
+        n.created_at.clone().unwrap_or_default(),
+        status,
+        availability,
+        addr
     );
-    if let Some(ms) = view.manager_status {
+    if let Some(ms) = &n.manager_status {
         out.push_str(&format!(
-            "Manager Status:\n Address:\t\t{}:{}\n Raft Status:\t\t{}\n Leader:\t\t{}\n",
-            n.addr,
-            crate::daemon::SWARM_PORT,
-            if ms == crate::model::ManagerStatus::Unreachable {
-                "Unreachable"
-            } else {
-                "Reachable"
-            },
-            if n.leader { "Yes" } else { "No" }
+            "Manager Status:\n Address:\t\t{}\n Raft Status:\t\t{}\n Leader:\t\t{}\n",
+            ms.addr.clone().unwrap_or_default(),
+            title(&ms.reachability.map(|r| r.to_string()).unwrap_or_default()),
+            if ms.leader == Some(true) { "Yes" } else { "No" }
         ));
     }
-    out.push_str(&format!(
-        "WireGuard:\n Public Key:\t\t{}\n Listen Port:\t\t{}\n Tunnel Address:\t{}\nEngine Version:\t\t{}\n",
-        base64_key(&n.wg_public_key),
-        n.wg_port,
-        n.tunnel_addr,
-        env!("CARGO_PKG_VERSION")
-    ));
+    if let Some(wg) = &doc.wireguard {
+        out.push_str(&format!(
+            "WireGuard:\n Public Key:\t\t{}\n Listen Port:\t\t{}\n Tunnel Address:\t{}\n",
+            wg.public_key, wg.listen_port, wg.tunnel_addr
+        ));
+    }
+    out.push_str(&format!("Engine Version:\t\t{}\n", engine_version(doc)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_apply_flags_as_dockers_cli() {
+        let spec = NodeSpec {
+            labels: Some([("zone".to_string(), "a".to_string())].into()),
+            ..Default::default()
+        };
+        let out = updated_spec(
+            spec.clone(),
+            Some(Availability::Drain),
+            &["ssd".into()],
+            &["zone".into()],
+        )
+        .unwrap();
+        let labels = out.labels.unwrap();
+        assert_eq!(labels.get("ssd").map(String::as_str), Some(""));
+        assert!(!labels.contains_key("zone"));
+        assert_eq!(out.availability, Some(NodeSpecAvailabilityEnum::DRAIN));
+        let err = updated_spec(spec, None, &[], &["nope".into()]).unwrap_err();
+        assert_eq!(err.to_string(), "key nope doesn't exist in node's labels");
+    }
+
+    #[test]
+    fn states_print_capitalised() {
+        assert_eq!(title("ready"), "Ready");
+        assert_eq!(title("reachable"), "Reachable");
+        assert_eq!(title(""), "");
+    }
 }

@@ -2,9 +2,10 @@
 
 use clap::{Args, Subcommand};
 
-use super::client::call;
+use super::client::{path, Client};
+use crate::api::models::{Swarm, SwarmInitRequest, SwarmJoinRequest};
+use crate::api::{InfoDoc, NodeDoc};
 use crate::model::NodeRole;
-use crate::proto::{ClusterRequest, LocalRequest};
 
 #[derive(Debug, Subcommand)]
 pub enum SwarmCmd {
@@ -64,45 +65,55 @@ pub struct JoinTokenArgs {
 }
 
 pub fn run(host: &str, cmd: SwarmCmd) -> anyhow::Result<i32> {
+    let client = Client::new(host)?;
     match cmd {
         SwarmCmd::Init(args) => {
-            let reply = call(
-                host,
-                &LocalRequest::SwarmInit {
-                    advertise_addr: args.advertise_addr,
-                    listen_addr: args.listen_addr,
-                    default_addr_pool: args.default_addr_pool,
-                    default_addr_pool_mask_length: args.default_addr_pool_mask_length,
-                },
-            )?;
-            let node_id = reply["node_id"].as_str().unwrap_or_default();
-            let addr = reply["advertise_addr"].as_str().unwrap_or_default();
-            let token = reply["worker_token"].as_str().unwrap_or_default();
+            let req = SwarmInitRequest {
+                advertise_addr: Some(args.advertise_addr),
+                listen_addr: args.listen_addr,
+                default_addr_pool: args.default_addr_pool.map(|p| vec![p]),
+                subnet_size: args.default_addr_pool_mask_length.map(u32::from),
+                ..Default::default()
+            };
+            let node_id: String = client.post("/swarm/init", &req)?;
             println!("Swarm initialized: current node ({node_id}) is now a manager.\n");
-            print!("{}", join_instructions(NodeRole::Worker, token, addr));
+            let (token, addr) = (
+                join_token(&client, NodeRole::Worker)?,
+                manager_addr(&client)?,
+            );
+            print!("{}", join_instructions(NodeRole::Worker, &token, &addr));
             println!("To add a manager to this swarm, run 'swarmnet swarm join-token manager' and follow the instructions.\n");
         }
         SwarmCmd::Join(args) => {
-            let reply = call(
-                host,
-                &LocalRequest::SwarmJoin {
-                    token: args.token,
-                    remote: args.remote,
-                    advertise_addr: args.advertise_addr,
-                },
-            )?;
-            let role = reply["role"].as_str().unwrap_or("worker");
+            let req = SwarmJoinRequest {
+                remote_addrs: Some(vec![args.remote]),
+                join_token: Some(args.token),
+                advertise_addr: args.advertise_addr,
+                ..Default::default()
+            };
+            client.post_empty("/swarm/join", Some(&req))?;
+            let info: InfoDoc = client.get("/info")?;
+            let manager = info.info.swarm.and_then(|s| s.control_available) == Some(true);
+            let role = if manager {
+                NodeRole::Manager
+            } else {
+                NodeRole::Worker
+            };
             println!("This node joined a swarm as a {role}.");
         }
         SwarmCmd::JoinToken(args) => {
-            let reply = call(
-                host,
-                &LocalRequest::Cluster(ClusterRequest::JoinToken {
-                    role: args.role,
-                    rotate: args.rotate,
-                }),
-            )?;
-            let token = reply.as_str().unwrap_or_default();
+            if args.rotate {
+                let swarm: Swarm = client.get("/swarm")?;
+                let version = swarm.version.and_then(|v| v.index).unwrap_or_default();
+                let flag = match args.role {
+                    NodeRole::Worker => "rotateWorkerToken",
+                    NodeRole::Manager => "rotateManagerToken",
+                };
+                let version = version.to_string();
+                let update = path("/swarm/update", &[("version", &version), (flag, "true")]);
+                client.post_empty(&update, Some(&swarm.spec.unwrap_or_default()))?;
+            }
+            let token = join_token(&client, args.role)?;
             if args.quiet {
                 println!("{token}");
                 return Ok(0);
@@ -110,16 +121,41 @@ pub fn run(host: &str, cmd: SwarmCmd) -> anyhow::Result<i32> {
             if args.rotate {
                 println!("Successfully rotated {} join token.\n", args.role);
             }
-            let info = call(host, &LocalRequest::Info)?;
-            let addr = info["ManagerAddr"].as_str().unwrap_or_default();
-            print!("{}", join_instructions(args.role, token, addr));
+            print!(
+                "{}",
+                join_instructions(args.role, &token, &manager_addr(&client)?)
+            );
         }
         SwarmCmd::Leave { force } => {
-            call(host, &LocalRequest::SwarmLeave { force })?;
+            let leave = path("/swarm/leave", &[("force", if force { "1" } else { "0" })]);
+            client.post_empty(&leave, None::<&()>)?;
             println!("Node left the swarm.");
         }
     }
     Ok(0)
+}
+
+/// The join token of a role, from `GET /swarm`.
+fn join_token(client: &Client, role: NodeRole) -> anyhow::Result<String> {
+    let swarm: Swarm = client.get("/swarm")?;
+    let tokens = swarm.join_tokens.unwrap_or_default();
+    Ok(match role {
+        NodeRole::Worker => tokens.worker,
+        NodeRole::Manager => tokens.manager,
+    }
+    .unwrap_or_default())
+}
+
+/// This manager's API address, as Docker finds it: this node's manager status.
+fn manager_addr(client: &Client) -> anyhow::Result<String> {
+    let info: InfoDoc = client.get("/info")?;
+    let node_id = info.info.swarm.and_then(|s| s.node_id).unwrap_or_default();
+    let node: NodeDoc = client.get(&format!("/nodes/{node_id}"))?;
+    Ok(node
+        .node
+        .manager_status
+        .and_then(|m| m.addr)
+        .unwrap_or_default())
 }
 
 /// Docker's paragraph with the whole join command.

@@ -1,15 +1,17 @@
-//! `container attach|detach --network N PATH`: namespaces made by other tools
-//! (`ip netns add`, a container runtime) on overlay networks. They get an
-//! overlay interface but no way out (their default route is their owner's).
+//! Interfaces added to a namespace after it started: `container
+//! attach|detach --network N PATH` for namespaces made by other tools (`ip
+//! netns add`, a container runtime), which get an overlay interface but no
+//! way out (their default route is their owner's); and `network
+//! connect|disconnect` for swarmnet's own containers, which get the next
+//! ethN (and the gateway bridge, if it is their first network).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use super::containers::NetAttachment;
+use super::containers::{Container, NetAttachment, NetRequest, RunState};
 use super::networking::{Step, NETNS_DIR};
 use super::Daemon;
 use crate::model::{ApiError, AttachRequest};
-use crate::proto::{to_reply, Reply};
 
 /// Refuses a path that is not a network namespace file of its own: not
 /// absolute, not a namespace, swarmnet's own (a sandbox, a container's), or
@@ -74,7 +76,7 @@ impl Daemon {
         path: PathBuf,
         ip: Option<Ipv4Addr>,
         aliases: Vec<String>,
-    ) -> Reply {
+    ) -> Result<NetAttachment, ApiError> {
         check_netns_path(&path)?;
         let ctx = self.net_ctx(&network).await?;
         let _guard = self.net.lock.lock().await;
@@ -102,11 +104,15 @@ impl Daemon {
             self.undo(Some(&ctx), vec![Step::Endpoint(a)]).await;
             return Err(e);
         }
-        to_reply(a)
+        Ok(a)
     }
 
     /// `container detach --network N PATH`.
-    pub(super) async fn detach_namespace(&self, network: String, path: PathBuf) -> Reply {
+    pub(super) async fn detach_namespace(
+        &self,
+        network: String,
+        path: PathBuf,
+    ) -> Result<(), ApiError> {
         let _guard = self.net.lock.lock().await;
         let mut record = self.namespaces.get(&path);
         let Some(pos) = record.networks.iter().position(|a| on_network(a, &network)) else {
@@ -119,8 +125,111 @@ impl Daemon {
         let ctx = self.net_ctx(&network).await.ok();
         self.undo(ctx.as_ref(), vec![Step::Endpoint(a.clone())])
             .await;
-        self.namespaces.put(&record)?;
-        to_reply(a)
+        self.namespaces.put(&record)
+    }
+}
+
+/// The lowest ethN a container does not use yet.
+fn next_ifname(c: &Container) -> String {
+    let used: Vec<&str> = c
+        .networks
+        .iter()
+        .map(|a| a.ifname.as_str())
+        .chain(c.egress.iter().map(|e| e.ifname.as_str()))
+        .collect();
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|name| !used.contains(&name.as_str()))
+        .expect("an unused name")
+}
+
+impl Daemon {
+    /// `network connect`: a created container asks for one more network; a
+    /// started one gets an interface on it now, recorded, undone on failure.
+    pub(super) async fn connect_container(
+        &self,
+        network: String,
+        container: &str,
+        ip: Option<Ipv4Addr>,
+        aliases: Vec<String>,
+    ) -> Result<(), ApiError> {
+        let view = self.containers.find(container)?;
+        if view.state == RunState::Created {
+            let req = NetRequest {
+                network,
+                ip,
+                aliases,
+            };
+            return self.containers.ask_network(&view.container.id, req);
+        }
+        let ctx = self.net_ctx(&network).await?;
+        let _guard = self.net.lock.lock().await;
+        let mut c: Container = self.containers.find(container)?.container;
+        if c.networks.iter().any(|a| on_network(a, &network)) {
+            return Err(ApiError::FailedPrecondition(format!(
+                "container {} is already attached to network {network}",
+                c.name
+            )));
+        }
+        let attach = AttachRequest {
+            network,
+            container_id: c.id.clone(),
+            container_name: c.name.clone(),
+            aliases,
+            ip,
+        };
+        let a = self
+            .plug_network(&ctx, &c.netns, next_ifname(&c), attach, &c.networks)
+            .await?;
+        let mut done = vec![Step::Endpoint(a.clone())];
+        c.networks.push(a);
+        let result = async {
+            if c.egress.is_none() {
+                let ifname = next_ifname(&c);
+                let egress = self.plug_egress(&ctx, &c.id, &c.netns, ifname).await?;
+                done.push(Step::Egress(c.id.clone()));
+                c.egress = Some(egress);
+            }
+            self.containers.record(&c)
+        }
+        .await;
+        if result.is_err() {
+            self.undo(Some(&ctx), done).await;
+        }
+        result
+    }
+
+    /// `network disconnect`: the container's interface on the network goes
+    /// and its endpoint is given back (and the gateway bridge with its last network).
+    pub(super) async fn disconnect_container(
+        &self,
+        network: String,
+        container: &str,
+    ) -> Result<(), ApiError> {
+        let view = self.containers.find(container)?;
+        let not_connected = |name: &str| {
+            ApiError::FailedPrecondition(format!(
+                "container {name} is not connected to network {network}"
+            ))
+        };
+        if view.state == RunState::Created {
+            return match self.containers.unask_network(&view.container.id, &network) {
+                true => Ok(()),
+                false => Err(not_connected(&view.container.name)),
+            };
+        }
+        let ctx = self.net_ctx(&network).await.ok();
+        let _guard = self.net.lock.lock().await;
+        let mut c: Container = self.containers.find(container)?.container;
+        let Some(pos) = c.networks.iter().position(|a| on_network(a, &network)) else {
+            return Err(not_connected(&c.name));
+        };
+        let mut steps = vec![Step::Endpoint(c.networks.remove(pos))];
+        if c.networks.is_empty() && c.egress.take().is_some() {
+            steps.insert(0, Step::Egress(c.id.clone()));
+        }
+        self.undo(ctx.as_ref(), steps).await;
+        self.containers.record(&c)
     }
 }
 

@@ -1,17 +1,27 @@
 //! Standalone containers on this host: a registry kept under
 //! `<state dir>/containers/<id>/`, started and stopped through the runtime
-//! (a shim per container, so containers outlive daemon restarts).
+//! (a shim per container, so containers outlive daemon restarts). A created
+//! container (Docker's `create` before `start`) is only held in memory: its
+//! name is taken and its directory made, but nothing is plumbed or recorded
+//! until it starts, so a daemon restart forgets it and sweeps its directory
+//! (`created.rs`). Stopping and removal are in `stop.rs`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+mod created;
+mod stop;
+
+pub use created::Prepared;
+
 use crate::agent::runtime::{self, ContainerSpec, Process};
 use crate::manager::now_secs;
-use crate::model::{check_name, ApiError};
+use crate::model::ApiError;
 
 const CONFIG: &str = "config.json";
 /// How long `rm -f` waits after SIGTERM before SIGKILL (Docker's stop default is 10 s; rm -f kills at once).
@@ -24,6 +34,9 @@ pub struct Container {
     pub name: String,
     pub cmd: Vec<String>,
     pub created: u64,
+    /// When its process was last started (0 in records older than this field: `created`).
+    #[serde(default)]
+    pub started: u64,
     pub process: Process,
     /// Its network namespace (a bind mount that outlives the process).
     #[serde(default)]
@@ -58,28 +71,66 @@ pub struct Egress {
     pub ip: Ipv4Addr,
 }
 
-/// A container whose name is taken and directory made, not started yet.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub id: String,
-    pub name: String,
-    pub cmd: Vec<String>,
-    dir: PathBuf,
+/// What a container asks of one network; the first is its eth0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetRequest {
+    pub network: String,
+    pub ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+}
+
+/// Where a container is in its life, as Docker's `State.Status` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Created,
+    Running,
+    Exited,
 }
 
 /// A container with its live state, as `container ls` and `inspect` show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct ContainerView {
-    #[serde(flatten)]
+    /// A created container's has no process (pid 0), namespace or endpoints.
     pub container: Container,
-    pub running: bool,
+    pub state: RunState,
     pub exit_code: Option<i32>,
+    pub finished_at: Option<u64>,
     pub log_path: PathBuf,
+    /// The networks a created container will join when started.
+    pub asked: Vec<NetRequest>,
+}
+
+/// A container recorded on disk or only created.
+enum Entry {
+    Recorded(Container),
+    Created(Prepared),
+}
+
+impl Entry {
+    fn id(&self) -> &str {
+        match self {
+            Entry::Recorded(c) => &c.id,
+            Entry::Created(p) => &p.id,
+        }
+    }
+    fn name(&self) -> &str {
+        match self {
+            Entry::Recorded(c) => &c.name,
+            Entry::Created(p) => &p.name,
+        }
+    }
+    fn created(&self) -> u64 {
+        match self {
+            Entry::Recorded(c) => c.created,
+            Entry::Created(p) => p.created,
+        }
+    }
 }
 
 /// The containers of this host.
 pub struct Containers {
     root: PathBuf,
+    created: Mutex<Vec<Prepared>>,
 }
 
 fn new_id() -> String {
@@ -88,15 +139,26 @@ fn new_id() -> String {
     hex::encode(bytes)
 }
 
+fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Containers {
     pub fn new(state_dir: &Path) -> Containers {
         Containers {
             root: state_dir.join("containers"),
+            created: Mutex::new(Vec::new()),
         }
     }
 
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
+    }
+
+    fn created(&self) -> std::sync::MutexGuard<'_, Vec<Prepared>> {
+        self.created.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every recorded container, newest first, without reading its state.
@@ -115,7 +177,49 @@ impl Containers {
         list
     }
 
-    fn view(&self, c: Container) -> ContainerView {
+    /// The recorded containers and the created ones, newest first; a created
+    /// one being recorded by `start` is listed once.
+    fn entries(&self) -> Vec<Entry> {
+        let recorded = self.all();
+        let created: Vec<Prepared> = self
+            .created()
+            .iter()
+            .filter(|p| !recorded.iter().any(|c| c.id == p.id))
+            .cloned()
+            .collect();
+        let mut list: Vec<Entry> = recorded.into_iter().map(Entry::Recorded).collect();
+        list.extend(created.into_iter().map(Entry::Created));
+        list.sort_by(|a, b| b.created().cmp(&a.created()).then(a.name().cmp(b.name())));
+        list
+    }
+
+    fn view(&self, entry: Entry) -> ContainerView {
+        let c = match entry {
+            Entry::Recorded(c) => c,
+            Entry::Created(p) => {
+                return ContainerView {
+                    log_path: runtime::log_path(&p.dir),
+                    container: Container {
+                        id: p.id,
+                        name: p.name,
+                        cmd: p.cmd,
+                        created: p.created,
+                        started: 0,
+                        process: Process {
+                            pid: 0,
+                            start_time: 0,
+                        },
+                        netns: PathBuf::new(),
+                        networks: Vec::new(),
+                        egress: None,
+                    },
+                    state: RunState::Created,
+                    exit_code: None,
+                    finished_at: None,
+                    asked: p.networks,
+                }
+            }
+        };
         let dir = self.dir(&c.id);
         let running = c.process.alive();
         ContainerView {
@@ -124,66 +228,51 @@ impl Containers {
             } else {
                 runtime::exit_code(&dir)
             },
+            finished_at: if running {
+                None
+            } else {
+                runtime::finished_at(&dir).map(unix)
+            },
             log_path: runtime::log_path(&dir),
-            running,
+            state: if running {
+                RunState::Running
+            } else {
+                RunState::Exited
+            },
+            asked: Vec::new(),
             container: c,
         }
     }
 
     /// Every container (`all`) or the running ones, newest first.
     pub fn list(&self, all: bool) -> Vec<ContainerView> {
-        self.all()
+        self.entries()
             .into_iter()
-            .map(|c| self.view(c))
-            .filter(|v| all || v.running)
+            .map(|e| self.view(e))
+            .filter(|v| all || v.state == RunState::Running)
             .collect()
     }
 
     /// Finds a container by name, full ID or unique ID prefix, as Docker does.
     pub fn find(&self, name: &str) -> Result<ContainerView, ApiError> {
-        let all = self.all();
+        let mut all = self.entries();
         let name = name.strip_prefix('/').unwrap_or(name);
         let found = crate::model::find(
             &all,
             name,
             "container",
-            |c| &c.id,
-            |c| &c.name,
+            |e| e.id(),
+            |e| e.name(),
             || ApiError::NotFound(format!("No such container: {name}")),
         )?;
-        Ok(self.view(found.clone()))
+        let id = found.id().to_string();
+        let at = all.iter().position(|e| e.id() == id).unwrap_or_default();
+        Ok(self.view(all.swap_remove(at)))
     }
 
-    /// First step of `container run`: checks the command and the name, and
-    /// makes the container's directory. The caller serializes runs and removals.
-    pub fn prepare(&self, name: Option<String>, cmd: Vec<String>) -> Result<Prepared, ApiError> {
-        if cmd.is_empty() {
-            return Err(ApiError::InvalidArgument(
-                "no command given: swarmnet container run -d --name NAME -- CMD ARGS...".into(),
-            ));
-        }
-        runtime::check_command(&cmd[0]).map_err(|e| ApiError::InvalidArgument(format!("{e:#}")))?;
-        let id = new_id();
-        let name = name.unwrap_or_else(|| format!("c-{}", &id[..12]));
-        check_name("container", &name)?;
-        if let Some(other) = self.all().into_iter().find(|c| c.name == name) {
-            return Err(ApiError::FailedPrecondition(format!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                other.id
-            )));
-        }
-        let dir = self.dir(&id);
-        std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
-        Ok(Prepared { id, name, cmd, dir })
-    }
-
-    /// Gives up a prepared container (its directory goes).
-    pub fn discard(&self, prepared: Prepared) {
-        let _ = std::fs::remove_dir_all(&prepared.dir);
-    }
-
-    /// Last step of `container run`: starts the process in its plumbed
-    /// namespace and records the container. On failure nothing is recorded.
+    /// Starts a created container's process in its plumbed namespace and
+    /// records it; it is then no longer only created. On failure nothing is
+    /// recorded and it stays created.
     pub fn start(
         &self,
         prepared: &Prepared,
@@ -191,36 +280,54 @@ impl Containers {
         networks: Vec<NetAttachment>,
         egress: Option<Egress>,
     ) -> Result<ContainerView, ApiError> {
-        let spec = ContainerSpec {
+        let mut container = Container {
             id: prepared.id.clone(),
             name: prepared.name.clone(),
             cmd: prepared.cmd.clone(),
-            dir: prepared.dir.clone(),
-            netns: Some(netns.clone()),
-            addresses: networks.iter().map(|n| n.ip).collect(),
-        };
-        let process = runtime::start(&spec).map_err(|e| {
-            ApiError::InvalidArgument(format!("cannot start container {}: {e:#}", prepared.name))
-        })?;
-        let container = Container {
-            id: prepared.id.clone(),
-            name: prepared.name.clone(),
-            cmd: prepared.cmd.clone(),
-            created: now_secs(),
-            process,
+            created: prepared.created,
+            started: 0,
+            process: Process {
+                pid: 0,
+                start_time: 0,
+            },
             netns,
             networks,
             egress,
         };
-        if let Err(e) = self.record(&container) {
+        let view = self.launch(&mut container)?;
+        self.created().retain(|p| p.id != prepared.id);
+        Ok(view)
+    }
+
+    /// Starts an exited container again, in the namespace it kept.
+    pub fn restart(&self, mut container: Container) -> Result<ContainerView, ApiError> {
+        self.launch(&mut container)
+    }
+
+    fn launch(&self, container: &mut Container) -> Result<ContainerView, ApiError> {
+        let spec = ContainerSpec {
+            id: container.id.clone(),
+            name: container.name.clone(),
+            cmd: container.cmd.clone(),
+            dir: self.dir(&container.id),
+            netns: Some(container.netns.clone()),
+            addresses: container.networks.iter().map(|n| n.ip).collect(),
+        };
+        let process = runtime::start(&spec).map_err(|e| {
+            ApiError::InvalidArgument(format!("cannot start container {}: {e:#}", container.name))
+        })?;
+        container.process = process;
+        container.started = now_secs();
+        if let Err(e) = self.record(container) {
             let _ = process.stop(KILL_GRACE);
             return Err(e);
         }
         tracing::info!(container = %container.name, id = %container.id, pid = process.pid, "container started");
-        Ok(self.view(container))
+        Ok(self.view(Entry::Recorded(container.clone())))
     }
 
-    fn record(&self, container: &Container) -> Result<(), ApiError> {
+    /// Records a container's new state (its networks after a connect).
+    pub fn record(&self, container: &Container) -> Result<(), ApiError> {
         let dir = self.dir(&container.id);
         let bytes = serde_json::to_vec_pretty(container).map_err(ApiError::internal)?;
         let tmp = dir.join("config.json.tmp");
@@ -231,8 +338,8 @@ impl Containers {
             })
     }
 
-    /// Removes the directories of containers that were never recorded (a
-    /// crash between `prepare` and `start`); returns how many went.
+    /// Removes the directories of containers that were never recorded (only
+    /// created, or a crash before `start` recorded them); returns how many went.
     pub fn remove_unrecorded(&self) -> usize {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return 0;
@@ -251,36 +358,5 @@ impl Containers {
             .into_iter()
             .filter_map(|c| c.egress.map(|e| e.ip))
             .collect()
-    }
-
-    /// First step of `container rm [-f]`: a running container needs force,
-    /// as in Docker; it is stopped. Returns the container to unplug and forget.
-    pub fn stop_for_removal(&self, name: &str, force: bool) -> Result<Container, ApiError> {
-        let view = self.find(name)?;
-        let c = view.container;
-        if view.running {
-            if !force {
-                return Err(ApiError::FailedPrecondition(format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    c.id
-                )));
-            }
-            c.process.stop(KILL_GRACE).map_err(|e| {
-                ApiError::Internal(format!("cannot stop container {}: {e:#}", c.name))
-            })?;
-        }
-        Ok(c)
-    }
-
-    /// Last step of `container rm`: its files go.
-    pub fn forget(&self, c: &Container) -> Result<(), ApiError> {
-        std::fs::remove_dir_all(self.dir(&c.id)).map_err(|e| {
-            ApiError::Internal(format!(
-                "cannot remove the files of container {}: {e}",
-                c.name
-            ))
-        })?;
-        tracing::info!(container = %c.name, id = %c.id, "container removed");
-        Ok(())
     }
 }

@@ -13,7 +13,7 @@ use super::swarm;
 use crate::manager::client::ManagerConn;
 use crate::manager::{api, ca, tls, InitParams, Manager};
 use crate::model::{ApiError, AttachRequest, NetworkSpec, NodeRole};
-use crate::proto::{Attachment, ClusterRequest, ManagerRequest, WatchResponse};
+use crate::proto::{Attachment, ClusterRequest, ManagerRequest, SwarmView, WatchResponse};
 
 struct Fixture {
     manager: Arc<Manager>,
@@ -58,14 +58,22 @@ async fn manager() -> Fixture {
 }
 
 fn token(f: &Fixture, role: NodeRole, rotate: bool) -> String {
-    let reply = f
-        .manager
-        .cluster_call(
-            ClusterRequest::JoinToken { role, rotate },
-            f.manager.self_id(),
-        )
-        .unwrap();
-    reply.as_str().unwrap().to_string()
+    let view = |call| -> SwarmView {
+        let reply = f.manager.cluster_call(call, f.manager.self_id()).unwrap();
+        serde_json::from_value(reply).unwrap()
+    };
+    let mut swarm = view(ClusterRequest::SwarmInspect);
+    if rotate {
+        swarm = view(ClusterRequest::SwarmUpdate {
+            version: swarm.version,
+            rotate_worker_token: role == NodeRole::Worker,
+            rotate_manager_token: role == NodeRole::Manager,
+        });
+    }
+    match role {
+        NodeRole::Worker => swarm.worker_token,
+        NodeRole::Manager => swarm.manager_token,
+    }
 }
 
 async fn join(f: &Fixture, token: &str) -> Result<(SwarmState, tempfile::TempDir), ApiError> {

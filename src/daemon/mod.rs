@@ -3,8 +3,10 @@
 //! leader, the agent everywhere), optional Prometheus metrics, and shuts
 //! down cleanly on SIGTERM.
 
+mod api;
 mod attach;
 pub mod containers;
+mod execs;
 pub mod metrics;
 mod namespaces;
 mod networking;
@@ -18,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
@@ -26,17 +27,14 @@ use crate::agent::overlay::Overlay;
 use crate::manager::client::ManagerConn;
 use crate::manager::tls;
 use crate::model::{ApiError, NodeRole};
-use crate::proto::{
-    read_msg, to_reply, write_msg, ClusterRequest, LocalRequest, ManagerRequest, Reply,
-};
+use crate::proto::{ClusterRequest, ManagerRequest, Reply};
 use containers::Containers;
+use execs::Execs;
 use metrics::Metrics;
 use namespaces::Namespaces;
-use networking::{local_use, RunNetworks, NETNS_DIR};
+use networking::{local_use, NETNS_DIR};
 use state::SwarmState;
 use swarm::{NetDeps, Swarm};
-
-pub use swarm::SWARM_PORT;
 
 /// Options of `swarmnet daemon`.
 #[derive(Debug, Args)]
@@ -63,6 +61,7 @@ pub struct Daemon {
     swarm: Mutex<Option<Swarm>>,
     containers: Arc<Containers>,
     namespaces: Arc<Namespaces>,
+    execs: Execs,
     net: NetDeps,
 }
 
@@ -114,6 +113,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
         swarm: Mutex::new(None),
         containers,
         namespaces,
+        execs: Execs::default(),
         net,
     });
     match SwarmState::load(&daemon.state_dir) {
@@ -148,17 +148,13 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     }
     tracing::info!(socket = %socket.display(), "swarmnet daemon ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
+    let stop = async move {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-            accepted = listener.accept() => {
-                if let Ok((conn, _)) = accepted {
-                    tokio::spawn(local_connection(daemon.clone(), conn));
-                }
-            }
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
-    }
+    };
+    api::serve(listener, daemon.clone(), stop).await;
     tracing::info!("shutting down");
     if let Some(swarm) = daemon.swarm.lock().await.take() {
         swarm.stop().await;
@@ -194,17 +190,6 @@ async fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn local_connection(daemon: Arc<Daemon>, conn: UnixStream) {
-    let mut stream = BufReader::new(conn);
-    while let Ok(Some(req)) = read_msg::<_, LocalRequest>(&mut stream).await {
-        let reply = daemon.handle(req).await;
-        daemon.metrics.api_request("local", reply.as_ref().err());
-        if write_msg(stream.get_mut(), &reply).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Runs blocking work (processes, files) off the async workers.
 async fn blocking(work: impl FnOnce() -> Reply + Send + 'static) -> Reply {
     tokio::task::spawn_blocking(work)
@@ -212,101 +197,85 @@ async fn blocking(work: impl FnOnce() -> Reply + Send + 'static) -> Reply {
         .unwrap_or_else(|e| Err(ApiError::internal(e)))
 }
 
+/// What `swarm init` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    pub advertise_addr: String,
+    pub listen_addr: Option<String>,
+    pub default_addr_pool: Option<String>,
+    pub default_addr_pool_mask_length: Option<u8>,
+}
+
+/// What `swarm join` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOptions {
+    pub token: String,
+    pub remote: String,
+    pub advertise_addr: Option<String>,
+}
+
+/// This node's place in its swarm, as `docker info` shows it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub node_id: String,
+    pub role: NodeRole,
+    pub advertise_addr: std::net::SocketAddr,
+    pub manager_addr: std::net::SocketAddr,
+    pub tunnel_addr: std::net::Ipv4Addr,
+}
+
 impl Daemon {
-    async fn handle(&self, req: LocalRequest) -> Reply {
-        match req {
-            LocalRequest::Info => Ok(self.info().await),
-            LocalRequest::SwarmInit {
-                advertise_addr,
-                listen_addr,
-                default_addr_pool,
-                default_addr_pool_mask_length,
-            } => {
-                let mut slot = self.swarm.lock().await;
-                if slot.is_some() {
-                    return Err(ApiError::already_in_swarm());
-                }
-                let state = swarm::init(
-                    &self.state_dir,
-                    &advertise_addr,
-                    listen_addr.as_deref(),
-                    (default_addr_pool.as_deref(), default_addr_pool_mask_length),
-                    self.wg_port,
-                )?;
-                let started = self.start(state).await?;
-                let worker_token = started
-                    .manager
-                    .as_ref()
-                    .map(|m| {
-                        m.cluster_call(
-                            ClusterRequest::JoinToken {
-                                role: NodeRole::Worker,
-                                rotate: false,
-                            },
-                            m.self_id(),
-                        )
-                    })
-                    .transpose()?;
-                let reply = serde_json::json!({
-                    "node_id": started.state.config.node_id,
-                    "advertise_addr": started.state.config.advertise_addr,
-                    "worker_token": worker_token,
-                });
-                *slot = Some(started);
-                Ok(reply)
-            }
-            LocalRequest::SwarmJoin {
-                token,
-                remote,
-                advertise_addr,
-            } => {
-                let mut slot = self.swarm.lock().await;
-                if slot.is_some() {
-                    return Err(ApiError::already_in_swarm());
-                }
-                let state = swarm::join(
-                    &self.state_dir,
-                    &token,
-                    &remote,
-                    advertise_addr.as_deref(),
-                    self.wg_port,
-                )
-                .await?;
-                let role = state.config.role;
-                *slot = Some(self.start(state).await?);
-                Ok(serde_json::json!({ "role": role }))
-            }
-            LocalRequest::SwarmLeave { force } => self.leave(force).await,
-            LocalRequest::Cluster(call) => self.cluster(call).await,
-            LocalRequest::ContainerRun {
-                name,
-                cmd,
-                networks,
-                ip,
-                aliases,
-            } => {
-                let networks = RunNetworks {
-                    networks,
-                    ip,
-                    aliases,
-                };
-                self.run_container(name, cmd, networks).await
-            }
-            LocalRequest::ContainerLs { all } => to_reply(self.containers.list(all)),
-            LocalRequest::ContainerInspect { name } => {
-                self.containers.find(&name).and_then(to_reply)
-            }
-            LocalRequest::ContainerRm { name, force } => self.remove_container(name, force).await,
-            LocalRequest::NamespaceAttach {
-                network,
-                netns,
-                ip,
-                aliases,
-            } => self.attach_namespace(network, netns, ip, aliases).await,
-            LocalRequest::NamespaceDetach { network, netns } => {
-                self.detach_namespace(network, netns).await
-            }
+    /// `swarm init`: returns the new node's ID.
+    async fn swarm_init(&self, opts: InitOptions) -> Result<String, ApiError> {
+        let mut slot = self.swarm.lock().await;
+        if slot.is_some() {
+            return Err(ApiError::already_in_swarm());
         }
+        let state = swarm::init(
+            &self.state_dir,
+            &opts.advertise_addr,
+            opts.listen_addr.as_deref(),
+            (
+                opts.default_addr_pool.as_deref(),
+                opts.default_addr_pool_mask_length,
+            ),
+            self.wg_port,
+        )?;
+        let started = self.start(state).await?;
+        let node_id = started.state.config.node_id.clone();
+        *slot = Some(started);
+        Ok(node_id)
+    }
+
+    /// `swarm join`: returns the role the token gave.
+    async fn swarm_join(&self, opts: JoinOptions) -> Result<NodeRole, ApiError> {
+        let mut slot = self.swarm.lock().await;
+        if slot.is_some() {
+            return Err(ApiError::already_in_swarm());
+        }
+        let state = swarm::join(
+            &self.state_dir,
+            &opts.token,
+            &opts.remote,
+            opts.advertise_addr.as_deref(),
+            self.wg_port,
+        )
+        .await?;
+        let role = state.config.role;
+        *slot = Some(self.start(state).await?);
+        Ok(role)
+    }
+
+    /// This node's membership, or None outside a swarm.
+    async fn membership(&self) -> Option<Membership> {
+        let slot = self.swarm.lock().await;
+        slot.as_ref().map(|s| Membership {
+            node_id: s.state.config.node_id.clone(),
+            role: s.state.config.role,
+            advertise_addr: s.state.config.advertise_addr,
+            manager_addr: s.state.config.manager_addr,
+            tunnel_addr: s.state.config.tunnel_addr,
+        })
     }
 
     async fn start(&self, state: SwarmState) -> Result<Swarm, ApiError> {
@@ -322,25 +291,6 @@ impl Daemon {
                 let _ = state::remove(&self.state_dir);
                 Err(ApiError::Internal(format!("{e:#}")))
             }
-        }
-    }
-
-    async fn info(&self) -> serde_json::Value {
-        let slot = self.swarm.lock().await;
-        match slot.as_ref() {
-            None => serde_json::json!({
-                "LocalNodeState": "inactive",
-                "Containers": self.containers.list(true).len(),
-            }),
-            Some(s) => serde_json::json!({
-                "LocalNodeState": "active",
-                "NodeID": s.state.config.node_id,
-                "NodeAddr": s.state.config.advertise_addr.ip(),
-                "ManagerAddr": s.state.config.manager_addr,
-                "ControlAvailable": s.state.config.role == NodeRole::Manager,
-                "TunnelAddr": s.state.config.tunnel_addr,
-                "Containers": self.containers.list(true).len(),
-            }),
         }
     }
 
@@ -366,7 +316,7 @@ impl Daemon {
             let told = async {
                 ManagerConn::connect(swarm.state.config.manager_addr, tls)
                     .await?
-                    .call(&ManagerRequest::Leave)
+                    .ask(crate::proto::Leave)
                     .await
             };
             // Docker leaves even when the manager is gone; do not wait long for it.
@@ -411,6 +361,15 @@ impl Daemon {
             .await?
             .call(&ManagerRequest::Cluster(call))
             .await
+    }
+
+    /// A manager-only call, its answer read as `T`.
+    async fn cluster_as<T: serde::de::DeserializeOwned>(
+        &self,
+        call: ClusterRequest,
+    ) -> Result<T, ApiError> {
+        let value = self.cluster(call).await?;
+        serde_json::from_value(value).map_err(ApiError::internal)
     }
 
     fn render_metrics(&self) -> String {

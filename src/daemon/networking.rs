@@ -1,5 +1,6 @@
-//! Containers on overlay networks: `container run --network`, `container rm`,
-//! and the steps `attach` shares with them. Each change
+//! Containers on overlay networks: `container start` plumbs what `create`
+//! asked for, `container rm` undoes it, and the steps `attach` and
+//! `network connect` share with them. Each change
 //! holds the network lock (shared with the agent's reconcile), checks what it
 //! can first, and on a failure part-way undoes what it did, in reverse,
 //! reporting every teardown error rather than the first.
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use ipnetwork::Ipv4Network;
 
-use super::containers::{Container, Containers, Egress, NetAttachment};
+use super::containers::{Container, Containers, Egress, NetAttachment, NetRequest, RunState};
 use super::namespaces::NsRecord;
 use super::swarm::NetCtx;
 use super::{blocking, Daemon};
@@ -18,17 +19,16 @@ use crate::agent::netns;
 use crate::agent::overlay::{GatewayPlug, Plug, SandboxSpec};
 use crate::manager::ipam;
 use crate::model::{ApiError, AttachRequest};
-use crate::proto::{to_reply, Attachment, ManagerRequest, Reply};
+use crate::proto::{to_reply, Attachment, Detach};
 
 /// Where network namespaces live: the networks' sandboxes ("1-<id>") and the containers' ("<id12>").
 pub const NETNS_DIR: &str = "/run/swarmnet/netns";
 
-/// What `container run` asks for on the network side.
-#[derive(Debug, Clone, Default)]
-pub struct RunNetworks {
-    pub networks: Vec<String>,
-    pub ip: Option<Ipv4Addr>,
-    pub aliases: Vec<String>,
+/// What `container start` did.
+pub(super) enum Started {
+    Now,
+    /// It was running already (Docker answers 304).
+    Already,
 }
 
 /// Steps done so far, undone in reverse on failure.
@@ -50,30 +50,6 @@ fn free_egress_ip(subnet: Ipv4Network, used: &[Ipv4Addr]) -> Result<Ipv4Addr, Ap
 /// The gateway bridge's own address: its subnet's first, as a network's gateway.
 fn gw_gateway(subnet: Ipv4Network) -> Ipv4Addr {
     ipam::default_gateway(subnet)
-}
-
-/// Checks the network options of `container run` on their own.
-fn check_run(req: &RunNetworks) -> Result<(), ApiError> {
-    if req.networks.is_empty() {
-        if req.ip.is_some() {
-            return Err(ApiError::InvalidArgument(
-                "user specified IP address is supported on user defined networks only: add --network NAME".into(),
-            ));
-        }
-        if !req.aliases.is_empty() {
-            return Err(ApiError::InvalidArgument(
-                "network-scoped alias is supported only for containers in user defined networks: add --network NAME".into(),
-            ));
-        }
-    }
-    for (i, n) in req.networks.iter().enumerate() {
-        if req.networks[..i].contains(n) {
-            return Err(ApiError::InvalidArgument(format!(
-                "network {n} is given twice: a container has one interface per network"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// At start, before any request: removes what a crash left between making a
@@ -135,33 +111,59 @@ impl Daemon {
         })
     }
 
-    /// `container run [--network N]... [--ip] [--network-alias]`.
-    pub(super) async fn run_container(
+    /// `container create`: the name taken, the request kept; nothing is plumbed yet.
+    pub(super) fn create_container(
         &self,
         name: Option<String>,
         cmd: Vec<String>,
-        req: RunNetworks,
-    ) -> Reply {
-        check_run(&req)?;
-        let ctx = match req.networks.first() {
-            Some(first) => Some(self.net_ctx(first).await?),
+        networks: Vec<NetRequest>,
+    ) -> Result<String, ApiError> {
+        Ok(self.containers.prepare(name, cmd, networks)?.id)
+    }
+
+    /// `container start`: a created container gets its namespace, networks
+    /// and process; an exited one runs again in the namespace it kept.
+    pub(super) async fn start_container(&self, name: &str) -> Result<Started, ApiError> {
+        // The swarm before the network lock, as every change takes them.
+        let asked = self.containers.find(name)?.asked;
+        let ctx = match asked.first() {
+            Some(first) => Some(self.net_ctx(&first.network).await?),
             None => None,
         };
         let _guard = self.net.lock.lock().await;
-        let prepared = self.containers.prepare(name, cmd)?;
+        let view = self.containers.find(name)?;
+        match view.state {
+            RunState::Running => return Ok(Started::Already),
+            RunState::Exited => {
+                let containers = self.containers.clone();
+                let c = view.container;
+                blocking(move || containers.restart(c).map(|_| serde_json::Value::Null)).await?;
+                return Ok(Started::Now);
+            }
+            RunState::Created => {}
+        }
+        let prepared = self
+            .containers
+            .prepared(&view.container.id)
+            .ok_or_else(|| ApiError::NotFound(format!("No such container: {name}")))?;
+        if ctx.is_none() && !prepared.networks.is_empty() {
+            return Err(ApiError::Conflict(format!(
+                "container {name} was connected to a network while starting; start it again"
+            )));
+        }
         let netns = PathBuf::from(NETNS_DIR).join(&prepared.id[..12]);
         let mut done = Vec::new();
         let result = async {
             netns::create(&netns).map_err(|e| ApiError::Internal(format!("{e:#}")))?;
             done.push(Step::Netns(netns.clone()));
             let mut networks = Vec::new();
-            for (i, network) in req.networks.iter().enumerate() {
+            for (i, req) in prepared.networks.iter().enumerate() {
                 let attach = AttachRequest {
-                    network: network.clone(),
+                    network: req.network.clone(),
                     container_id: prepared.id.clone(),
                     container_name: prepared.name.clone(),
                     aliases: req.aliases.clone(),
-                    ip: if i == 0 { req.ip } else { None },
+                    ip: req.ip,
                 };
                 let ctx = ctx.as_ref().expect("networks need a swarm");
                 let a = self
@@ -175,7 +177,7 @@ impl Daemon {
                 false => {
                     let ctx = ctx.as_ref().expect("networks need a swarm");
                     let e = self
-                        .plug_egress(ctx, &prepared.id, &netns, networks.len())
+                        .plug_egress(ctx, &prepared.id, &netns, format!("eth{}", networks.len()))
                         .await?;
                     done.push(Step::Egress(prepared.id.clone()));
                     Some(e)
@@ -186,24 +188,30 @@ impl Daemon {
             blocking(move || {
                 containers
                     .start(&prepared, netns, networks, egress)
-                    .and_then(to_reply)
+                    .map(|_| serde_json::Value::Null)
             })
             .await
         }
         .await;
-        if result.is_err() {
+        if let Err(e) = result {
             self.undo(ctx.as_ref(), done).await;
-            self.containers.discard(prepared);
+            return Err(e);
         }
-        result
+        Ok(Started::Now)
     }
 
-    /// `container rm [-f]`: stops it, unplugs and gives back its endpoints, removes its namespace and files.
-    pub(super) async fn remove_container(&self, name: String, force: bool) -> Reply {
+    /// `container rm [-f]`: stops it, unplugs and gives back its endpoints,
+    /// removes its namespace and files. A created container just goes.
+    pub(super) async fn remove_container(&self, name: &str, force: bool) -> Result<(), ApiError> {
         let _guard = self.net.lock.lock().await;
+        let view = self.containers.find(name)?;
+        if view.state == RunState::Created {
+            self.containers.discard(&view.container.id);
+            return Ok(());
+        }
         let containers = self.containers.clone();
         let c =
-            blocking(move || containers.stop_for_removal(&name, force).and_then(to_reply)).await?;
+            blocking(move || containers.stop_for_removal(view, force).and_then(to_reply)).await?;
         let c: Container = serde_json::from_value(c).map_err(ApiError::internal)?;
         let ctx = match c.networks.first() {
             Some(a) => self.net_ctx(&a.network_name).await.ok(),
@@ -215,8 +223,7 @@ impl Daemon {
             steps.push(Step::Egress(c.id.clone()));
         }
         self.undo(ctx.as_ref(), steps).await;
-        self.containers.forget(&c)?;
-        to_reply(&c.name)
+        self.containers.forget(&c)
     }
 
     /// Gets an endpoint from the manager, then plugs it into `netns` as
@@ -232,9 +239,7 @@ impl Daemon {
         held: &[NetAttachment],
     ) -> Result<NetAttachment, ApiError> {
         let container = attach.container_name.clone();
-        let reply = ctx.link.call(&ManagerRequest::Attach(attach)).await?;
-        let Attachment { endpoint, network } =
-            serde_json::from_value(reply).map_err(ApiError::internal)?;
+        let Attachment { endpoint, network } = ctx.link.ask(attach).await?;
         if held.iter().any(|a| a.network_id == network.id) {
             return Err(ApiError::FailedPrecondition(format!(
                 "{container} is already attached to network {}",
@@ -292,20 +297,17 @@ impl Daemon {
     }
 
     /// The container's way out: an interface on the gateway bridge, after its overlay ones.
-    async fn plug_egress(
+    pub(super) async fn plug_egress(
         &self,
         ctx: &NetCtx,
         id: &str,
         netns: &Path,
-        index: usize,
+        ifname: String,
     ) -> Result<Egress, ApiError> {
         let used = self.containers.egress_addresses();
         let subnet = ctx.gw_subnet;
         let ip = free_egress_ip(subnet, &used)?;
-        let egress = Egress {
-            ifname: format!("eth{index}"),
-            ip,
-        };
+        let egress = Egress { ifname, ip };
         let overlay = &self.net.overlay;
         let result = async {
             overlay
@@ -346,10 +348,10 @@ impl Daemon {
                         tracing::warn!(network = %a.network_name, endpoint = %a.endpoint_id, "not in a swarm: the endpoint stays in the manager");
                         continue;
                     };
-                    let req = ManagerRequest::Detach {
+                    let req = Detach {
                         endpoint_id: a.endpoint_id.clone(),
                     };
-                    if let Err(e) = ctx.link.call(&req).await {
+                    if let Err(e) = ctx.link.ask(req).await {
                         tracing::warn!(network = %a.network_name, endpoint = %a.endpoint_id, "cannot give the endpoint back now (the agent will): {e}");
                     }
                 }
@@ -366,38 +368,6 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn run_options_are_checked_before_anything_is_made() {
-        let bad = [
-            (
-                RunNetworks {
-                    ip: Some("10.0.0.5".parse().unwrap()),
-                    ..Default::default()
-                },
-                "user defined networks only",
-            ),
-            (
-                RunNetworks {
-                    aliases: vec!["db".into()],
-                    ..Default::default()
-                },
-                "network-scoped alias",
-            ),
-            (
-                RunNetworks {
-                    networks: vec!["blue".into(), "blue".into()],
-                    ..Default::default()
-                },
-                "given twice",
-            ),
-        ];
-        for (req, needle) in bad {
-            let err = check_run(&req).unwrap_err().to_string();
-            assert!(err.contains(needle), "{err}");
-        }
-        assert!(check_run(&RunNetworks::default()).is_ok());
-    }
 
     #[test]
     fn egress_addresses_skip_the_bridge_and_taken_ones() {

@@ -21,14 +21,12 @@ use crate::manager::ipam::overlaps;
 use crate::manager::ipam::Pool;
 use crate::manager::token::JoinToken;
 use crate::manager::{api, ca, tls, InitParams, Manager};
-use crate::model::{ApiError, NodeRole};
-use crate::proto::{JoinRequest, JoinResponse, ManagerRequest};
+use crate::model::{ApiError, NodeRole, SWARM_PORT};
+use crate::proto::{GetCa, JoinRequest};
 use ipnetwork::Ipv4Network;
 
 /// The name of the mesh interface.
 pub const WG_IFACE: &str = "swarmnet0";
-/// The swarm port, as Docker's.
-pub const SWARM_PORT: u16 = 2377;
 /// The node mesh's subnet (RFC 6598 shared space, kept apart from the overlay pool 10.0.0.0/8).
 pub const MESH_SUBNET: &str = "100.64.0.0/16";
 /// WireGuard's overhead on IPv4: 20 (IP) + 8 (UDP) + 32 (WireGuard), rounded up as wg-quick does for IPv6 underlays.
@@ -273,8 +271,7 @@ pub async fn join(
         None => SocketAddr::new(route_source(manager_addr)?, SWARM_PORT),
     };
     let mut probe = ManagerConn::connect(manager_addr, tls::ca_fetch_client_config()).await?;
-    let ca_pem: String = serde_json::from_value(probe.call(&ManagerRequest::GetCa).await?)
-        .map_err(ApiError::internal)?;
+    let ca_pem = probe.ask(GetCa).await?;
     let ca_der = ca::pem_to_der(&ca_pem).ok_or_else(|| {
         ApiError::Internal(format!(
             "the manager at {manager_addr} sent no CA certificate"
@@ -289,17 +286,16 @@ pub async fn join(
     let (wg_private_key, wg_public) = wg_keypair();
     let joining = tls::joining_client_config(&ca_pem).map_err(ApiError::internal)?;
     let mut conn = ManagerConn::connect(manager_addr, joining).await?;
-    let reply = conn
-        .call(&ManagerRequest::Join(JoinRequest {
+    let joined = conn
+        .ask(JoinRequest {
             token: token.trim().to_string(),
             csr_pem,
             hostname: hostname(),
             addr: advertise_addr.ip(),
             wg_public_key: wg_public,
             wg_port,
-        }))
+        })
         .await?;
-    let joined: JoinResponse = serde_json::from_value(reply).map_err(ApiError::internal)?;
     let state = SwarmState {
         config: NodeConfig {
             node_id: joined.node_id,

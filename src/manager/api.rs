@@ -12,8 +12,13 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{ca, Manager};
 use crate::daemon::metrics::Metrics;
+use crate::model::AttachRequest;
 use crate::model::{ApiError, NodeRole};
-use crate::proto::{read_msg, to_reply, write_msg, ManagerRequest, Reply};
+use crate::proto::JoinRequest;
+use crate::proto::{
+    answer, read_msg, write_msg, Detach, Envelope, GetCa, Heartbeat, Leave, ManagerRequest,
+    RawEnvelope, Reply, Watch,
+};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that sends no request for this long is closed (agents call every second).
@@ -67,16 +72,22 @@ async fn connection(
         .transpose()?;
     let mut stream = BufReader::new(tls);
     loop {
-        let req: ManagerRequest = tokio::select! {
+        let msg: RawEnvelope = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
             req = tokio::time::timeout(IDLE_TIMEOUT, read_msg(&mut stream)) => match req?? {
                 Some(req) => req,
                 None => return Ok(()),
             },
         };
-        let reply = handle(&manager, identity.as_ref(), req).await;
+        let reply = match msg.open::<ManagerRequest>("calling node") {
+            Ok(req) => handle(&manager, identity.as_ref(), req).await,
+            Err(refused) => {
+                tracing::warn!(node = ?identity.as_ref().map(|(id, _)| id), "{refused}");
+                Err(refused)
+            }
+        };
         metrics.api_request("manager", reply.as_ref().err());
-        write_msg(stream.get_mut(), &reply).await?;
+        write_msg(stream.get_mut(), &Envelope::new(reply)).await?;
     }
 }
 
@@ -86,8 +97,8 @@ async fn handle(
     req: ManagerRequest,
 ) -> Reply {
     match req {
-        ManagerRequest::GetCa => return Ok(serde_json::json!(manager.ca_pem())),
-        ManagerRequest::Join(join) => return manager.join(join).and_then(to_reply),
+        ManagerRequest::GetCa => return answer::<GetCa>(Ok(manager.ca_pem().to_string())),
+        ManagerRequest::Join(join) => return answer::<JoinRequest>(manager.join(join)),
         _ => {}
     }
     let Some((id, role)) = identity else {
@@ -104,14 +115,14 @@ async fn handle(
         ManagerRequest::GetCa | ManagerRequest::Join(_) => unreachable!("answered above"),
         ManagerRequest::Heartbeat => {
             manager.heartbeat(id);
-            Ok(serde_json::Value::Null)
+            answer::<Heartbeat>(Ok(()))
         }
-        ManagerRequest::Watch { since } => manager.watch(since).await.and_then(to_reply),
-        ManagerRequest::Leave => manager.leave(id).map(|_| serde_json::Value::Null),
-        ManagerRequest::Attach(attach) => manager.attach(id, attach).and_then(to_reply),
-        ManagerRequest::Detach { endpoint_id } => manager
-            .detach(id, &endpoint_id)
-            .map(|_| serde_json::Value::Null),
+        ManagerRequest::Watch { since } => answer::<Watch>(manager.watch(since).await),
+        ManagerRequest::Leave => answer::<Leave>(manager.leave(id)),
+        ManagerRequest::Attach(attach) => answer::<AttachRequest>(manager.attach(id, attach)),
+        ManagerRequest::Detach { endpoint_id } => {
+            answer::<Detach>(manager.detach(id, &endpoint_id))
+        }
         ManagerRequest::Cluster(call) => {
             if *role != NodeRole::Manager {
                 return Err(ApiError::not_a_manager());

@@ -11,7 +11,9 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::model::ApiError;
-use crate::proto::{read_msg, write_msg, ManagerRequest, Reply};
+use crate::proto::{
+    read_answer, read_msg, write_msg, Call, Envelope, ManagerRequest, RawEnvelope, Reply,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longer than the manager's watch wait, so a long poll is not cut short.
@@ -48,18 +50,24 @@ impl ManagerConn {
         })
     }
 
+    /// Sends one typed call and waits for its typed reply.
+    pub async fn ask<C: Call>(&mut self, call: C) -> Result<C::Reply, ApiError> {
+        let reply = self.call(&call.into()).await;
+        read_answer::<C>(reply)
+    }
+
     /// Sends one request and waits for its reply.
     pub async fn call(&mut self, req: &ManagerRequest) -> Reply {
         let addr = self.addr;
         let exchange = async {
-            write_msg(self.stream.get_mut(), req).await?;
-            read_msg::<_, Reply>(&mut self.stream).await
+            write_msg(self.stream.get_mut(), &Envelope::new(req)).await?;
+            read_msg::<_, RawEnvelope>(&mut self.stream).await
         };
         match tokio::time::timeout(CALL_TIMEOUT, exchange).await {
             Err(_) => Err(unreachable(addr, "no answer in time")),
             Ok(Err(e)) => Err(unreachable(addr, e)),
             Ok(Ok(None)) => Err(unreachable(addr, "the connection was closed")),
-            Ok(Ok(Some(reply))) => reply,
+            Ok(Ok(Some(reply))) => reply.open::<Reply>("manager")?,
         }
     }
 }

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use crate::model::{ApiError, Availability, Node, NodeRole, NodeView};
 use crate::proto::{
-    to_reply, ClusterRequest, JoinRequest, JoinResponse, MeshPeer, NodeUpdate, WatchResponse,
+    to_reply, ClusterRequest, JoinRequest, JoinResponse, MeshPeer, NodeUpdate, SwarmView,
+    WatchResponse,
 };
 use ca::{Ca, NodeCert};
 use store::{Cluster, Store};
@@ -76,6 +77,8 @@ impl Manager {
             manager_token: JoinToken::generate(&ca_der).to_string(),
             mesh_subnet: params.mesh_subnet,
             pool: params.pool,
+            version: 0,
+            updated_at: 0,
         };
         let tunnel_addr = nodes::free_tunnel_addr(params.mesh_subnet, &[]).ok_or_else(|| {
             anyhow::anyhow!("mesh subnet {} has no free address", params.mesh_subnet)
@@ -93,6 +96,8 @@ impl Manager {
             left: false,
             created_at: now_secs(),
             labels: Default::default(),
+            version: 0,
+            updated_at: 0,
         };
         let cert = ca.issue(&node.id, NodeRole::Manager)?;
         let store = Store::open(&state_dir.join(STORE_FILE))?;
@@ -197,6 +202,8 @@ impl Manager {
             left: false,
             created_at: now_secs(),
             labels: Default::default(),
+            version: 0,
+            updated_at: 0,
         };
         let cert_pem = self
             .ca
@@ -301,7 +308,14 @@ impl Manager {
             }
             ClusterRequest::NodeRm { node, force } => self.node_rm(&node, force),
             ClusterRequest::NodeUpdate(update) => to_reply(self.node_update(update)?),
-            ClusterRequest::JoinToken { role, rotate } => self.join_token(role, rotate),
+            ClusterRequest::SwarmInspect => to_reply(self.swarm_view()?),
+            ClusterRequest::SwarmUpdate {
+                version,
+                rotate_worker_token,
+                rotate_manager_token,
+            } => {
+                to_reply(self.rotate_tokens(version, rotate_worker_token, rotate_manager_token)?)
+            }
             ClusterRequest::NetworkCreate(spec) => to_reply(self.create_network(spec)?),
             ClusterRequest::NetworkLs => to_reply(self.networks()?),
             ClusterRequest::NetworkInspect { network } => to_reply(self.network_detail(&network)?),
@@ -309,12 +323,13 @@ impl Manager {
         }
     }
 
-    /// `node update`: availability and labels; prints the node as given, as Docker does.
+    /// `node update`: the node's spec replaced, if the caller read its current version.
     fn node_update(&self, update: NodeUpdate) -> Result<String, ApiError> {
         let _guard = self.changes.lock().expect("changes lock");
         let views = self.views()?;
         let mut node = nodes::resolve(&views, &update.node)?.node.clone();
         nodes::apply_update(&mut node, &update)?;
+        node.updated_at = now_secs();
         self.store.put_node(&node).map_err(ApiError::internal)?;
         tracing::info!(node = %node.id, hostname = %node.hostname, availability = %node.availability, "node updated");
         Ok(update.node)
@@ -337,27 +352,69 @@ impl Manager {
         Ok(serde_json::json!(view.node.id))
     }
 
-    fn join_token(&self, role: NodeRole, rotate: bool) -> Result<serde_json::Value, ApiError> {
+    /// The swarm: its identity, tokens, pool and members.
+    fn swarm_view(&self) -> Result<SwarmView, ApiError> {
+        let cluster = self.cluster()?;
+        let views = self.views()?;
+        let managers: Vec<_> = views
+            .iter()
+            .filter(|v| v.node.role == NodeRole::Manager)
+            .collect();
+        Ok(SwarmView {
+            id: cluster.id,
+            created_at: cluster.created_at,
+            updated_at: cluster.updated_at.max(cluster.created_at),
+            version: cluster.version,
+            worker_token: cluster.worker_token,
+            manager_token: cluster.manager_token,
+            default_addr_pool: cluster.pool.base.to_string(),
+            subnet_size: cluster.pool.mask_len,
+            nodes: views.len(),
+            managers: managers.len(),
+            manager_addrs: managers
+                .iter()
+                .map(|v| {
+                    (
+                        v.node.id.clone(),
+                        std::net::SocketAddr::new(v.node.addr, crate::model::SWARM_PORT),
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// `swarm update --rotate...`: fresh tokens, if the caller read the current version.
+    fn rotate_tokens(
+        &self,
+        version: u64,
+        worker: bool,
+        manager: bool,
+    ) -> Result<SwarmView, ApiError> {
         let _guard = self.changes.lock().expect("changes lock");
         let mut cluster = self.cluster()?;
-        if rotate {
+        if version != cluster.version {
+            return Err(ApiError::InvalidArgument(format!(
+                "update out of sequence: the swarm is at version {}, not {version}; read it again and retry",
+                cluster.version
+            )));
+        }
+        if worker || manager {
             let ca_der = ca::pem_to_der(&cluster.ca_cert_pem)
                 .ok_or_else(|| ApiError::Internal("stored CA is not PEM".into()))?;
-            let fresh = JoinToken::generate(&ca_der).to_string();
-            match role {
-                NodeRole::Worker => cluster.worker_token = fresh,
-                NodeRole::Manager => cluster.manager_token = fresh,
+            if worker {
+                cluster.worker_token = JoinToken::generate(&ca_der).to_string();
             }
+            if manager {
+                cluster.manager_token = JoinToken::generate(&ca_der).to_string();
+            }
+            cluster.updated_at = now_secs();
             self.store
                 .put_cluster(&cluster)
                 .map_err(ApiError::internal)?;
-            tracing::info!(%role, "join token rotated");
+            tracing::info!(worker, manager, "join tokens rotated");
         }
-        let token = match role {
-            NodeRole::Worker => cluster.worker_token,
-            NodeRole::Manager => cluster.manager_token,
-        };
-        Ok(serde_json::json!(token))
+        drop(_guard);
+        self.swarm_view()
     }
 
     /// Nodes by status, for metrics.

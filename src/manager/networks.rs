@@ -44,7 +44,7 @@ impl Manager {
     ) -> Result<Network, ApiError> {
         let others = self.networks()?;
         if others.iter().any(|n| n.name == spec.name) {
-            return Err(ApiError::InvalidArgument(format!(
+            return Err(ApiError::Conflict(format!(
                 "network with name {} already exists",
                 spec.name
             )));

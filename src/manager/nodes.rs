@@ -64,27 +64,25 @@ pub fn check_removable(view: &NodeView, self_id: &str, force: bool) -> Result<()
 
 /// Applies `node update` to a node, or says what is wrong and changes nothing.
 pub fn apply_update(node: &mut Node, update: &NodeUpdate) -> Result<(), ApiError> {
-    let mut labels = node.labels.clone();
-    for pair in &update.label_add {
-        let (key, value) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
-        if key.is_empty() {
-            return Err(ApiError::InvalidArgument(format!(
-                "invalid label {pair:?}: use key=value"
-            )));
-        }
-        labels.insert(key.to_string(), value.to_string());
+    if update.version != node.version {
+        return Err(ApiError::InvalidArgument(format!(
+            "update out of sequence: node {} is at version {}, not {}; read it again and retry",
+            node.hostname, node.version, update.version
+        )));
     }
-    for key in &update.label_rm {
-        if labels.remove(key).is_none() {
-            return Err(ApiError::InvalidArgument(format!(
-                "key {key} doesn't exist in node's labels"
-            )));
-        }
+    if update.role != node.role {
+        return Err(ApiError::InvalidArgument(format!(
+            "node {} cannot change its role to {}: promote and demote are not supported yet; join the node again with the {} token",
+            node.hostname, update.role, update.role
+        )));
     }
-    node.labels = labels;
-    if let Some(availability) = update.availability {
-        node.availability = availability;
+    if let Some(key) = update.labels.keys().find(|k| k.is_empty()) {
+        return Err(ApiError::InvalidArgument(format!(
+            "invalid label {key:?}: a label needs a key (key=value)"
+        )));
     }
+    node.labels = update.labels.clone();
+    node.availability = update.availability;
     Ok(())
 }
 
@@ -117,36 +115,38 @@ mod tests {
             left: false,
             created_at: 0,
             labels: Default::default(),
+            version: 0,
+            updated_at: 0,
         }
     }
 
     #[test]
-    fn updates_change_labels_and_availability_or_nothing() {
+    fn updates_replace_the_spec_at_the_current_version_or_change_nothing() {
         let mut n = node("a", "vm1", NodeRole::Worker, false);
-        let update = |add: &[&str], rm: &[&str], availability| NodeUpdate {
+        n.version = 7;
+        let update = |version, labels: &[(&str, &str)], role| NodeUpdate {
             node: "vm1".into(),
-            availability,
-            label_add: add.iter().map(|s| s.to_string()).collect(),
-            label_rm: rm.iter().map(|s| s.to_string()).collect(),
+            version,
+            role,
+            availability: Availability::Drain,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
-        apply_update(
-            &mut n,
-            &update(
-                &["zone=a", "ssd"],
-                &[],
-                Some(crate::model::Availability::Drain),
-            ),
-        )
-        .unwrap();
+        apply_update(&mut n, &update(7, &[("zone", "a")], NodeRole::Worker)).unwrap();
         assert_eq!(n.labels["zone"], "a");
-        assert_eq!(n.labels["ssd"], "");
-        assert_eq!(n.availability, crate::model::Availability::Drain);
+        assert_eq!(n.availability, Availability::Drain);
         let before = n.clone();
-        let err = apply_update(&mut n, &update(&["x=1"], &["nope"], None)).unwrap_err();
-        assert!(err.to_string().contains("key nope doesn't exist"), "{err}");
-        assert_eq!(n, before);
-        apply_update(&mut n, &update(&[], &["zone"], None)).unwrap();
-        assert!(!n.labels.contains_key("zone"));
+        for (bad, needle) in [
+            (update(6, &[], NodeRole::Worker), "update out of sequence"),
+            (update(7, &[], NodeRole::Manager), "promote and demote"),
+            (update(7, &[("", "x")], NodeRole::Worker), "needs a key"),
+        ] {
+            let err = apply_update(&mut n, &bad).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+            assert_eq!(n, before);
+        }
     }
 
     #[test]

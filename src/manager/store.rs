@@ -31,6 +31,12 @@ pub struct Cluster {
     /// The default address pool overlay subnets are cut from.
     #[serde(default)]
     pub pool: super::ipam::Pool,
+    /// The store revision of the last change, Docker's `Version.Index`.
+    #[serde(default)]
+    pub version: u64,
+    /// Unix seconds of the last change (a token rotation).
+    #[serde(default)]
+    pub updated_at: u64,
 }
 
 /// Errors of the store; they name the object involved.
@@ -109,8 +115,13 @@ impl Store {
         self.get(META, CLUSTER_KEY)
     }
 
+    /// Writes the cluster record; its version becomes the new revision.
     pub fn put_cluster(&self, cluster: &Cluster) -> Result<u64, StoreError> {
-        self.write(|txn| put(&mut open(txn, META)?, CLUSTER_KEY, cluster))
+        let mut cluster = cluster.clone();
+        self.write(|txn, revision| {
+            cluster.version = revision;
+            put(&mut open(txn, META)?, CLUSTER_KEY, &cluster)
+        })
     }
 
     pub fn nodes(&self) -> Result<Vec<Node>, StoreError> {
@@ -121,9 +132,13 @@ impl Store {
         self.get(NODES, id)
     }
 
-    /// Inserts or replaces a node; returns the new revision.
+    /// Inserts or replaces a node; its version becomes the new revision, which is returned.
     pub fn put_node(&self, node: &Node) -> Result<u64, StoreError> {
-        self.write(|txn| put(&mut open(txn, NODES)?, &node.id, node))
+        let mut node = node.clone();
+        self.write(|txn, revision| {
+            node.version = revision;
+            put(&mut open(txn, NODES)?, &node.id, &node)
+        })
     }
 
     /// Removes a node; returns the new revision, or None if it was not there.
@@ -137,7 +152,7 @@ impl Store {
 
     /// Inserts or replaces a network; returns the new revision.
     pub fn put_network(&self, network: &Network) -> Result<u64, StoreError> {
-        self.write(|txn| put(&mut open(txn, NETWORKS)?, &network.id, network))
+        self.write(|txn, _| put(&mut open(txn, NETWORKS)?, &network.id, network))
     }
 
     /// Removes a network; returns the new revision, or None if it was not there.
@@ -151,12 +166,12 @@ impl Store {
 
     /// Inserts or replaces an endpoint; returns the new revision.
     pub fn put_endpoint(&self, endpoint: &Endpoint) -> Result<u64, StoreError> {
-        self.write(|txn| put(&mut open(txn, ENDPOINTS)?, &endpoint.id, endpoint))
+        self.write(|txn, _| put(&mut open(txn, ENDPOINTS)?, &endpoint.id, endpoint))
     }
 
     /// Removes endpoints in one change; returns the new revision.
     pub fn remove_endpoints(&self, ids: &[&str]) -> Result<u64, StoreError> {
-        self.write(|txn| {
+        self.write(|txn, _| {
             let mut table = open(txn, ENDPOINTS)?;
             for id in ids {
                 table.remove(*id).map_err(db_err)?;
@@ -187,7 +202,7 @@ impl Store {
         if self.get::<serde_json::Value>(def, id)?.is_none() {
             return Ok(None);
         }
-        self.write(|txn| open(txn, def)?.remove(id).map(|_| ()).map_err(db_err))
+        self.write(|txn, _| open(txn, def)?.remove(id).map(|_| ()).map_err(db_err))
             .map(Some)
     }
 
@@ -202,14 +217,15 @@ impl Store {
         value.map(|v| decode(key, v.value())).transpose()
     }
 
-    /// Runs `change` in one write transaction that also bumps the revision.
+    /// Runs `change` in one write transaction that also bumps the revision
+    /// (given to `change`, so what it writes can carry it).
     fn write(
         &self,
-        change: impl FnOnce(&redb::WriteTransaction) -> Result<(), StoreError>,
+        change: impl FnOnce(&redb::WriteTransaction, u64) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        change(&txn)?;
         let revision = self.revision() + 1;
+        change(&txn, revision)?;
         put(&mut open(&txn, META)?, REVISION_KEY, &revision)?;
         txn.commit().map_err(db_err)?;
         self.revision.send_replace(revision);
@@ -263,6 +279,8 @@ mod tests {
             left: false,
             created_at: 1,
             labels: Default::default(),
+            version: 0,
+            updated_at: 0,
         }
     }
 
@@ -283,8 +301,16 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the store holds the CA key");
-        assert_eq!(store.nodes().unwrap(), vec![node("b")]);
-        assert_eq!(store.node("b").unwrap(), Some(node("b")));
+        let b = Node {
+            version: 2,
+            ..node("b")
+        };
+        assert_eq!(store.nodes().unwrap(), vec![b.clone()]);
+        assert_eq!(
+            store.node("b").unwrap(),
+            Some(b),
+            "its version is its write's revision"
+        );
         assert!(store.node("a").unwrap().is_none());
     }
 
@@ -313,8 +339,18 @@ mod tests {
             manager_token: "m".into(),
             mesh_subnet: "100.64.0.0/16".parse().unwrap(),
             pool: Default::default(),
+            version: 0,
+            updated_at: 0,
         };
-        store.put_cluster(&cluster).unwrap();
-        assert_eq!(store.cluster().unwrap(), Some(cluster));
+        let revision = store.put_cluster(&cluster).unwrap();
+        let stored = store.cluster().unwrap().unwrap();
+        assert_eq!(stored.version, revision);
+        assert_eq!(
+            Cluster {
+                version: 0,
+                ..stored
+            },
+            cluster
+        );
     }
 }

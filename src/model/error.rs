@@ -18,6 +18,9 @@ pub enum ApiError {
     InvalidArgument(String),
     #[error("{0}")]
     NotFound(String),
+    /// The name or state of another object stands in the way (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]
@@ -34,6 +37,7 @@ impl ApiError {
         match self {
             ApiError::InvalidArgument(_) => "invalid_argument",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::FailedPrecondition(_) => "failed_precondition",
             ApiError::PermissionDenied(_) => "permission_denied",
             ApiError::Unavailable(_) => "unavailable",
@@ -42,15 +46,15 @@ impl ApiError {
     }
 
     pub fn not_a_manager() -> Self {
-        ApiError::FailedPrecondition(NOT_A_MANAGER.into())
+        ApiError::Unavailable(NOT_A_MANAGER.into())
     }
 
     pub fn not_in_swarm() -> Self {
-        ApiError::FailedPrecondition(NOT_IN_SWARM.into())
+        ApiError::Unavailable(NOT_IN_SWARM.into())
     }
 
     pub fn already_in_swarm() -> Self {
-        ApiError::FailedPrecondition(ALREADY_IN_SWARM.into())
+        ApiError::Unavailable(ALREADY_IN_SWARM.into())
     }
 
     pub fn internal(err: impl std::fmt::Display) -> Self {

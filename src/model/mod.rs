@@ -10,5 +10,7 @@ mod node;
 pub use endpoint::{mac_for, AttachRequest, Endpoint};
 pub use error::ApiError;
 pub use lookup::find;
-pub use network::{check_name, CheckedSpec, Network, NetworkSpec};
-pub use node::{random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView};
+pub use network::{check_name, CheckedSpec, Network, NetworkSpec, OVERLAY};
+pub use node::{
+    random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView, SWARM_PORT,
+};

@@ -5,6 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+/// The swarm port, as Docker's.
+pub const SWARM_PORT: u16 = 2377;
+
 /// A node's role, taken from its certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +144,13 @@ pub struct Node {
     /// `node update --label-add`; constraints will match on them.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The store revision of the node's last change, Docker's `Version.Index`:
+    /// an update must name it, so two updates never overwrite each other.
+    #[serde(default)]
+    pub version: u64,
+    /// Unix seconds of the last change.
+    #[serde(default)]
+    pub updated_at: u64,
 }
 
 /// A node with its live status, as `node ls` and `node inspect` show it.

@@ -8,7 +8,7 @@
 //! directory: `pid.json` (pid + start time, so a recycled pid is never taken
 //! for the container), `exit-code` (128+signal when killed, 127 when the
 //! command is not found), `container.log` (its stdout and stderr) and
-//! `shim.log`. `exec` enters a running container's namespaces in a child.
+//! `shim.log`. `exec_command` enters a running container's namespaces in a child.
 //! Nothing here calls setns or unshare on the calling thread.
 //!
 //! Tests: the shim must be an executable, and a unit test's `current_exe()` is
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use exec::exec;
+pub use exec::{exec_command, exit_code_of, spawn_failure_code, ExecSpec};
 pub use shim::shim_main;
 pub(crate) use sys::loopback_up;
 
@@ -216,4 +216,14 @@ pub fn exit_code(dir: &Path) -> Option<i32> {
 /// The container's stdout and stderr.
 pub fn log_path(dir: &Path) -> PathBuf {
     Layout(dir).container_log()
+}
+
+/// When the container ended: the time the shim recorded its exit code.
+pub fn finished_at(dir: &Path) -> Option<std::time::SystemTime> {
+    fs::metadata(Layout(dir).exit_code()).ok()?.modified().ok()
+}
+
+/// Signals the container's main process if it is still the same; false if it is gone.
+pub fn signal(p: &Process, signal: nix::sys::signal::Signal) -> Result<bool> {
+    p.signal(signal)
 }

@@ -24,6 +24,19 @@ fn runtime_shim_entry() {
     }
 }
 
+/// Runs CMD in the container as the exec API does, with piped output; its exit code.
+fn exec(p: &Process, cmd: &[String]) -> Result<i32> {
+    let spec = ExecSpec {
+        cmd: cmd.to_vec(),
+        hostname: "exec-test".into(),
+        ..Default::default()
+    };
+    match exec_command(p, &spec)?.output() {
+        Ok(out) => Ok(exit_code_of(out.status)),
+        Err(err) => spawn_failure_code(&err).ok_or_else(|| err.into()),
+    }
+}
+
 fn test_shim() -> ShimCommand {
     let test = format!(
         "{}::runtime_shim_entry",

@@ -1,0 +1,66 @@
+//! Stopping containers: `kill` signals one, `rm` stops it (with force) and forgets its files.
+
+use nix::sys::signal::Signal;
+
+use super::{Container, ContainerView, Containers, RunState, KILL_GRACE};
+use crate::agent::runtime;
+use crate::model::ApiError;
+
+impl Containers {
+    /// `container kill`: signals a running container's process, in Docker's words when it is not running.
+    pub fn kill(&self, name: &str, signal: Signal) -> Result<(), ApiError> {
+        let view = self.find(name)?;
+        let c = &view.container;
+        let not_running = || {
+            ApiError::Conflict(format!(
+                "Cannot kill container: {name}: Container {} is not running",
+                c.id
+            ))
+        };
+        if view.state != RunState::Running {
+            return Err(not_running());
+        }
+        match runtime::signal(&c.process, signal) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(not_running()),
+            Err(e) => Err(ApiError::Internal(format!(
+                "cannot kill container {}: {e:#}",
+                c.name
+            ))),
+        }
+    }
+
+    /// First step of `container rm [-f]`: a running container needs force,
+    /// as in Docker; it is stopped. Returns the container to unplug and forget.
+    pub fn stop_for_removal(
+        &self,
+        view: ContainerView,
+        force: bool,
+    ) -> Result<Container, ApiError> {
+        let c = view.container;
+        if view.state == RunState::Running {
+            if !force {
+                return Err(ApiError::Conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            c.process.stop(KILL_GRACE).map_err(|e| {
+                ApiError::Internal(format!("cannot stop container {}: {e:#}", c.name))
+            })?;
+        }
+        Ok(c)
+    }
+
+    /// Last step of `container rm`: its files go.
+    pub fn forget(&self, c: &Container) -> Result<(), ApiError> {
+        std::fs::remove_dir_all(self.dir(&c.id)).map_err(|e| {
+            ApiError::Internal(format!(
+                "cannot remove the files of container {}: {e}",
+                c.name
+            ))
+        })?;
+        tracing::info!(container = %c.name, id = %c.id, "container removed");
+        Ok(())
+    }
+}
