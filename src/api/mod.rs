@@ -57,6 +57,24 @@ pub fn rfc3339(secs: u64) -> String {
         .unwrap_or_default()
 }
 
+/// Docker's "5 seconds", "About a minute", "3 days" (go-units' HumanDuration).
+pub fn human_duration(secs: u64) -> String {
+    let hours = (secs + 1800) / 3600;
+    match secs {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 14 => format!("{} days", hours / 24),
+        _ if hours < 24 * 60 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 730 => format!("{} months", hours / 24 / 30),
+        s => format!("{} years", s / 3600 / 24 / 365),
+    }
+}
+
 /// `GET /info`: Docker's shape, and this node's address on the mesh.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct InfoDoc {
@@ -167,6 +185,18 @@ mod tests {
         assert!(parse_version(API_VERSION) < parse_version("1.43"));
         assert_eq!(parse_version("x.41"), None);
         assert_eq!(parse_version("141"), None);
+    }
+
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(5000), "About an hour");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(21 * 86400), "3 weeks");
+        assert_eq!(human_duration(800 * 86400), "2 years");
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub struct Containers {
     created: Mutex<Vec<Prepared>>,
 }
 
-fn new_id() -> String {
+/// A new container or exec ID: 64 hex digits, as Docker's.
+pub fn new_id() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)

@@ -55,12 +55,7 @@ pub struct Manager {
     changes: Mutex<()>,
 }
 
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::model::now_secs;
 
 impl Manager {
     /// Creates the cluster: CA, tokens, and this node as leader. Returns this node's certificate.

@@ -14,3 +14,11 @@ pub use network::{check_name, CheckedSpec, Network, NetworkSpec, OVERLAY};
 pub use node::{
     random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView, SWARM_PORT,
 };
+
+/// The time now in Unix seconds, as the cluster records times.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

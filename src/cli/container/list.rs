@@ -2,28 +2,8 @@
 
 use super::super::table;
 use crate::api::models::ContainerSummary;
-use crate::api::rfc3339;
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Docker's "2 minutes ago" style.
-fn human_duration(secs: u64) -> String {
-    match secs {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s < 120 => "About a minute".into(),
-        s if s < 3600 => format!("{} minutes", s / 60),
-        s if s < 7200 => "About an hour".into(),
-        s if s < 48 * 3600 => format!("{} hours", s / 3600),
-        s => format!("{} days", s / 86400),
-    }
-}
+use crate::api::{human_duration, rfc3339};
+use crate::model::now_secs;
 
 /// The COMMAND column: quoted, cut at 20 characters.
 fn command(s: &ContainerSummary) -> String {
@@ -109,19 +89,4 @@ pub fn ls(
             &cells,
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_dockers() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(5), "5 seconds");
-        assert_eq!(human_duration(90), "About a minute");
-        assert_eq!(human_duration(600), "10 minutes");
-        assert_eq!(human_duration(5000), "About an hour");
-        assert_eq!(human_duration(3 * 86400), "3 days");
-    }
 }

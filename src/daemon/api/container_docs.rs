@@ -11,7 +11,7 @@ use crate::api::models::{
     ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, EndpointIpamConfig,
     EndpointSettings, HostConfig, NetworkSettings,
 };
-use crate::api::{rfc3339, HOST_IMAGE};
+use crate::api::{human_duration, rfc3339, HOST_IMAGE};
 use crate::daemon::containers::{ContainerView, NetRequest, RunState};
 use crate::model::ApiError;
 
@@ -156,24 +156,6 @@ pub fn endpoint_ip(endpoint: &EndpointSettings) -> Result<Option<Ipv4Addr>, ApiE
                 .map_err(|_| ApiError::InvalidArgument(format!("invalid IPv4 address: {ip}")))
         })
         .transpose()
-}
-
-/// Docker's "5 seconds", "About a minute", "3 days" (go-units' HumanDuration).
-pub fn human_duration(secs: u64) -> String {
-    let hours = (secs + 1800) / 3600;
-    match secs {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s < 120 => "About a minute".into(),
-        s if s < 3600 => format!("{} minutes", s / 60),
-        _ if hours == 1 => "About an hour".into(),
-        _ if hours < 48 => format!("{hours} hours"),
-        _ if hours < 24 * 14 => format!("{} days", hours / 24),
-        _ if hours < 24 * 60 => format!("{} weeks", hours / 24 / 7),
-        _ if hours < 24 * 730 => format!("{} months", hours / 24 / 30),
-        s => format!("{} years", s / 3600 / 24 / 365),
-    }
 }
 
 /// `ps`'s Status: "Created", "Up 5 seconds", "Exited (0) 3 seconds ago".

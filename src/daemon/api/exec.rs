@@ -52,13 +52,6 @@ fn check_config(cfg: &ExecConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn new_id() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
 /// `POST /containers/{id}/exec` with an ExecConfig: answers the new exec's ID (201).
 pub async fn create(
     State(d): State<Arc<Daemon>>,
@@ -79,7 +72,7 @@ pub async fn create(
         hostname: view.container.name.clone(),
     };
     let attach = [cfg.attach_stdin, cfg.attach_stdout, cfg.attach_stderr].map(|a| a == Some(true));
-    let exec_id = new_id();
+    let exec_id = crate::daemon::containers::new_id();
     d.execs
         .add(Exec::new(exec_id.clone(), view.container.id, spec, attach))?;
     Ok((StatusCode::CREATED, axum::Json(IdResponse { id: exec_id })).into_response())
