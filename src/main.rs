@@ -7,18 +7,68 @@ mod cli;
 mod daemon;
 mod machine;
 mod manager;
+mod mesh;
 mod model;
+mod netlink;
+mod nft;
+mod overlay;
 mod procs;
 mod proto;
+mod runtime;
 #[cfg(test)]
 mod test_support;
 mod whoami;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "swarmnet",
+    version,
+    about = "Docker Swarm's networking, encrypted by WireGuard"
+)]
+struct Args {
+    /// Daemon socket to connect to.
+    #[arg(short = 'H', long, global = true, env = "SWARMNET_HOST", default_value = cli::DEFAULT_HOST)]
+    host: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the root daemon (one per host).
+    Daemon(daemon::DaemonArgs),
+    #[command(flatten)]
+    Client(cli::Command),
+    /// Manage local machines: hosts in network namespaces on this box.
+    Machine {
+        #[command(subcommand)]
+        cmd: machine::MachineCmd,
+    },
+    /// A tiny HTTP server that says who answered (as traefik/whoami).
+    Whoami(whoami::WhoamiArgs),
+    /// The per-container shim the daemon starts (internal).
+    #[command(name = "runtime-shim", hide = true)]
+    RuntimeShim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Runs the command; returns the exit code.
+fn run(args: Args) -> anyhow::Result<i32> {
+    match args.command {
+        Command::Daemon(daemon) => daemon::run(daemon, &cli::socket_path(&args.host)?),
+        Command::Client(command) => cli::run(&args.host, command),
+        Command::Machine { cmd } => machine::run(cmd),
+        Command::Whoami(whoami) => whoami::run(whoami),
+        Command::RuntimeShim { args } => runtime::shim_main(args),
+    }
+}
 
 fn main() {
-    let args = cli::Cli::parse();
-    let code = match cli::run(args) {
+    let code = match run(Args::parse()) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("{}", cli::error_sentence(&err));

@@ -1,9 +1,6 @@
-//! The agent: follows the manager's desired state and makes this host match it.
+//! The agent, this node's reconciler: it follows the manager's desired state
+//! (membership: heartbeats and the watch stream) and makes this host match it
+//! through the drivers (the mesh's peers, the overlay's sandboxes).
 
-pub mod firewall;
-pub mod mesh;
+pub mod membership;
 pub mod netagent;
-pub mod netns;
-pub mod overlay;
-pub mod runtime;
-pub mod wireguard;

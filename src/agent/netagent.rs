@@ -8,9 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use super::mesh::ManagerLink;
-use super::overlay::{Overlay, RemoteEndpoint, SandboxSpec};
-use crate::model::Network;
+use super::membership::ManagerLink;
+use crate::overlay::{Overlay, RemoteEndpoint, SandboxSpec};
 use crate::proto::{Detach, WatchResponse};
 
 /// VXLAN's overhead inside the mesh: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
@@ -54,11 +53,6 @@ pub struct Local<'a> {
     pub mtu: u32,
 }
 
-/// The MTU of a network's interfaces: its `--opt mtu`, or the mesh's minus VXLAN's overhead.
-pub fn network_mtu(network: &Network, default: u32) -> u32 {
-    network.mtu.unwrap_or(default)
-}
-
 /// The pure part of a reconcile: the wanted sandboxes, the ones to remove and
 /// the endpoints to give back.
 pub fn plan(local: Local<'_>, update: &WatchResponse, used: &LocalUse, present: &[String]) -> Plan {
@@ -87,14 +81,7 @@ pub fn plan(local: Local<'_>, update: &WatchResponse, used: &LocalUse, present: 
             remotes.sort();
             SandboxPlan {
                 name: n.name.clone(),
-                spec: SandboxSpec {
-                    network_id: n.id.clone(),
-                    vni: n.vni,
-                    gateway: n.gateway,
-                    prefix_len: n.subnet.prefix(),
-                    mtu: network_mtu(n, local.mtu),
-                    local_vtep: local.vtep,
-                },
+                spec: SandboxSpec::of(n, local.mtu, local.vtep),
                 remotes,
             }
         })
@@ -202,7 +189,7 @@ pub async fn apply(overlay: &Overlay, plan: &Plan) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{mac_for, Endpoint};
+    use crate::model::{mac_for, Endpoint, Network};
     use crate::proto::MeshPeer;
 
     fn network(id: &str, subnet: &str, vni: u32, mtu: Option<u32>) -> Network {
@@ -213,7 +200,7 @@ mod tests {
             attachable: true,
             ingress: false,
             subnet,
-            gateway: crate::manager::ipam::default_gateway(subnet),
+            gateway: subnet.nth(1).unwrap(),
             vni,
             mtu,
             allow_overlap: false,
@@ -299,9 +286,14 @@ mod tests {
 
     #[test]
     fn a_network_mtu_option_wins() {
+        let vtep = "100.64.0.1".parse().unwrap();
         let n = network("x", "10.0.0.0/24", 4096, Some(1300));
-        assert_eq!(network_mtu(&n, 1370), 1300);
+        assert_eq!(SandboxSpec::of(&n, 1370, vtep).mtu, 1300);
         let n = network("x", "10.0.0.0/24", 4096, None);
-        assert_eq!(network_mtu(&n, 1370), 1370);
+        let spec = SandboxSpec::of(&n, 1370, vtep);
+        assert_eq!(
+            (spec.mtu, spec.prefix_len, spec.local_vtep),
+            (1370, 24, vtep)
+        );
     }
 }

@@ -1,6 +1,6 @@
-//! The command line: Docker's grammar with `swarmnet` in place of `docker`.
-//! Each command family has its own file; all but `daemon` and `machine` talk
-//! to the local daemon over its Unix socket.
+//! The client commands: Docker's grammar with `swarmnet` in place of
+//! `docker`, each family in its own file, all typed clients of the daemon's
+//! Docker Engine API over its Unix socket.
 
 mod client;
 mod container;
@@ -9,30 +9,15 @@ mod node;
 mod swarm;
 mod table;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 
-use crate::daemon::DaemonArgs;
-use crate::machine::MachineCmd;
 use crate::model::ApiError;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "swarmnet",
-    version,
-    about = "Docker Swarm's networking, encrypted by WireGuard"
-)]
-pub struct Cli {
-    /// Daemon socket to connect to.
-    #[arg(short = 'H', long, global = true, env = "SWARMNET_HOST", default_value = client::DEFAULT_HOST)]
-    host: String,
-    #[command(subcommand)]
-    command: Command,
-}
+pub use client::{socket_path, DEFAULT_HOST};
 
+/// The commands that are clients of a daemon's API.
 #[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the root daemon (one per host).
-    Daemon(DaemonArgs),
+pub enum Command {
     /// Manage the swarm.
     Swarm {
         #[command(subcommand)]
@@ -53,35 +38,18 @@ enum Command {
         #[command(subcommand)]
         cmd: node::NodeCmd,
     },
-    /// Manage local machines: hosts in network namespaces on this box.
-    Machine {
-        #[command(subcommand)]
-        cmd: MachineCmd,
-    },
     /// Display system-wide information.
     Info,
-    /// A tiny HTTP server that says who answered (as traefik/whoami).
-    Whoami(crate::whoami::WhoamiArgs),
-    /// The per-container shim the daemon starts (internal).
-    #[command(name = "runtime-shim", hide = true)]
-    RuntimeShim {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
 }
 
-/// Runs the command; returns the exit code.
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
-        Command::Daemon(args) => crate::daemon::run(args, &client::socket_path(&cli.host)?),
-        Command::Swarm { cmd } => swarm::run(&cli.host, cmd),
-        Command::Container { cmd } => container::run(&cli.host, cmd),
-        Command::Network { cmd } => network::run(&cli.host, cmd),
-        Command::Node { cmd } => node::run(&cli.host, cmd),
-        Command::Machine { cmd } => crate::machine::run(cmd),
-        Command::Info => info(&cli.host),
-        Command::Whoami(args) => crate::whoami::run(args),
-        Command::RuntimeShim { args } => crate::agent::runtime::shim_main(args),
+/// Runs a client command against the daemon at `host`; returns the exit code.
+pub fn run(host: &str, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Swarm { cmd } => swarm::run(host, cmd),
+        Command::Container { cmd } => container::run(host, cmd),
+        Command::Network { cmd } => network::run(host, cmd),
+        Command::Node { cmd } => node::run(host, cmd),
+        Command::Info => info(host),
     }
 }
 

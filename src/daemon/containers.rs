@@ -19,9 +19,9 @@ mod stop;
 
 pub use created::Prepared;
 
-use crate::agent::runtime::{self, ContainerSpec, Process};
 use crate::manager::now_secs;
 use crate::model::ApiError;
+use crate::runtime::{self, ContainerSpec, Process};
 
 const CONFIG: &str = "config.json";
 /// How long `rm -f` waits after SIGTERM before SIGKILL (Docker's stop default is 10 s; rm -f kills at once).

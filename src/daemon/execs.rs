@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::agent::runtime::ExecSpec;
 use crate::model::ApiError;
+use crate::runtime::ExecSpec;
 
 /// The most exec instances kept at once.
 const MAX_EXECS: usize = 256;

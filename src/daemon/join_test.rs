@@ -7,12 +7,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::metrics::Metrics;
 use super::state::SwarmState;
 use super::swarm;
-use crate::manager::client::ManagerConn;
 use crate::manager::{api, ca, tls, InitParams, Manager};
 use crate::model::{ApiError, AttachRequest, NetworkSpec, NodeRole};
+use crate::proto::client::ManagerConn;
 use crate::proto::{Attachment, ClusterRequest, ManagerRequest, SwarmView, WatchResponse};
 
 struct Fixture {
@@ -46,7 +45,7 @@ async fn manager() -> Fixture {
         listener,
         server.into(),
         manager.clone(),
-        Arc::new(Metrics::default()),
+        Arc::new(crate::model::RequestCounts::default()),
         stop_rx,
     ));
     Fixture {

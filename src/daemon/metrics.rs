@@ -1,44 +1,37 @@
 //! Prometheus metrics (`--metrics-addr`, as dockerd's option): WireGuard peer
 //! counters and drops, nodes by status, API requests by outcome.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::agent::wireguard::{DeviceStats, PeerStats};
-use crate::model::ApiError;
+use crate::mesh::{DeviceStats, PeerStats};
+use crate::model::RequestCounts;
 
-/// Counters the daemon keeps.
+/// The counters the daemon renders, each owned by the layer that counts.
 #[derive(Default)]
 pub struct Metrics {
-    api: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// The manager's API (counted by `manager::api`).
+    pub manager: Arc<RequestCounts>,
+    /// The Docker Engine API on the daemon's socket.
+    pub engine: Arc<RequestCounts>,
 }
 
 impl Metrics {
-    /// Counts one API request of `api` ("local" or "manager") by its outcome.
-    pub fn api_request(&self, api: &'static str, err: Option<&ApiError>) {
-        let outcome = err.map_or("ok", ApiError::outcome);
-        *self
-            .api
-            .lock()
-            .expect("metrics lock")
-            .entry((api, outcome))
-            .or_default() += 1;
-    }
-
     /// The exposition text.
     pub fn render(&self, wg: Option<&DeviceStats>, nodes: &[(String, u64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP swarmnet_api_requests_total API requests by API and outcome.\n# TYPE swarmnet_api_requests_total counter\n");
-        for ((api, outcome), n) in self.api.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "swarmnet_api_requests_total{{api=\"{api}\",outcome=\"{outcome}\"}} {n}"
-            );
+        for (api, counts) in [("engine", &self.engine), ("manager", &self.manager)] {
+            for (outcome, n) in counts.snapshot() {
+                let _ = writeln!(
+                    out,
+                    "swarmnet_api_requests_total{{api=\"{api}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
         }
         out.push_str("# HELP swarmnet_nodes Nodes of the swarm by status (managers only).\n# TYPE swarmnet_nodes gauge\n");
         for (status, n) in nodes {
@@ -165,11 +158,12 @@ mod tests {
     #[test]
     fn renders_requests_by_outcome_and_nodes() {
         let m = Metrics::default();
-        m.api_request("local", None);
-        m.api_request("local", None);
-        m.api_request("manager", Some(&ApiError::NotFound("x".into())));
+        m.engine.count(None);
+        m.engine.count(None);
+        m.manager
+            .count(Some(&crate::model::ApiError::NotFound("x".into())));
         let text = m.render(None, &[("ready".into(), 2)]);
-        assert!(text.contains("swarmnet_api_requests_total{api=\"local\",outcome=\"ok\"} 2"));
+        assert!(text.contains("swarmnet_api_requests_total{api=\"engine\",outcome=\"ok\"} 2"));
         assert!(
             text.contains("swarmnet_api_requests_total{api=\"manager\",outcome=\"not_found\"} 1")
         );

@@ -23,10 +23,10 @@ use clap::Args;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
-use crate::agent::overlay::Overlay;
-use crate::manager::client::ManagerConn;
 use crate::manager::tls;
 use crate::model::{ApiError, NodeRole};
+use crate::overlay::Overlay;
+use crate::proto::client::ManagerConn;
 use crate::proto::{ClusterRequest, ManagerRequest, Reply};
 use containers::Containers;
 use execs::Execs;
@@ -333,7 +333,7 @@ impl Daemon {
         // While a sandbox is left (containers still on its network), its VXLAN
         // socket listens: the rule that keeps the underlay out must stay.
         if self.net.overlay.sandboxes().is_empty() {
-            if let Err(e) = crate::agent::firewall::remove() {
+            if let Err(e) = crate::nft::firewall::remove() {
                 tracing::warn!("{e:#}");
             }
         }

@@ -72,7 +72,7 @@ impl Namespaces {
     pub fn prune(&self) -> Vec<PathBuf> {
         let mut gone = Vec::new();
         for record in self.all() {
-            if crate::agent::netns::is_namespace(&record.path) {
+            if crate::netlink::netns::is_namespace(&record.path) {
                 continue;
             }
             if std::fs::remove_file(self.file(&record.path)).is_ok() {

@@ -14,11 +14,11 @@ use super::containers::{Container, Containers, Egress, NetAttachment, NetRequest
 use super::namespaces::NsRecord;
 use super::swarm::NetCtx;
 use super::{blocking, Daemon};
-use crate::agent::netagent::{network_mtu, LocalUse};
-use crate::agent::netns;
-use crate::agent::overlay::{GatewayPlug, Plug, SandboxSpec};
+use crate::agent::netagent::LocalUse;
 use crate::manager::ipam;
 use crate::model::{ApiError, AttachRequest};
+use crate::netlink::netns;
+use crate::overlay::{GatewayPlug, Plug, SandboxSpec};
 use crate::proto::{to_reply, Attachment, Detach};
 
 /// Where network namespaces live: the networks' sandboxes ("1-<id>") and the containers' ("<id12>").
@@ -246,30 +246,21 @@ impl Daemon {
                 network.name
             )));
         }
+        let sandbox = SandboxSpec::of(&network, ctx.mtu, ctx.vtep);
         let a = NetAttachment {
             network_id: network.id.clone(),
             network_name: network.name.clone(),
             endpoint_id: endpoint.id.clone(),
             ifname,
             ip: endpoint.ip,
-            prefix_len: network.subnet.prefix(),
+            prefix_len: sandbox.prefix_len,
             gateway: network.gateway,
             mac: endpoint.mac.clone(),
-            mtu: network_mtu(&network, ctx.mtu),
+            mtu: sandbox.mtu,
             aliases: endpoint.aliases.clone(),
         };
         let plugged = async {
-            self.net
-                .overlay
-                .ensure_sandbox(&SandboxSpec {
-                    network_id: network.id.clone(),
-                    vni: network.vni,
-                    gateway: network.gateway,
-                    prefix_len: a.prefix_len,
-                    mtu: a.mtu,
-                    local_vtep: ctx.vtep,
-                })
-                .await?;
+            self.net.overlay.ensure_sandbox(&sandbox).await?;
             self.net
                 .overlay
                 .plug(&Plug {

@@ -11,17 +11,18 @@ use tokio::sync::watch;
 
 use super::metrics::Metrics;
 use super::state::{self, NodeConfig, SwarmState};
-use crate::agent::firewall::{self, HostRules};
-use crate::agent::mesh::{Agent, ManagerLink};
+use crate::agent::membership::{Agent, ManagerLink};
 use crate::agent::netagent::{LocalSource, NetAgent, VXLAN_OVERHEAD};
-use crate::agent::overlay::{Overlay, GW_BRIDGE};
-use crate::agent::wireguard::DeviceConfig;
-use crate::manager::client::{resolve_manager, ManagerConn};
 use crate::manager::ipam::overlaps;
 use crate::manager::ipam::Pool;
 use crate::manager::token::JoinToken;
 use crate::manager::{api, ca, tls, InitParams, Manager};
+use crate::mesh::DeviceConfig;
+use crate::model::GW_BRIDGE;
 use crate::model::{ApiError, NodeRole, SWARM_PORT};
+use crate::nft::firewall::{self, HostRules};
+use crate::overlay::Overlay;
+use crate::proto::client::{resolve_manager, ManagerConn};
 use crate::proto::{GetCa, JoinRequest};
 use ipnetwork::Ipv4Network;
 
@@ -119,7 +120,7 @@ impl Swarm {
                 listener,
                 server.into(),
                 m.clone(),
-                metrics.clone(),
+                metrics.manager.clone(),
                 stop_rx,
             ));
             tracing::info!(addr = %cfg.listen_addr, "manager API listening");

@@ -11,9 +11,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::{ca, Manager};
-use crate::daemon::metrics::Metrics;
 use crate::model::AttachRequest;
-use crate::model::{ApiError, NodeRole};
+use crate::model::{ApiError, NodeRole, RequestCounts};
 use crate::proto::JoinRequest;
 use crate::proto::{
     answer, read_msg, write_msg, Detach, Envelope, GetCa, Heartbeat, Leave, ManagerRequest,
@@ -29,7 +28,7 @@ pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     manager: Arc<Manager>,
-    metrics: Arc<Metrics>,
+    requests: Arc<RequestCounts>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -37,10 +36,10 @@ pub async fn serve(
             _ = shutdown.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let (acceptor, manager, metrics) = (acceptor.clone(), manager.clone(), metrics.clone());
+                    let (acceptor, manager, requests) = (acceptor.clone(), manager.clone(), requests.clone());
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = connection(tcp, acceptor, manager, metrics, shutdown).await {
+                        if let Err(e) = connection(tcp, acceptor, manager, requests, shutdown).await {
                             tracing::debug!(%peer, error = %e, "manager API connection ended");
                         }
                     });
@@ -58,7 +57,7 @@ async fn connection(
     tcp: TcpStream,
     acceptor: TlsAcceptor,
     manager: Arc<Manager>,
-    metrics: Arc<Metrics>,
+    requests: Arc<RequestCounts>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     tcp.set_nodelay(true)?;
@@ -86,7 +85,7 @@ async fn connection(
                 Err(refused)
             }
         };
-        metrics.api_request("manager", reply.as_ref().err());
+        requests.count(reply.as_ref().err());
         write_msg(stream.get_mut(), &Envelope::new(reply)).await?;
     }
 }

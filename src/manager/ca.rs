@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 use crate::model::NodeRole;
 
 /// The name every manager certificate carries; clients verify the manager by it.
-pub const MANAGER_SERVER_NAME: &str = "swarm-manager";
+pub use crate::proto::client::MANAGER_SERVER_NAME;
 const CA_NAME: &str = "swarm-ca";
 /// Node certificates last 90 days, as Docker's default.
 const NODE_CERT_DAYS: i64 = 90;

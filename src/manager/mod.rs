@@ -3,7 +3,6 @@
 
 pub mod api;
 pub mod ca;
-pub mod client;
 mod endpoints;
 pub mod ipam;
 mod networks;

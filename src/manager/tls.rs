@@ -10,8 +10,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
-use super::ca::MANAGER_SERVER_NAME;
-
 fn certs(pem: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = rustls_pemfile::certs(&mut pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
     anyhow::ensure!(!certs.is_empty(), "no certificate in PEM");
@@ -77,11 +75,6 @@ pub fn ca_fetch_client_config() -> Arc<ClientConfig> {
         .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
         .with_no_client_auth();
     Arc::new(config)
-}
-
-/// The name clients verify the manager by.
-pub fn manager_server_name() -> ServerName<'static> {
-    ServerName::try_from(MANAGER_SERVER_NAME).expect("static name is valid")
 }
 
 #[derive(Debug)]

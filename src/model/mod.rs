@@ -1,16 +1,18 @@
 //! The cluster's types (nodes, networks), their validation, and the errors
 //! users see. No side effects.
 
+mod counts;
 mod endpoint;
 mod error;
 mod lookup;
 mod network;
 mod node;
 
+pub use counts::RequestCounts;
 pub use endpoint::{mac_for, AttachRequest, Endpoint};
 pub use error::ApiError;
 pub use lookup::find;
-pub use network::{check_name, CheckedSpec, Network, NetworkSpec, OVERLAY};
+pub use network::{check_name, CheckedSpec, Network, NetworkSpec, GW_BRIDGE, OVERLAY, VXLAN_PORT};
 pub use node::{
     random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView, SWARM_PORT,
 };

@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 
+/// The VXLAN UDP port (IANA's, as Docker's overlay driver uses): the overlay
+/// sends on it, the host's rules and the mesh's offloads know it.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// The host bridge that gives containers a way out (Docker's
+/// `docker_gwbridge`; an interface name has at most 15 bytes).
+pub const GW_BRIDGE: &str = "swarmnet_gwbr";
+
 /// The only driver swarmnet networks have.
 pub const OVERLAY: &str = "overlay";
 

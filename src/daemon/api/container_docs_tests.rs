@@ -2,8 +2,8 @@
 //! create bodies as the docker CLI sends them.
 
 use super::*;
-use crate::agent::runtime::Process;
 use crate::daemon::containers::{Container, NetAttachment};
+use crate::runtime::Process;
 
 fn view(state: RunState) -> ContainerView {
     let id = "3f4e5d6c7b8a".repeat(5) + "9f8e";

@@ -20,7 +20,6 @@ use tokio::sync::mpsc;
 
 use super::http::{json, stream_response, Answer, JsonBody};
 use super::logs::{frame, hijack_response, RAW_STREAM, STDERR, STDOUT};
-use crate::agent::runtime::{self, ExecSpec};
 use crate::api::models::{
     ExecConfig, ExecInspectResponse, ExecStartConfig, IdResponse, ProcessConfig,
 };
@@ -28,6 +27,7 @@ use crate::daemon::containers::RunState;
 use crate::daemon::execs::{Exec, ExecState};
 use crate::daemon::Daemon;
 use crate::model::ApiError;
+use crate::runtime::{self, ExecSpec};
 
 /// How long output is still read after the command ends (a child it left may hold its pipes).
 const DRAIN: Duration = Duration::from_secs(2);

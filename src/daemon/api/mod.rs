@@ -120,7 +120,7 @@ async fn handle(app: Router, daemon: Arc<Daemon>, req: Request<Incoming>) -> Res
     let path = req.uri().path().to_string();
     if let Some((version, rest)) = split_version(&path) {
         if let Err(e) = check_version(version) {
-            daemon.metrics.api_request("engine", Some(&e));
+            daemon.metrics.engine.count(Some(&e));
             return http::error_response(&e);
         }
         let mut parts = req.uri().clone().into_parts();
@@ -139,9 +139,7 @@ async fn handle(app: Router, daemon: Arc<Daemon>, req: Request<Incoming>) -> Res
         .await
         .unwrap_or_else(|never| match never {});
     let failed = response.extensions().get::<Rejected>();
-    daemon
-        .metrics
-        .api_request("engine", failed.map(|Rejected(e)| e));
+    daemon.metrics.engine.count(failed.map(|Rejected(e)| e));
     response
 }
 

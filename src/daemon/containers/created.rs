@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use super::{Containers, NetRequest};
-use crate::agent::runtime;
 use crate::manager::now_secs;
 use crate::model::{check_name, ApiError};
+use crate::runtime;
 
 /// A created container: its name taken and its directory made, not started
 /// yet. Kept in memory only: a daemon restart forgets it and sweeps its directory.

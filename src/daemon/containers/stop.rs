@@ -3,8 +3,8 @@
 use nix::sys::signal::Signal;
 
 use super::{Container, ContainerView, Containers, RunState, KILL_GRACE};
-use crate::agent::runtime;
 use crate::model::ApiError;
+use crate::runtime;
 
 impl Containers {
     /// `container kill`: signals a running container's process, in Docker's words when it is not running.

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::kernel::{LinkWant, Ns};
-use super::rawnl::Vxlan;
 use super::{prefix, SandboxSpec, BRIDGE, VXLAN, VXLAN_PORT};
-use crate::agent::netns;
+use crate::netlink::netns;
+use crate::netlink::rawnl::Vxlan;
+use crate::netlink::{LinkWant, Ns};
 
 /// Makes what is missing and fixes what differs; a sandbox already as
 /// specified is left untouched.

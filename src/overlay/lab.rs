@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use nix::sched::CloneFlags;
 
 use super::Overlay;
-use crate::agent::netns::{self, ScratchDir};
+use crate::netlink::netns::{self, ScratchDir};
 
 type Job = Box<dyn FnOnce(&tokio::runtime::Runtime, &Rc<Overlay>) + Send>;
 

@@ -4,9 +4,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::kernel::{LinkWant, Ns};
 use super::veth::{self, Inner};
 use super::{GatewayPlug, GW_BRIDGE};
+use crate::netlink::{LinkWant, Ns};
 
 pub(super) async fn ensure_bridge(gateway: Ipv4Addr, prefix_len: u8) -> anyhow::Result<()> {
     let mut host = Ns::here().await?;

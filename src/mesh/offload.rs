@@ -7,7 +7,7 @@
 //! here into whole VXLAN datagrams, and received datagrams of one inner flow
 //! are joined back into one, so the overlay costs about what the mesh does.
 
-use crate::agent::overlay::VXLAN_PORT;
+use crate::model::VXLAN_PORT;
 
 /// Size of the header before each packet, as the TUN is set up
 /// (`TUNSETVNETHDRSZ`): `virtio_net_hdr_v1_hash_tunnel`, the 12 bytes of

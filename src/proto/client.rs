@@ -1,4 +1,5 @@
-//! A connection to the manager API over TLS, one request at a time.
+//! The client of the manager's API: a connection over mutual TLS, one typed
+//! call at a time.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,13 @@ use crate::model::ApiError;
 use crate::proto::{
     read_answer, read_msg, write_msg, Call, Envelope, ManagerRequest, RawEnvelope, Reply,
 };
+
+/// The name in the leader's certificate that clients verify it by (Docker's OU).
+pub const MANAGER_SERVER_NAME: &str = "swarm-manager";
+
+fn server_name() -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::try_from(MANAGER_SERVER_NAME).expect("static name is valid")
+}
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longer than the manager's watch wait, so a long poll is not cut short.
@@ -36,9 +44,7 @@ impl ManagerConn {
         let connect = async {
             let tcp = TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
-            TlsConnector::from(config)
-                .connect(super::tls::manager_server_name(), tcp)
-                .await
+            TlsConnector::from(config).connect(server_name(), tcp).await
         };
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await

@@ -2,6 +2,8 @@
 //! newline-delimited JSON, one request then one reply. The CLI speaks the
 //! Docker Engine API instead (`crate::api`).
 
+pub mod client;
+
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 

@@ -10,10 +10,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use super::kernel::Ns;
-use super::rawnl::{self, Neighbour, RawNl};
 use super::{mac_text, RemoteEndpoint, VXLAN};
-use crate::agent::netns;
+use crate::netlink::netns;
+use crate::netlink::rawnl::{self, Neighbour, RawNl};
+use crate::netlink::Ns;
 
 /// A forwarding entry: frames for `mac` go to `vtep`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

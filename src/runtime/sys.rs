@@ -77,24 +77,3 @@ pub(super) fn bind(source: &CStr, target: &CStr) -> io::Result<()> {
         )
     })
 }
-
-/// Brings `lo` up in the current network namespace.
-pub(crate) fn loopback_up() -> io::Result<()> {
-    // SAFETY: a plain socket(2); closed below on every path.
-    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    check(sock)?;
-    // SAFETY: ifreq is plain old data; zeroed is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
-    let result = check(unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) }).and_then(|()| {
-        // SAFETY: the flags member is the one SIOCGIFFLAGS filled in.
-        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-        check(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) })
-    });
-    // SAFETY: sock is ours and open.
-    unsafe { libc::close(sock) };
-    result
-}

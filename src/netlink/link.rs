@@ -10,18 +10,18 @@ use anyhow::Context;
 use futures::TryStreamExt;
 
 use super::rawnl::RawNl;
-use crate::agent::netns::{self, NsHandle};
+use crate::netlink::netns::{self, NsHandle};
 
 const ENODEV: i32 = libc::ENODEV;
 
-pub(super) struct Ns {
+pub struct Ns {
     pub nl: NsHandle,
     pub raw: RawNl,
 }
 
 /// What a link should look like; `None` leaves that property alone.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct LinkWant {
+pub struct LinkWant {
     pub mtu: Option<u32>,
     pub master: Option<u32>,
     pub up: bool,

@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::netagent::NetAgent;
-use super::wireguard::{Device, DeviceConfig, DeviceStats, PeerConfig};
-use crate::manager::client::ManagerConn;
+use crate::mesh::{Device, DeviceConfig, DeviceStats, PeerConfig};
 use crate::model::ApiError;
+use crate::proto::client::ManagerConn;
 use crate::proto::{Call, Heartbeat, MeshPeer, Watch};
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);

@@ -96,7 +96,7 @@ fn make(path: &Path) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
         return Err(e.context(format!("creating network namespace {}", path.display())));
     }
-    if let Err(e) = crate::agent::runtime::loopback_up() {
+    if let Err(e) = loopback_up() {
         let _ = remove(path);
         return Err(
             anyhow::Error::from(e).context(format!("cannot bring lo up in {}", path.display()))
@@ -269,6 +269,34 @@ impl Drop for ScratchDir {
             }
         }
     }
+}
+
+/// Brings `lo` up in the current network namespace: one ioctl, which a
+/// container's shim can make after unshare without a netlink socket or runtime.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: a plain socket(2); closed below on every path.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    let check = |rc: libc::c_int| match rc {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    };
+    let result = check(unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) }).and_then(|()| {
+        // SAFETY: the flags member is the one SIOCGIFFLAGS filled in.
+        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        check(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) })
+    });
+    // SAFETY: sock is ours and open.
+    unsafe { libc::close(sock) };
+    result
 }
 
 #[cfg(test)]

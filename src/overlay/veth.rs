@@ -8,9 +8,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use super::kernel::{LinkWant, Ns};
 use super::{prefix, Plug, BRIDGE};
-use crate::agent::netns;
+use crate::netlink::netns;
+use crate::netlink::{LinkWant, Ns};
 
 /// The container end, as it should end up.
 pub(super) struct Inner<'a> {

@@ -38,7 +38,6 @@ use serde::{Deserialize, Serialize};
 
 pub use exec::{exec_command, exit_code_of, spawn_failure_code, ExecSpec};
 pub use shim::shim_main;
-pub(crate) use sys::loopback_up;
 
 use files::Layout;
 use shim::ShimArgs;

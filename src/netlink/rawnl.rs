@@ -41,15 +41,15 @@ const NDA_LLADDR: u16 = 2;
 /// Attribute type bits (without NLA_F_NESTED and NLA_F_NET_BYTEORDER).
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
-pub(super) const AF_INET: u8 = libc::AF_INET as u8;
-pub(super) const AF_BRIDGE: u8 = libc::AF_BRIDGE as u8;
-pub(super) const NUD_PERMANENT: u16 = 0x80;
-pub(super) const NTF_SELF: u8 = 0x02;
-pub(super) const NTF_MASTER: u8 = 0x04;
+pub const AF_INET: u8 = libc::AF_INET as u8;
+pub const AF_BRIDGE: u8 = libc::AF_BRIDGE as u8;
+pub const NUD_PERMANENT: u16 = 0x80;
+pub const NTF_SELF: u8 = 0x02;
+pub const NTF_MASTER: u8 = 0x04;
 
 /// What the overlay reads of a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct LinkState {
+pub struct LinkState {
     pub mtu: u32,
     /// The index of the bridge it is enslaved to, 0 if none.
     pub master: u32,
@@ -60,14 +60,14 @@ pub(super) struct LinkState {
 
 /// What the overlay reads of a VXLAN device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Vxlan {
+pub struct Vxlan {
     pub vni: u32,
     pub local: Option<Ipv4Addr>,
 }
 
 /// A neighbour entry: an ARP entry (AF_INET) or an FDB entry (AF_BRIDGE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Neighbour {
+pub struct Neighbour {
     pub family: u8,
     pub ifindex: u32,
     pub state: u16,
@@ -77,7 +77,7 @@ pub(super) struct Neighbour {
 }
 
 /// A netlink socket bound to the namespace it was opened in.
-pub(super) struct RawNl {
+pub struct RawNl {
     fd: OwnedFd,
     seq: u32,
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use ipnetwork::Ipv4Network;
 
-use super::overlay::VXLAN_PORT;
+use crate::model::VXLAN_PORT;
 
 /// The table all of swarmnet's host rules live in.
 pub const TABLE: &str = "swarmnet";
@@ -119,7 +119,7 @@ mod tests {
     fn rules() -> HostRules {
         HostRules {
             mesh_iface: "swarmnet0".into(),
-            gw_bridge: crate::agent::overlay::GW_BRIDGE.into(),
+            gw_bridge: crate::model::GW_BRIDGE.into(),
             gw_subnet: "172.18.0.0/16".parse().unwrap(),
         }
     }

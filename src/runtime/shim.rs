@@ -201,7 +201,7 @@ fn spawn_container(args: &ShimArgs) -> std::io::Result<std::process::Child> {
                 sys::bind(&resolv, c"/etc/resolv.conf"),
             )?;
             step("bind /etc/hosts", sys::bind(&hosts, c"/etc/hosts"))?;
-            step("bring lo up", sys::loopback_up())
+            step("bring lo up", crate::netlink::netns::loopback_up())
         });
     }
     cmd.spawn()

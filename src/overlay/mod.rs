@@ -5,8 +5,6 @@
 
 mod fdb;
 mod gateway;
-mod kernel;
-mod rawnl;
 mod sandbox;
 mod veth;
 
@@ -20,16 +18,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-/// The host bridge that gateway veths join (Docker's `docker_gwbridge`; an
-/// interface name has at most 15 bytes).
-pub const GW_BRIDGE: &str = "swarmnet_gwbr";
+pub use crate::model::{GW_BRIDGE, VXLAN_PORT};
 /// The sandbox's bridge.
 const BRIDGE: &str = "br0";
 /// The sandbox's VXLAN device.
 const VXLAN: &str = "vxlan0";
-/// The VXLAN UDP port (IANA's, as Docker's overlay driver uses); the host's
-/// rules and the mesh's offloads know it too.
-pub const VXLAN_PORT: u16 = 4789;
 
 /// One overlay network's sandbox on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +35,21 @@ pub struct SandboxSpec {
     pub mtu: u32,
     /// The source address of the encapsulated packets (the host's tunnel address).
     pub local_vtep: Ipv4Addr,
+}
+
+impl SandboxSpec {
+    /// The sandbox of `network` on this host: `mtu` inside the overlay (the
+    /// network's own if it sets one), `vtep` this host's tunnel address.
+    pub fn of(network: &crate::model::Network, mtu: u32, vtep: Ipv4Addr) -> SandboxSpec {
+        SandboxSpec {
+            network_id: network.id.clone(),
+            vni: network.vni,
+            gateway: network.gateway,
+            prefix_len: network.subnet.prefix(),
+            mtu: network.mtu.unwrap_or(mtu),
+            local_vtep: vtep,
+        }
+    }
 }
 
 /// A container on another host, reached through the VXLAN tunnel endpoint of
@@ -168,7 +176,7 @@ impl Overlay {
     pub async fn remove_sandbox(&self, network_id: &str) -> anyhow::Result<()> {
         check_id("network id", network_id)?;
         let _serial = self.lock.lock().await;
-        crate::agent::netns::remove(&self.sandbox_path(network_id))
+        crate::netlink::netns::remove(&self.sandbox_path(network_id))
     }
 
     /// The network-id prefixes (after "1-") of the sandboxes present.
