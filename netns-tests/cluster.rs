@@ -1,5 +1,6 @@
-//! A three-node swarm: init, join, node ls and its formats, the WireGuard
-//! mesh read by `wg`, leave and rm taking a peer off every node, metrics.
+//! A three-node swarm: init, join, node ls and its formats; and, in a swarm
+//! of its own, the WireGuard mesh read by `wg`, metrics, and leave and rm
+//! taking a peer off every node.
 
 use std::time::Duration;
 
@@ -31,13 +32,10 @@ fn public_key(lab: &Lab, machine: &str) -> String {
 }
 
 #[test]
-fn a_swarm_forms_and_its_mesh_carries_traffic() {
-    if !root_or_skip("a_swarm_forms_and_its_mesh_carries_traffic") {
-        return;
-    }
+#[ignore = "needs root"]
+fn a_swarm_forms_and_lists_its_nodes_in_dockers_formats() {
     let lab = Lab::new();
-    lab.machine("vm1", &["--metrics-addr", "127.0.0.1:9323"]);
-    lab.machines(&["vm2", "vm3"]);
+    lab.machines(&["vm1", "vm2", "vm3"]);
     let init = ok(&lab.sn("vm1", &["swarm", "init", "--advertise-addr", VM1]));
     assert!(stdout(&init).contains("Swarm initialized: current node ("));
     let join_cmd = stdout(&ok(&lab.sn("vm1", &["swarm", "join-token", "worker"])));
@@ -103,6 +101,19 @@ fn a_swarm_forms_and_its_mesh_carries_traffic() {
         pretty.contains("Hostname:\t\tvm2") && pretty.contains("State:\t\t\tReady"),
         "{pretty}"
     );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_mesh_links_every_node_and_drops_the_removed_ones() {
+    let lab = Lab::new();
+    lab.machine("vm1", &["--metrics-addr", "127.0.0.1:9323"]);
+    lab.machines(&["vm2", "vm3"]);
+    lab.swarm("vm1", VM1, &["vm2", "vm3"]);
+    eventually("three Ready nodes", Duration::from_secs(10), || {
+        let out = stdout(&ok(&lab.sn("vm1", &["node", "ls"])));
+        (out.matches("Ready").count() == 3).then_some(()).ok_or(out)
+    });
 
     // The mesh: every node has the two others as peers and reaches them.
     let (t1, t2, t3) = (

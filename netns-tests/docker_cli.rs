@@ -61,10 +61,8 @@ fn curl(lab: &Lab, machine: &str, args: &[&str]) -> (String, String) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn docker_cli_forms_and_runs_the_swarm() {
-    if !root_or_skip("docker_cli_forms_and_runs_the_swarm") {
-        return;
-    }
     let lab = Lab::new();
     lab.machines(&["vm1", "vm2", "vm3"]);
 
@@ -286,10 +284,8 @@ fn no_docker_engine(lab: &Lab, machine: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_api_refuses_bad_requests_in_dockers_form() {
-    if !root_or_skip("the_api_refuses_bad_requests_in_dockers_form") {
-        return;
-    }
     let lab = Lab::new();
     lab.machines(&["vm1", "vm2"]);
     lab.swarm("vm1", "192.168.99.100", &["vm2"]);
@@ -424,10 +420,8 @@ fn the_api_refuses_bad_requests_in_dockers_form() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn docker_cli_runs_containers_on_an_overlay() {
-    if !root_or_skip("docker_cli_runs_containers_on_an_overlay") {
-        return;
-    }
     let lab = Lab::new();
     lab.machines(&["vm1", "vm2"]);
     lab.swarm("vm1", "192.168.99.100", &["vm2"]);

@@ -10,19 +10,6 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_swarmnet")
 }
 
-/// True when the test may run; false (after saying so) when it must be skipped.
-/// With SWARMNET_REQUIRE_ROOT_TESTS=1 (as scripts/test sets) a missing root fails.
-pub fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::Uid::effective().is_root() {
-        return true;
-    }
-    if std::env::var("SWARMNET_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("{test} needs root (network namespaces); run scripts/test as root");
-    }
-    eprintln!("skipped {test}: needs root (network namespaces)");
-    false
-}
-
 /// A lab of machines private to one test; everything goes when it drops.
 pub struct Lab {
     pub name: String,
@@ -32,6 +19,10 @@ static LABS: AtomicU32 = AtomicU32::new(0);
 
 impl Lab {
     pub fn new() -> Lab {
+        assert!(
+            nix::unistd::Uid::effective().is_root(),
+            "this test makes network namespaces and needs root: run scripts/test as root"
+        );
         let n = LABS.fetch_add(1, Ordering::SeqCst);
         Lab {
             name: format!("snt{}x{n}", std::process::id() % 100_000),
@@ -167,4 +158,21 @@ pub fn eventually<T>(
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+/// The children of a process this test started, so it can stop what that
+/// process runs, by pid.
+pub fn children(pid: u32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
 }

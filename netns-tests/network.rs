@@ -9,10 +9,8 @@ fn inspect(lab: &Lab, name: &str) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn networks_are_allocated_checked_and_kept() {
-    if !root_or_skip("networks_are_allocated_checked_and_kept") {
-        return;
-    }
     let lab = Lab::new();
     lab.machines(&["vm1", "vm2"]);
     fails_with(

@@ -1,7 +1,8 @@
 //! Overlay networks end to end: containers on three machines reach each other
 //! over VXLAN inside the WireGuard mesh (ping, curl to `swarmnet whoami`),
 //! networks stay apart, the underlay carries only WireGuard, the MTU is exact,
-//! containers get out through the gateway bridge, and removal leaves nothing.
+//! containers get out through the gateway bridge, and removal leaves nothing;
+//! and, on a lab of its own, bad input on an overlay leaves no trace.
 
 use std::process::Output;
 use std::time::Duration;
@@ -88,10 +89,8 @@ fn sandboxes(lab: &Lab, machine: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn containers_on_overlays_talk_across_hosts_and_networks_stay_apart() {
-    if !root_or_skip("containers_on_overlays_talk_across_hosts_and_networks_stay_apart") {
-        return;
-    }
     let lab = Lab::new();
     lab.machines(&["vm1", "vm2", "vm3"]);
     lab.swarm("vm1", MANAGER, &["vm2", "vm3"]);
@@ -169,16 +168,13 @@ fn containers_on_overlays_talk_across_hosts_and_networks_stay_apart() {
     }
 
     // UDP too: a datagram from a container on both networks arrives, none
-    // from a container on red only, on the same host or another.
-    assert!(
-        udp_arrives(&lab, ("vm2", "c4"), ("vm1", "c1"), &c1),
-        "c4 → c1 over UDP"
-    );
-    for (machine, from) in [("vm1", "c5"), ("vm3", "c3")] {
-        assert!(
-            !udp_arrives(&lab, (machine, from), ("vm1", "c1"), &c1),
-            "{from} reached c1 over UDP"
-        );
+    // from a container on red only, on the same host or another (c2's, sent
+    // after theirs, arrives first).
+    let c1_at = ("vm1", "c1");
+    assert_eq!(first_udp_source(&lab, c1_at, &c1, &[("vm2", "c4")]), c4[0]);
+    for sender in [("vm1", "c5"), ("vm3", "c3")] {
+        let first = first_udp_source(&lab, c1_at, &c1, &[sender, ("vm2", "c2")]);
+        assert_eq!(first, "10.20.0.50", "{sender:?} reached c1 over UDP");
     }
 
     // The MTU: the underlay's 1500 less WireGuard (80) and VXLAN (50).
@@ -230,8 +226,6 @@ fn containers_on_overlays_talk_across_hosts_and_networks_stay_apart() {
         "has active endpoints",
     );
 
-    bad_input_changes_nothing(&lab);
-
     // Removing leaves nothing: no interface, namespace or endpoint.
     for (machine, name) in [
         ("vm1", "c1"),
@@ -254,14 +248,15 @@ fn containers_on_overlays_talk_across_hosts_and_networks_stay_apart() {
     ok(&lab.sn("vm1", &["network", "rm", "blue", "red"]));
 }
 
-/// Whether a UDP datagram sent (five times, once the capture listens) from
-/// one container reaches another at `ip`, as a capture inside the receiver sees it.
-fn udp_arrives(
+/// The source address of the first UDP datagram to port 9999 that a
+/// capture inside `to` sees: each sender in turn sends five. The capture
+/// ends with that datagram (its timeout is only a ceiling).
+fn first_udp_source(
     lab: &Lab,
-    (from_vm, from): (&str, &str),
     (to_vm, to): (&str, &str),
     ip: &str,
-) -> bool {
+    senders: &[(&str, &str)],
+) -> String {
     let mut capture = lab
         .cmd(&[
             "machine",
@@ -274,8 +269,9 @@ fn udp_arrives(
             to,
             "--",
             "timeout",
-            "4",
+            "20",
             "tcpdump",
+            "--immediate-mode",
             "-i",
             "any",
             "-n",
@@ -290,6 +286,34 @@ fn udp_arrives(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start tcpdump");
+    let mut said = wait_until_listening(&mut capture);
+    for (vm, from) in senders {
+        for _ in 0..5 {
+            exec(
+                lab,
+                vm,
+                from,
+                &["bash", "-c", &format!("echo probe > /dev/udp/{ip}/9999")],
+            );
+        }
+    }
+    let out = capture.wait_with_output().expect("tcpdump ends");
+    let seen = stdout(&out);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut said, &mut rest);
+    let source = seen
+        .split_once(" IP ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit_once('.'))
+        .map(|(host, _port)| host.to_string());
+    source.unwrap_or_else(|| panic!("no datagram reached {to} ({}): {seen}{rest}", out.status))
+}
+
+/// Reads a starting tcpdump's stderr until it says it is listening; returns
+/// the rest, to keep open until it ends (a closed pipe would kill it).
+fn wait_until_listening(
+    capture: &mut std::process::Child,
+) -> std::io::BufReader<std::process::ChildStderr> {
     let mut stderr = std::io::BufReader::new(capture.stderr.take().expect("piped"));
     let mut line = String::new();
     while !line.contains("listening on") {
@@ -297,16 +321,7 @@ fn udp_arrives(
         let read = std::io::BufRead::read_line(&mut stderr, &mut line).expect("tcpdump's stderr");
         assert!(read > 0, "tcpdump ended before listening");
     }
-    for _ in 0..5 {
-        exec(
-            lab,
-            from_vm,
-            from,
-            &["bash", "-c", &format!("echo probe > /dev/udp/{ip}/9999")],
-        );
-    }
-    let out = capture.wait_with_output().expect("tcpdump ends");
-    stdout(&out).contains("UDP")
+    stderr
 }
 
 /// A capture on vm2's underlay during a transfer: only UDP to the WireGuard
@@ -317,26 +332,51 @@ fn underlay_carries_only_wireguard(lab: &Lab, c1: &str) {
     let marker = format!("MARKER-{}-plaintext", lab.name);
     let capture = lab
         .cmd(&[
-            "machine", "ssh", "vm2", "--", "timeout", "6", "tcpdump", "-i", "eth0", "-U", "-w",
-            &pcap, "not", "tcp", "port", "2377",
+            "machine",
+            "ssh",
+            "vm2",
+            "--",
+            "timeout",
+            "60",
+            "tcpdump",
+            "--immediate-mode",
+            "-i",
+            "eth0",
+            "-U",
+            "-w",
+            &pcap,
+            "not",
+            "tcp",
+            "port",
+            "2377",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start tcpdump");
+    /// Stops the capture (once the transfer is done, or when the test fails)
+    /// and removes its file.
     struct Capture(std::process::Child, String);
+    impl Capture {
+        fn stop(&mut self) {
+            // The ssh runs `timeout`, which passes SIGINT on to tcpdump.
+            for pid in children(self.0.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGINT,
+                );
+            }
+            let _ = self.0.wait();
+        }
+    }
     impl Drop for Capture {
         fn drop(&mut self) {
-            let _ = self.0.wait();
+            self.stop();
             let _ = std::fs::remove_file(&self.1);
         }
     }
     let mut capture = Capture(capture, pcap.clone());
-    eventually("tcpdump writes its capture", WAIT, || {
-        std::fs::metadata(&pcap)
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
+    let _said = wait_until_listening(&mut capture.0);
     for _ in 0..3 {
         let body = curl(lab, "vm2", "c2", &format!("http://{c1}:3000/{marker}")).unwrap();
         assert!(
@@ -344,7 +384,7 @@ fn underlay_carries_only_wireguard(lab: &Lab, c1: &str) {
             "whoami echoes the request line: {body}"
         );
     }
-    let _ = capture.0.wait();
+    capture.stop();
     let bytes = std::fs::read(&pcap).unwrap();
     drop(capture);
     assert!(
@@ -373,6 +413,24 @@ fn underlay_carries_only_wireguard(lab: &Lab, c1: &str) {
         );
         assert!(p.contains("UDP"), "only WireGuard on the underlay: {p}");
     }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn bad_container_input_on_overlays_is_one_line_and_leaves_no_trace() {
+    let lab = Lab::new();
+    lab.machines(&["vm1", "vm2"]);
+    lab.swarm("vm1", MANAGER, &["vm2"]);
+    network(&lab, "blue", "10.20.0.0/24", &[]);
+    let serve = [bin(), "whoami", "--port", "3000"];
+    run(
+        &lab,
+        "vm2",
+        "c2",
+        &["--network", "blue", "--ip", "10.20.0.50"],
+        &serve,
+    );
+    bad_input_changes_nothing(&lab);
 }
 
 /// Every bad input is one line, a non-zero exit, and no trace.

@@ -36,10 +36,8 @@ fn reaches(lab: &Lab, from: &str, addr: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn state_survives_daemon_restarts() {
-    if !root_or_skip("state_survives_daemon_restarts") {
-        return;
-    }
     let lab = Lab::new();
     lab.machines(&["vm1", "vm2", "vm3"]);
     let token = lab.swarm("vm1", "192.168.99.100", &["vm2"]);

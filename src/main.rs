@@ -15,8 +15,6 @@ mod overlay;
 mod procs;
 mod proto;
 mod runtime;
-#[cfg(test)]
-mod test_support;
 mod whoami;
 
 use clap::{Parser, Subcommand};

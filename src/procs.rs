@@ -3,11 +3,9 @@
 //! re-checking who the pid is, and waiting until every thread has gone.
 
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
@@ -107,34 +105,28 @@ impl ProcId {
 /// Opens a pidfd, re-checks `still_ours` (the pidfd now pins the process),
 /// then signals through the pidfd, so a reused pid is never signalled.
 pub fn signal_checked(pid: i32, signal: Signal, still_ours: impl Fn() -> bool) -> Result<bool> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return match Errno::last() {
-            Errno::ESRCH => Ok(false),
-            errno => Err(errno).context("pidfd_open"),
-        };
-    }
-    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let target = (pid > 0)
+        .then(|| rustix::process::Pid::from_raw(pid))
+        .flatten()
+        .with_context(|| format!("{pid} is not a process id"))?;
+    let sig = rustix::process::Signal::from_named_raw(signal as i32)
+        .with_context(|| format!("{signal} cannot be sent through a pidfd"))?;
+    let pidfd = match rustix::process::pidfd_open(target, rustix::process::PidfdFlags::empty()) {
+        Ok(pidfd) => pidfd,
+        Err(rustix::io::Errno::SRCH) => return Ok(false),
+        Err(errno) => {
+            return Err(std::io::Error::from(errno))
+                .with_context(|| format!("could not open a pidfd for process {pid}"))
+        }
+    };
     if !still_ours() {
         return Ok(false);
     }
-    let null = std::ptr::null::<libc::siginfo_t>();
-    // SAFETY: a valid pidfd, a valid signal number, no siginfo, no flags.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal as i32,
-            null,
-            0,
-        )
-    };
-    match rc {
-        0 => Ok(true),
-        _ if Errno::last() == Errno::ESRCH => Ok(false),
-        _ => Err(Errno::last()).with_context(|| format!("could not send {signal} to {pid}")),
+    match rustix::process::pidfd_send_signal(&pidfd, sig) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::SRCH) => Ok(false),
+        Err(errno) => Err(std::io::Error::from(errno))
+            .with_context(|| format!("could not send {signal} to process {pid}")),
     }
 }
 
@@ -167,5 +159,25 @@ mod tests {
         }
         .alive());
         assert!(me.cmdline().is_some_and(|args| !args.is_empty()));
+    }
+
+    #[test]
+    fn signals_reach_only_a_process_still_ours() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(!signal_checked(pid, Signal::SIGTERM, || false).unwrap());
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "signalled a process not ours"
+        );
+        assert!(signal_checked(pid, Signal::SIGTERM, || true).unwrap());
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+        assert!(!signal_checked(pid, Signal::SIGTERM, || true).unwrap());
+        assert!(signal_checked(0, Signal::SIGTERM, || true).is_err());
     }
 }

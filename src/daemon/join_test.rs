@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::enroll;
 use super::state::SwarmState;
-use super::swarm;
 use crate::manager::{api, ca, tls, InitParams, Manager};
 use crate::model::{ApiError, AttachRequest, NetworkSpec, NodeRole};
 use crate::proto::client::ManagerConn;
@@ -77,7 +77,7 @@ fn token(f: &Fixture, role: NodeRole, rotate: bool) -> String {
 
 async fn join(f: &Fixture, token: &str) -> Result<(SwarmState, tempfile::TempDir), ApiError> {
     let dir = tempfile::tempdir().unwrap();
-    let state = swarm::join(dir.path(), token, &f.addr, Some("127.0.0.1"), 51820).await?;
+    let state = enroll::join(dir.path(), token, &f.addr, Some("127.0.0.1"), 51820).await?;
     Ok((state, dir))
 }
 

@@ -1,12 +1,16 @@
-//! `swarmnet daemon`: the root daemon, one per host. It serves the CLI on a
-//! Unix socket, runs this node's swarm membership (the manager API on the
-//! leader, the agent everywhere), optional Prometheus metrics, and shuts
-//! down cleanly on SIGTERM.
+//! `swarmnet daemon`: the root daemon, one per host, and the wiring of the
+//! rest. It serves the Docker Engine API on its Unix socket (`api`), runs
+//! this node's swarm membership (the manager API on the leader, the agent
+//! everywhere), its containers, optional Prometheus metrics, and shuts down
+//! cleanly on SIGTERM.
 
+mod addrs;
 mod api;
 mod attach;
 pub mod containers;
+mod enroll;
 mod execs;
+mod host;
 pub mod metrics;
 mod namespaces;
 mod networking;
@@ -231,7 +235,7 @@ impl Daemon {
         if slot.is_some() {
             return Err(ApiError::already_in_swarm());
         }
-        let state = swarm::init(
+        let state = enroll::init(
             &self.state_dir,
             &opts.advertise_addr,
             opts.listen_addr.as_deref(),
@@ -253,7 +257,7 @@ impl Daemon {
         if slot.is_some() {
             return Err(ApiError::already_in_swarm());
         }
-        let state = swarm::join(
+        let state = enroll::join(
             &self.state_dir,
             &opts.token,
             &opts.remote,

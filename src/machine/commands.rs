@@ -113,7 +113,9 @@ pub fn ssh(lab: &Lab, name: &str, command: &[String]) -> Result<i32> {
             eprintln!("swarmnet machine ssh: {}: permission denied", argv[0]);
             return Ok(126);
         }
-        Err(err) => return Err(err).with_context(|| format!("could not run {}", argv[0])),
+        Err(err) => {
+            return Err(err).with_context(|| format!("could not run {} in machine {name}", argv[0]))
+        }
     };
     Ok(exit_code(wait_through_interrupts(&mut child)?))
 }

@@ -40,16 +40,21 @@ impl Drop for Guard<'_> {
     }
 }
 
+/// A taken name, and the two ways on.
+fn already_exists(name: &str) -> String {
+    format!("machine {name} already exists: pick another name, or remove it first with `swarmnet machine rm {name}`")
+}
+
 pub fn create(lab: &Lab, name: &str, daemon_args: &[String]) -> Result<i32> {
     state::validate_name(name)?;
     let daemon_argv = daemon::argv(daemon_args)?;
     if lab.machine(name).dir.exists() {
-        bail!("machine {name} already exists");
+        bail!(already_exists(name));
     }
     let _lock = lab.lock()?;
     let paths = lab.machine(name);
     if paths.dir.exists() {
-        bail!("machine {name} already exists");
+        bail!(already_exists(name));
     }
     let mut guard = Guard {
         lab,
@@ -78,9 +83,10 @@ pub fn create(lab: &Lab, name: &str, daemon_args: &[String]) -> Result<i32> {
     };
     guard.machine = Some(machine.clone());
     lab.save(&machine)?;
-    ip::run(&lab_holder, &ip::leg_setup(&machine)).context("could not plug the machine in")?;
-    ip::run(&machine.holder, &ip::machine_setup(&machine))
-        .context("could not set up the machine's network")?;
+    ip::leg_setup(&lab_holder, &machine)
+        .with_context(|| format!("could not plug machine {name} into the lab"))?;
+    ip::machine_setup(&machine)
+        .with_context(|| format!("could not set up the network of machine {name}"))?;
     eprintln!("Starting daemon...");
     let (mut child, daemon) = daemon::start(lab, &machine)?;
     machine.daemon = Some(daemon);
@@ -106,6 +112,7 @@ fn ensure_lab(lab: &Lab, guard: &mut Guard) -> Result<ProcId> {
     guard.made_lab = true;
     let (_child, holder) = holder::spawn(lab, None).context("could not create the lab")?;
     lab.save_holder(holder)?;
-    ip::run(&holder, &ip::lab_setup()).context("could not create the lab's bridge")?;
+    ip::lab_setup(&holder)
+        .with_context(|| format!("could not create the bridge of lab {}", lab.name))?;
     Ok(holder)
 }

@@ -21,7 +21,6 @@ use super::state::{Lab, Machine};
 pub const CMD_ENV: &str = "SWARMNET_MACHINE_DAEMON_CMD";
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const LOG_TAIL: usize = 5;
 
 /// How `restart` stops the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,31 +102,29 @@ pub fn wait_ready(lab: &Lab, machine: &Machine, child: &mut Child) -> Result<()>
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
-            bail!(
-                "the daemon of machine {} exited ({status}) before its socket was ready{}",
-                machine.name,
-                log_tail(&paths.log)
-            );
+            let what = format!("exited ({status}) before its socket was ready");
+            bail!(not_ready(&machine.name, &what, &paths.log));
         }
         if Instant::now() > deadline {
-            bail!(
-                "the daemon of machine {} did not open its socket within {} s{}",
-                machine.name,
-                READY_TIMEOUT.as_secs(),
-                log_tail(&paths.log)
+            let what = format!(
+                "did not open its socket within {} s",
+                READY_TIMEOUT.as_secs()
             );
+            bail!(not_ready(&machine.name, &what, &paths.log));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// The last lines of the daemon's log, to quote in an error (the log goes
-/// away with a failed create).
-fn log_tail(log: &Path) -> String {
+/// A daemon that did not come up, in one line: the last line of its log says
+/// why (the log goes away with a failed create, so it is quoted here).
+fn not_ready(machine: &str, what: &str, log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n  ");
-    format!("; {} ends with:\n  {tail}", log.display())
+    let last = text.lines().map(str::trim).rfind(|line| !line.is_empty());
+    match last {
+        Some(last) => format!("the daemon of machine {machine} {what}; its log ends: {last}"),
+        None => format!("the daemon of machine {machine} {what} and logged nothing"),
+    }
 }
 
 pub fn running(machine: &Machine) -> bool {
@@ -153,6 +150,34 @@ pub fn stop(machine: &Machine, signal: StopSignal) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemon_not_ready_is_one_line_quoting_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("daemon.log");
+        fs::write(
+            &log,
+            "INFO starting\n\nError: address 192.168.99.100 is in use\n\n",
+        )
+        .unwrap();
+        assert_eq!(
+            not_ready(
+                "vm1",
+                "exited (exit status: 1) before its socket was ready",
+                &log
+            ),
+            "the daemon of machine vm1 exited (exit status: 1) before its socket was ready; \
+             its log ends: Error: address 192.168.99.100 is in use"
+        );
+        assert_eq!(
+            not_ready(
+                "vm2",
+                "did not open its socket within 15 s",
+                &dir.path().join("none")
+            ),
+            "the daemon of machine vm2 did not open its socket within 15 s and logged nothing"
+        );
+    }
 
     #[test]
     fn daemon_command_line() {

@@ -48,7 +48,12 @@ pub fn spawn(lab: &Lab, name: Option<&str>) -> Result<(Child, ProcId)> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().context("could not start a namespace holder")?;
+    let owner = name.map_or(format!("lab {}", lab.name), |name| {
+        format!("machine {name}")
+    });
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("could not start the namespace holder of {owner}"))?;
     let id = ProcId::of(child.id())?;
     let mut ready = false;
     if let Some(stdout) = child.stdout.take() {
@@ -64,7 +69,11 @@ pub fn spawn(lab: &Lab, name: Option<&str>) -> Result<(Child, ProcId)> {
         }
         let _ = child.kill();
         child.wait()?;
-        bail!("could not set up the namespaces: {}", why.trim());
+        let why = why.lines().map(str::trim).rfind(|l| !l.is_empty());
+        bail!(
+            "could not set up the namespaces of {owner}: {}",
+            why.unwrap_or("its holder exited without saying why")
+        );
     }
     Ok((child, id))
 }

@@ -1,103 +1,105 @@
-//! The lab's network driver: iproute2 (`ip -batch -`) run inside a namespace
-//! entered in the child's `pre_exec`. Builders return the command lines so the
-//! plan is plain data.
+//! The lab's network set-up, on the netlink layer: the underlay bridge in the
+//! lab namespace, each machine's leg (a veth on that bridge whose peer is
+//! made straight inside the machine as `eth0`), and the machine's address.
+//! A namespace is reached through its holder's /proc/PID/ns/net, held open
+//! while the holder's identity is checked, so a reused pid is never entered.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::future::Future;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::procs::{Namespaces, NsKind, ProcId};
 use super::state::{Machine, UNDERLAY_PREFIX};
+use crate::netlink::{LinkWant, Ns};
 
 /// The underlay bridge, private to the lab namespace.
 const BRIDGE: &str = "br0";
 const MTU: u32 = 1500;
+/// A machine's leg, as the machine sees it.
+const ETH0: &str = "eth0";
 
-/// Commands for the lab namespace: an up bridge without addresses.
-pub fn lab_setup() -> Vec<String> {
-    vec![
-        format!("link add {BRIDGE} type bridge"),
-        format!("link set {BRIDGE} up"),
-    ]
+const UP: LinkWant = LinkWant {
+    mtu: None,
+    master: None,
+    up: true,
+};
+
+/// The lab namespace: an up bridge without addresses.
+pub fn lab_setup(lab_holder: &ProcId) -> Result<()> {
+    block_on(async {
+        let lab = open(lab_holder, "the lab namespace").await?;
+        let bridge = lab.ensure_bridge(BRIDGE).await?;
+        lab.configure(bridge, BRIDGE, UP).await
+    })
 }
 
-/// Commands for the lab namespace: the machine's veth, its peer moved straight
-/// into the machine (named by its holder's pid), the lab end on the bridge.
-pub fn leg_setup(machine: &Machine) -> Vec<String> {
-    let leg = machine.leg();
-    let holder = machine.holder.pid;
-    vec![
-        format!("link add {leg} mtu {MTU} type veth peer name eth0 mtu {MTU} netns {holder}"),
-        format!("link set {leg} master {BRIDGE}"),
-        format!("link set {leg} up"),
-    ]
+/// The machine's veth in the lab namespace, its peer made straight inside the
+/// machine as `eth0`, the lab end on the bridge and up.
+pub fn leg_setup(lab_holder: &ProcId, machine: &Machine) -> Result<()> {
+    let inside = net_namespace(&machine.holder)?;
+    block_on(async {
+        let lab = open(lab_holder, "the lab namespace").await?;
+        let leg = machine.leg();
+        lab.add_veth(&leg, ETH0, Some(MTU), Some(&inside)).await?;
+        let bridge = lab.require(BRIDGE).await?;
+        let index = lab.require(&leg).await?;
+        let want = LinkWant {
+            master: Some(bridge),
+            ..UP
+        };
+        lab.configure(index, &leg, want).await
+    })
 }
 
-/// Commands for the machine namespace: lo and eth0 up, the underlay address.
-pub fn machine_setup(machine: &Machine) -> Vec<String> {
-    let address = machine.address();
-    vec![
-        "link set lo up".to_string(),
-        format!("addr add {address}/{UNDERLAY_PREFIX} dev eth0"),
-        "link set eth0 up".to_string(),
-    ]
-}
-
-/// Runs `commands` with `ip -batch -` inside the namespaces of `owner`.
-pub fn run(owner: &ProcId, commands: &[String]) -> Result<()> {
-    let ns = Namespaces::of(owner, &[NsKind::Net])?;
-    let mut cmd = Command::new("ip");
-    cmd.args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    ns.enter_on_exec(&mut cmd, false, None)?;
-    let mut child = cmd
-        .spawn()
-        .context("could not run ip (is iproute2 installed?)")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(commands.join("\n").as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("ip failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
+/// Inside the machine: lo and eth0 up, the underlay address on eth0.
+pub fn machine_setup(machine: &Machine) -> Result<()> {
+    block_on(async {
+        let inside = open(&machine.holder, &format!("machine {}", machine.name)).await?;
+        let lo = inside.require("lo").await?;
+        inside.configure(lo, "lo", UP).await?;
+        let eth0 = inside.require(ETH0).await?;
+        inside
+            .add_address(eth0, ETH0, machine.address(), UNDERLAY_PREFIX)
+            .await?;
+        inside.configure(eth0, ETH0, UP).await
+    })
 }
 
 /// Deletes the machine's leg (and so its eth0) in the lab namespace; a leg
 /// already gone is fine.
 pub fn delete_leg(lab_holder: &ProcId, machine: &Machine) -> Result<()> {
-    match run(lab_holder, &[format!("link del {}", machine.leg())]) {
-        Err(err) if err.to_string().contains("Cannot find device") => Ok(()),
-        other => other,
-    }
+    block_on(async {
+        let lab = open(lab_holder, "the lab namespace").await?;
+        lab.delete(&machine.leg()).await.map(drop)
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The network namespace of `owner`, which must still be the same process.
+fn net_namespace(owner: &ProcId) -> Result<std::fs::File> {
+    let namespaces = Namespaces::of(owner, &[NsKind::Net])?;
+    let file = namespaces
+        .file(NsKind::Net)
+        .with_context(|| format!("process {} has no network namespace", owner.pid))?;
+    file.try_clone().with_context(|| {
+        format!(
+            "could not hold the network namespace of process {}",
+            owner.pid
+        )
+    })
+}
 
-    #[test]
-    fn leg_and_machine_commands() {
-        let machine = Machine {
-            name: "vm2".into(),
-            host: 101,
-            holder: ProcId {
-                pid: 4242,
-                start: 9,
-            },
-            daemon: None,
-            daemon_argv: Vec::new(),
-        };
-        assert_eq!(
-            leg_setup(&machine)[0],
-            "link add m1 mtu 1500 type veth peer name eth0 mtu 1500 netns 4242"
-        );
-        assert_eq!(
-            machine_setup(&machine)[1],
-            "addr add 192.168.99.101/24 dev eth0"
-        );
-    }
+/// A netlink handle inside the network namespace of `owner`, called `what`.
+async fn open(owner: &ProcId, what: &str) -> Result<Ns> {
+    let namespace = net_namespace(owner)?;
+    Ns::open_file(namespace, format!("{what} (process {})", owner.pid)).await
+}
+
+/// Runs the netlink work of one CLI step on a runtime of its own: the
+/// machine commands are synchronous.
+fn block_on<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start a runtime for netlink")?
+        .block_on(work)
 }

@@ -19,8 +19,9 @@
 //! - The machine's mount tree is made rprivate; /var/lib/swarmnet (created
 //!   empty on the host if missing, as the bind target) and /run are bound to
 //!   its own dirs, mounts under the host's /run are detached, /sys is fresh.
-//! - Other processes (ip, the daemon, ssh commands) enter a holder's
-//!   namespaces with setns in `pre_exec`, never on the CLI's own threads.
+//! - Other processes (the daemon, ssh commands) enter a holder's namespaces
+//!   with setns in `pre_exec`; netlink sockets are opened on a short-lived
+//!   thread that entered one (see `ip`); never on the CLI's own threads.
 //! - SWARMNET_MACHINE_DAEMON_CMD replaces the daemon with a shell script (run
 //!   by `/bin/sh -c`, daemon args in "$@"); the command line is saved at create
 //!   and reused by restart. SWARMNET_HOST is not passed into a machine.

@@ -62,6 +62,14 @@ impl Namespaces {
         Ok(Namespaces { entries })
     }
 
+    /// The handle on the namespace of `kind`, if it is one of these.
+    pub(super) fn file(&self, kind: NsKind) -> Option<&File> {
+        self.entries
+            .iter()
+            .find(|(held, _)| *held == kind)
+            .map(|(_, file)| file)
+    }
+
     pub(super) fn inodes(&self) -> Result<Vec<(NsKind, u64)>> {
         self.entries
             .iter()
@@ -91,7 +99,8 @@ impl Namespaces {
                     nix::unistd::setsid()?;
                 }
                 if let Some(dir) = &cwd {
-                    libc::chdir(dir.as_ptr());
+                    // A directory missing in the namespaces leaves the command in /.
+                    let _ = nix::unistd::chdir(dir.as_c_str());
                 }
                 Ok(())
             });

@@ -141,11 +141,14 @@ impl Lab {
     pub fn load(&self, name: &str) -> Result<Machine> {
         let paths = self.machine(name);
         if validate_name(name).is_err() || !paths.dir.exists() {
-            bail!("machine {name} does not exist");
+            bail!("machine {name} does not exist (`swarmnet machine ls` lists them)");
         }
+        let broken = |what: String| {
+            anyhow::anyhow!("machine {name} {what}: remove it with `swarmnet machine rm -f {name}`")
+        };
         let text = fs::read_to_string(&paths.record)
-            .with_context(|| format!("machine {name} has no record (a create was interrupted?)"))?;
-        serde_json::from_str(&text).with_context(|| format!("machine {name} has a corrupt record"))
+            .map_err(|e| broken(format!("has no record ({e}; was its create interrupted?)")))?;
+        serde_json::from_str(&text).map_err(|e| broken(format!("has a corrupt record ({e})")))
     }
 
     pub fn save(&self, machine: &Machine) -> Result<()> {

@@ -1,15 +1,21 @@
 //! Endpoints in the manager: a node attaches its containers to networks (an
-//! address and a MAC each) and detaches them; `network rm` and `node rm` see them.
+//! address and a MAC each) and detaches them; `network rm` and `node rm` see
+//! them. The name and the address are checked and taken in the transaction
+//! that stores the endpoint.
 
 use std::net::Ipv4Addr;
 
+use super::networks::find_network;
+use super::store::Txn;
 use super::{ipam, now_secs, Manager};
 use crate::model::{check_name, mac_for, random_id, ApiError, AttachRequest, Endpoint, Network};
 use crate::proto::{AttachedEndpoint, Attachment, NetworkDetail};
 
 impl Manager {
+    /// Every endpoint, for tests that look at the table.
+    #[cfg(test)]
     pub fn endpoints(&self) -> Result<Vec<Endpoint>, ApiError> {
-        self.store.endpoints().map_err(ApiError::internal)
+        Ok(self.store.read()?.endpoints()?)
     }
 
     /// Gives `node`'s container an endpoint on a network. Asking again for the
@@ -18,103 +24,40 @@ impl Manager {
         for alias in &req.aliases {
             check_name("network alias", alias)?;
         }
-        let _guard = self.changes.lock().expect("changes lock");
-        let network = self.network(&req.network)?;
-        if !network.attachable {
-            return Err(ApiError::FailedPrecondition(format!(
-                "network {} not manually attachable",
-                req.network
-            )));
+        let (attachment, new) = self.store.update(|tx| attach_in(tx, node, &req))?;
+        if new {
+            let (network, endpoint) = (&attachment.network, &attachment.endpoint);
+            tracing::info!(network = %network.name, container = %endpoint.container_name, node, ip = %endpoint.ip, "endpoint attached");
         }
-        let on_network: Vec<Endpoint> = self
-            .endpoints()?
-            .into_iter()
-            .filter(|e| e.network_id == network.id)
-            .collect();
-        if let Some(same) = on_network
-            .iter()
-            .find(|e| e.node_id == node && e.container_id == req.container_id)
-        {
-            return Ok(Attachment {
-                endpoint: same.clone(),
-                network,
-            });
-        }
-        if on_network
-            .iter()
-            .any(|e| e.container_name == req.container_name)
-        {
-            return Err(ApiError::FailedPrecondition(format!(
-                "endpoint with name {} already exists in network {}",
-                req.container_name, network.name
-            )));
-        }
-        let used: Vec<Ipv4Addr> = on_network.iter().map(|e| e.ip).collect();
-        let ip = match req.ip {
-            Some(ip) => {
-                ipam::check_address(&network, ip, &used)?;
-                ip
-            }
-            None => ipam::next_address(&network, &used)?,
-        };
-        let endpoint = Endpoint {
-            id: random_id(),
-            network_id: network.id.clone(),
-            node_id: node.to_string(),
-            container_id: req.container_id,
-            container_name: req.container_name,
-            aliases: req.aliases,
-            ip,
-            mac: mac_for(ip),
-            created_at: now_secs(),
-        };
-        self.store
-            .put_endpoint(&endpoint)
-            .map_err(ApiError::internal)?;
-        tracing::info!(network = %network.name, container = %endpoint.container_name, node, %ip, "endpoint attached");
-        Ok(Attachment { endpoint, network })
+        Ok(attachment)
     }
 
     /// Removes one of `node`'s endpoints; nothing to do if it is gone already.
     pub fn detach(&self, node: &str, endpoint_id: &str) -> Result<(), ApiError> {
-        let _guard = self.changes.lock().expect("changes lock");
-        let Some(endpoint) = self.endpoints()?.into_iter().find(|e| e.id == endpoint_id) else {
-            return Ok(());
-        };
-        if endpoint.node_id != node {
-            return Err(ApiError::PermissionDenied(format!(
-                "endpoint {endpoint_id} belongs to another node"
-            )));
-        }
-        self.store
-            .remove_endpoints(&[endpoint_id])
-            .map_err(ApiError::internal)?;
-        tracing::info!(network = %endpoint.network_id, container = %endpoint.container_name, node, "endpoint detached");
-        Ok(())
-    }
-
-    /// Removes every endpoint of a node that left or was removed. The caller holds `changes`.
-    pub(super) fn drop_node_endpoints(&self, node: &str) -> Result<(), ApiError> {
-        let ids: Vec<String> = self
-            .endpoints()?
-            .into_iter()
-            .filter(|e| e.node_id == node)
-            .map(|e| e.id)
-            .collect();
-        if !ids.is_empty() {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            self.store
-                .remove_endpoints(&ids)
-                .map_err(ApiError::internal)?;
+        let detached = self.store.update(|tx| {
+            let Some(endpoint) = tx.endpoints()?.into_iter().find(|e| e.id == endpoint_id) else {
+                return Ok(None);
+            };
+            if endpoint.node_id != node {
+                return Err(ApiError::PermissionDenied(format!(
+                    "endpoint {endpoint_id} belongs to another node"
+                )));
+            }
+            tx.remove_endpoint(endpoint_id);
+            Ok(Some(endpoint))
+        })?;
+        if let Some(endpoint) = detached {
+            tracing::info!(network = %endpoint.network_id, container = %endpoint.container_name, node, "endpoint detached");
         }
         Ok(())
     }
 
     /// `network inspect`: the network with its endpoints and their nodes.
     pub fn network_detail(&self, name: &str) -> Result<NetworkDetail, ApiError> {
-        let network = self.network(name)?;
-        let nodes = self.store.nodes().map_err(ApiError::internal)?;
-        let mut attached: Vec<AttachedEndpoint> = self
+        let view = self.store.read()?;
+        let network = find_network(&view, name)?;
+        let nodes = view.nodes()?;
+        let mut attached: Vec<AttachedEndpoint> = view
             .endpoints()?
             .into_iter()
             .filter(|e| e.network_id == network.id)
@@ -132,33 +75,101 @@ impl Manager {
         });
         Ok(NetworkDetail { network, attached })
     }
+}
 
-    /// Refuses `network rm` while containers are attached, naming them.
-    pub(super) fn check_unused(&self, network: &Network) -> Result<(), ApiError> {
-        let attached: Vec<Endpoint> = self
-            .endpoints()?
-            .into_iter()
-            .filter(|e| e.network_id == network.id)
-            .collect();
-        if attached.is_empty() {
-            return Ok(());
-        }
-        let nodes = self.store.nodes().map_err(ApiError::internal)?;
-        let names: Vec<String> = attached
-            .iter()
-            .map(|e| {
-                let host = nodes
-                    .iter()
-                    .find(|n| n.id == e.node_id)
-                    .map_or(e.node_id.as_str(), |n| n.hostname.as_str());
-                format!("{} on {host}", e.container_name)
-            })
-            .collect();
-        Err(ApiError::FailedPrecondition(format!(
-            "error while removing network: network {} id {} has active endpoints ({}); remove or detach them first",
-            network.name,
-            network.id,
-            names.join(", ")
-        )))
+/// The attach decision: the container's endpoint if it has one (false), or a
+/// new one with a free address and a unique name, staged (true).
+fn attach_in(
+    tx: &mut Txn<'_>,
+    node: &str,
+    req: &AttachRequest,
+) -> Result<(Attachment, bool), ApiError> {
+    let network = find_network(tx, &req.network)?;
+    if !network.attachable {
+        return Err(ApiError::FailedPrecondition(format!(
+            "network {} not manually attachable",
+            req.network
+        )));
     }
+    let on_network: Vec<Endpoint> = tx
+        .endpoints()?
+        .into_iter()
+        .filter(|e| e.network_id == network.id)
+        .collect();
+    if let Some(same) = on_network
+        .iter()
+        .find(|e| e.node_id == node && e.container_id == req.container_id)
+    {
+        let endpoint = same.clone();
+        return Ok((Attachment { endpoint, network }, false));
+    }
+    if on_network
+        .iter()
+        .any(|e| e.container_name == req.container_name)
+    {
+        return Err(ApiError::FailedPrecondition(format!(
+            "endpoint with name {} already exists in network {}",
+            req.container_name, network.name
+        )));
+    }
+    let used: Vec<Ipv4Addr> = on_network.iter().map(|e| e.ip).collect();
+    let ip = match req.ip {
+        Some(ip) => {
+            ipam::check_address(&network, ip, &used)?;
+            ip
+        }
+        None => ipam::next_address(&network, &used)?,
+    };
+    let endpoint = Endpoint {
+        id: random_id(),
+        network_id: network.id.clone(),
+        node_id: node.to_string(),
+        container_id: req.container_id.clone(),
+        container_name: req.container_name.clone(),
+        aliases: req.aliases.clone(),
+        ip,
+        mac: mac_for(ip),
+        created_at: now_secs(),
+    };
+    tx.put_endpoint(&endpoint)?;
+    Ok((Attachment { endpoint, network }, true))
+}
+
+/// Stages the removal of every endpoint of a node that left or was removed.
+pub(super) fn drop_node_endpoints(tx: &mut Txn<'_>, node: &str) -> Result<(), ApiError> {
+    for endpoint in tx.endpoints()? {
+        if endpoint.node_id == node {
+            tx.remove_endpoint(&endpoint.id);
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `network rm` while containers are attached, naming them.
+pub(super) fn check_unused(tx: &Txn<'_>, network: &Network) -> Result<(), ApiError> {
+    let attached: Vec<Endpoint> = tx
+        .endpoints()?
+        .into_iter()
+        .filter(|e| e.network_id == network.id)
+        .collect();
+    if attached.is_empty() {
+        return Ok(());
+    }
+    let nodes = tx.nodes()?;
+    let names: Vec<String> = attached
+        .iter()
+        .map(|e| {
+            let host = nodes
+                .iter()
+                .find(|n| n.id == e.node_id)
+                .map_or(e.node_id.as_str(), |n| n.hostname.as_str());
+            format!("{} on {host}", e.container_name)
+        })
+        .collect();
+    Err(ApiError::FailedPrecondition(format!(
+        "error while removing network: network {} id {} has active endpoints ({}); remove or detach them first",
+        network.name,
+        network.id,
+        names.join(", ")
+    )))
 }

@@ -5,31 +5,30 @@ pub mod api;
 pub mod ca;
 mod endpoints;
 pub mod ipam;
+mod join;
 mod networks;
 mod nodes;
+#[cfg(test)]
+mod race_test;
 pub mod store;
 pub mod tls;
 pub mod token;
+mod watch;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::model::{ApiError, Availability, Node, NodeRole, NodeView};
-use crate::proto::{
-    to_reply, ClusterRequest, JoinRequest, JoinResponse, MeshPeer, NodeUpdate, SwarmView,
-    WatchResponse,
-};
+use crate::proto::{to_reply, ClusterRequest, NodeUpdate, SwarmView};
 use ca::{Ca, NodeCert};
-use store::{Cluster, Store};
+use store::{Cluster, RedbStore, Store, Txn};
 use token::JoinToken;
 
 /// A node that has not heartbeaten for this long is Down.
 pub const DOWN_AFTER: Duration = Duration::from_secs(5);
-/// How long a watch waits for a change before answering with the same revision.
-const WATCH_WAIT: Duration = Duration::from_secs(10);
 /// The store file under the state directory.
 pub const STORE_FILE: &str = "swarm.redb";
 
@@ -44,20 +43,22 @@ pub struct InitParams {
     pub pool: ipam::Pool,
 }
 
-/// The manager service; shared by the TLS API and the local daemon.
+/// The manager service; shared by the TLS API and the local daemon. Each
+/// decision is one store transaction (`Store::update`), never a process lock,
+/// so the same code can run on several managers sharing a store.
 pub struct Manager {
-    store: Store,
+    store: Box<dyn Store>,
     ca: Ca,
     self_id: String,
+    /// Liveness only, kept in memory: no decision is made under this lock.
     heartbeats: Mutex<HashMap<String, Instant>>,
-    /// Held across check-then-write changes (names, addresses) so two cannot interleave.
-    changes: Mutex<()>,
 }
 
 pub use crate::model::now_secs;
 
 impl Manager {
-    /// Creates the cluster: CA, tokens, and this node as leader. Returns this node's certificate.
+    /// Creates the cluster (CA, tokens, this node as leader, the ingress
+    /// network) in one transaction. Returns this node's certificate.
     pub fn init(state_dir: &Path, params: InitParams) -> anyhow::Result<(Manager, NodeCert)> {
         let cluster_id = crate::model::random_id();
         let ca = Ca::generate(&cluster_id)?;
@@ -94,19 +95,22 @@ impl Manager {
             updated_at: 0,
         };
         let cert = ca.issue(&node.id, NodeRole::Manager)?;
-        let store = Store::open(&state_dir.join(STORE_FILE))?;
-        store.put_cluster(&cluster)?;
-        store.put_node(&node)?;
+        let store: Box<dyn Store> = Box::new(RedbStore::open(&state_dir.join(STORE_FILE))?);
+        let ingress = store.update(|tx| {
+            tx.put_cluster(&cluster)?;
+            tx.put_node(&node)?;
+            networks::make_ingress(tx)
+        })?;
+        tracing::info!(network = %ingress.name, id = %ingress.id, subnet = %ingress.subnet, vni = ingress.vni, "network created");
         let manager = Manager::with(store, ca, params.node_id);
         manager.heartbeat(&node.id);
-        manager.make_ingress()?;
         Ok((manager, cert))
     }
 
     /// Opens the manager of an existing cluster from its store.
     pub fn open(state_dir: &Path, self_id: &str) -> anyhow::Result<Manager> {
-        let store = Store::open(&state_dir.join(STORE_FILE))?;
-        let cluster = store.cluster()?.ok_or_else(|| {
+        let store: Box<dyn Store> = Box::new(RedbStore::open(&state_dir.join(STORE_FILE))?);
+        let cluster = store.read()?.cluster()?.ok_or_else(|| {
             anyhow::anyhow!("the store in {} holds no cluster", state_dir.display())
         })?;
         let ca = Ca::load(&cluster.ca_cert_pem, &cluster.ca_key_pem)?;
@@ -115,13 +119,12 @@ impl Manager {
         Ok(manager)
     }
 
-    fn with(store: Store, ca: Ca, self_id: String) -> Manager {
+    fn with(store: Box<dyn Store>, ca: Ca, self_id: String) -> Manager {
         Manager {
             store,
             ca,
             self_id,
             heartbeats: Mutex::new(HashMap::new()),
-            changes: Mutex::new(()),
         }
     }
 
@@ -133,86 +136,10 @@ impl Manager {
         &self.self_id
     }
 
-    fn cluster(&self) -> Result<Cluster, ApiError> {
-        self.store
-            .cluster()
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::Internal("the store holds no cluster".into()))
-    }
-
     /// True when the node is in the store (a removed node's certificate stops working).
     pub fn is_member(&self, id: &str) -> Result<bool, ApiError> {
-        let node = self.store.node(id).map_err(ApiError::internal)?;
+        let node = self.store.read()?.node(id)?;
         Ok(node.is_some_and(|n| !n.left))
-    }
-
-    /// Admits a node with a join token; its role comes from the token it used.
-    pub fn join(&self, req: JoinRequest) -> Result<JoinResponse, ApiError> {
-        let token = JoinToken::parse(&req.token).map_err(ApiError::InvalidArgument)?;
-        let cluster = self.cluster()?;
-        let role = if req.token.trim() == cluster.manager_token {
-            NodeRole::Manager
-        } else if req.token.trim() == cluster.worker_token {
-            NodeRole::Worker
-        } else if !token.matches_ca(&ca::pem_to_der(&cluster.ca_cert_pem).unwrap_or_default()) {
-            return Err(ApiError::PermissionDenied(
-                "the join token is for another swarm: its CA digest does not match this swarm's CA"
-                    .into(),
-            ));
-        } else {
-            return Err(ApiError::PermissionDenied(
-                "invalid join token: it was rotated or never issued; print the current one with \"swarmnet swarm join-token worker\" on a manager".into(),
-            ));
-        };
-        check_hex_key(&req.wg_public_key)?;
-        let _guard = self.changes.lock().expect("changes lock");
-        let existing = self.store.nodes().map_err(ApiError::internal)?;
-        if existing
-            .iter()
-            .any(|n| n.wg_public_key == req.wg_public_key)
-        {
-            return Err(ApiError::InvalidArgument(
-                "another node already uses this WireGuard public key; each node makes its own"
-                    .into(),
-            ));
-        }
-        let used: Vec<Ipv4Addr> = existing.iter().map(|n| n.tunnel_addr).collect();
-        let tunnel_addr = nodes::free_tunnel_addr(cluster.mesh_subnet, &used).ok_or_else(|| {
-            ApiError::FailedPrecondition(format!(
-                "the node mesh subnet {} is full; remove departed nodes with \"swarmnet node rm\"",
-                cluster.mesh_subnet
-            ))
-        })?;
-        let node = Node {
-            id: crate::model::random_id(),
-            hostname: req.hostname,
-            role,
-            availability: Availability::Active,
-            addr: req.addr,
-            wg_public_key: req.wg_public_key,
-            wg_port: req.wg_port,
-            tunnel_addr,
-            leader: false,
-            left: false,
-            created_at: now_secs(),
-            labels: Default::default(),
-            version: 0,
-            updated_at: 0,
-        };
-        let cert_pem = self
-            .ca
-            .sign_csr(&req.csr_pem, &node.id, role)
-            .map_err(|e| ApiError::InvalidArgument(format!("bad certificate request: {e}")))?;
-        self.store.put_node(&node).map_err(ApiError::internal)?;
-        self.heartbeat(&node.id);
-        tracing::info!(node = %node.id, hostname = %node.hostname, %role, "node joined");
-        Ok(JoinResponse {
-            node_id: node.id,
-            role,
-            cert_pem,
-            tunnel_addr,
-            mesh_prefix_len: cluster.mesh_subnet.prefix(),
-        })
     }
 
     pub fn heartbeat(&self, id: &str) {
@@ -222,58 +149,39 @@ impl Manager {
             .insert(id.to_string(), Instant::now());
     }
 
-    /// Waits until the store moves past `since` (or a while passes), then returns the mesh peers.
-    pub async fn watch(&self, since: u64) -> Result<WatchResponse, ApiError> {
-        let mut rx = self.store.subscribe();
-        if *rx.borrow_and_update() <= since {
-            let _ = tokio::time::timeout(WATCH_WAIT, rx.changed()).await;
-        }
-        let revision = self.store.revision();
-        let peers = self
-            .store
-            .nodes()
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .filter(|n| !n.left)
-            .map(|n| MeshPeer {
-                endpoint: std::net::SocketAddr::new(n.addr, n.wg_port),
-                node_id: n.id,
-                wg_public_key: n.wg_public_key,
-                tunnel_addr: n.tunnel_addr,
-            })
-            .collect();
-        Ok(WatchResponse {
-            revision,
-            peers,
-            networks: self.networks()?,
-            endpoints: self.endpoints()?,
-        })
-    }
-
     /// A node ran `swarm leave`: it stays listed as Down, and leaves the mesh.
     pub fn leave(&self, id: &str) -> Result<(), ApiError> {
-        let _guard = self.changes.lock().expect("changes lock");
-        if let Some(mut node) = self.store.node(id).map_err(ApiError::internal)? {
+        let left = self.store.update(|tx| {
+            let Some(mut node) = tx.node(id)? else {
+                return Ok(None);
+            };
             node.left = true;
-            self.drop_node_endpoints(id)?;
-            self.store.put_node(&node).map_err(ApiError::internal)?;
+            endpoints::drop_node_endpoints(tx, id)?;
+            tx.put_node(&node)?;
+            Ok::<_, ApiError>(Some(node.hostname))
+        })?;
+        if let Some(hostname) = left {
             self.heartbeats.lock().expect("heartbeats lock").remove(id);
-            tracing::info!(node = %id, hostname = %node.hostname, "node left the swarm");
+            tracing::info!(node = %id, %hostname, "node left the swarm");
         }
         Ok(())
     }
 
     /// Every node with its live status.
     pub fn views(&self) -> Result<Vec<NodeView>, ApiError> {
+        self.views_in(&self.store.read()?)
+    }
+
+    /// Every node of a transaction's snapshot with its live status, by hostname.
+    fn views_in(&self, tx: &Txn<'_>) -> Result<Vec<NodeView>, ApiError> {
         let beats = self.heartbeats.lock().expect("heartbeats lock").clone();
-        let mut views: Vec<NodeView> = self
-            .store
-            .nodes()
-            .map_err(ApiError::internal)?
+        let now = Instant::now();
+        let mut views: Vec<NodeView> = tx
+            .nodes()?
             .into_iter()
             .map(|n| {
                 let last = beats.get(&n.id).copied();
-                nodes::view(n, last, Instant::now())
+                nodes::view(n, last, now)
             })
             .collect();
         views.sort_by(|a, b| {
@@ -319,37 +227,40 @@ impl Manager {
 
     /// `node update`: the node's spec replaced, if the caller read its current version.
     fn node_update(&self, update: NodeUpdate) -> Result<String, ApiError> {
-        let _guard = self.changes.lock().expect("changes lock");
-        let views = self.views()?;
-        let mut node = nodes::resolve(&views, &update.node)?.node.clone();
-        nodes::apply_update(&mut node, &update)?;
-        node.updated_at = now_secs();
-        self.store.put_node(&node).map_err(ApiError::internal)?;
+        let node = self.store.update(|tx| {
+            let views = self.views_in(tx)?;
+            let mut node = nodes::resolve(&views, &update.node)?.node.clone();
+            nodes::apply_update(&mut node, &update)?;
+            node.updated_at = now_secs();
+            tx.put_node(&node)?;
+            Ok::<_, ApiError>(node)
+        })?;
         tracing::info!(node = %node.id, hostname = %node.hostname, availability = %node.availability, "node updated");
         Ok(update.node)
     }
 
     fn node_rm(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError> {
-        let _guard = self.changes.lock().expect("changes lock");
-        let views = self.views()?;
-        let view = nodes::resolve(&views, name)?.clone();
-        nodes::check_removable(&view, &self.self_id, force)?;
-        self.drop_node_endpoints(&view.node.id)?;
-        self.store
-            .remove_node(&view.node.id)
-            .map_err(ApiError::internal)?;
+        let node = self.store.update(|tx| {
+            let views = self.views_in(tx)?;
+            let view = nodes::resolve(&views, name)?;
+            nodes::check_removable(view, &self.self_id, force)?;
+            endpoints::drop_node_endpoints(tx, &view.node.id)?;
+            tx.remove_node(&view.node.id);
+            Ok::<_, ApiError>(view.node.clone())
+        })?;
         self.heartbeats
             .lock()
             .expect("heartbeats lock")
-            .remove(&view.node.id);
-        tracing::info!(node = %view.node.id, hostname = %view.node.hostname, "node removed");
-        Ok(serde_json::json!(view.node.id))
+            .remove(&node.id);
+        tracing::info!(node = %node.id, hostname = %node.hostname, "node removed");
+        Ok(serde_json::json!(node.id))
     }
 
-    /// The swarm: its identity, tokens, pool and members.
+    /// The swarm: its identity, tokens, pool and members, at one revision.
     fn swarm_view(&self) -> Result<SwarmView, ApiError> {
-        let cluster = self.cluster()?;
-        let views = self.views()?;
+        let view = self.store.read()?;
+        let cluster = cluster(&view)?;
+        let views = self.views_in(&view)?;
         let managers: Vec<_> = views
             .iter()
             .filter(|v| v.node.role == NodeRole::Manager)
@@ -384,15 +295,17 @@ impl Manager {
         worker: bool,
         manager: bool,
     ) -> Result<SwarmView, ApiError> {
-        let _guard = self.changes.lock().expect("changes lock");
-        let mut cluster = self.cluster()?;
-        if version != cluster.version {
-            return Err(ApiError::InvalidArgument(format!(
-                "update out of sequence: the swarm is at version {}, not {version}; read it again and retry",
-                cluster.version
-            )));
-        }
-        if worker || manager {
+        self.store.update(|tx| {
+            let mut cluster = cluster(tx)?;
+            if version != cluster.version {
+                return Err(ApiError::InvalidArgument(format!(
+                    "update out of sequence: the swarm is at version {}, not {version}; read it again and retry",
+                    cluster.version
+                )));
+            }
+            if !(worker || manager) {
+                return Ok(());
+            }
             let ca_der = ca::pem_to_der(&cluster.ca_cert_pem)
                 .ok_or_else(|| ApiError::Internal("stored CA is not PEM".into()))?;
             if worker {
@@ -402,12 +315,12 @@ impl Manager {
                 cluster.manager_token = JoinToken::generate(&ca_der).to_string();
             }
             cluster.updated_at = now_secs();
-            self.store
-                .put_cluster(&cluster)
-                .map_err(ApiError::internal)?;
+            tx.put_cluster(&cluster)?;
+            Ok(())
+        })?;
+        if worker || manager {
             tracing::info!(worker, manager, "join tokens rotated");
         }
-        drop(_guard);
         self.swarm_view()
     }
 
@@ -425,12 +338,8 @@ impl Manager {
     }
 }
 
-/// A WireGuard public key must be 32 bytes in hex.
-fn check_hex_key(key: &str) -> Result<(), ApiError> {
-    match hex::decode(key) {
-        Ok(bytes) if bytes.len() == 32 => Ok(()),
-        _ => Err(ApiError::InvalidArgument(
-            "WireGuard public key must be 32 bytes in hex".into(),
-        )),
-    }
+/// The cluster record of a transaction's snapshot.
+fn cluster(tx: &Txn<'_>) -> Result<Cluster, ApiError> {
+    tx.cluster()?
+        .ok_or_else(|| ApiError::Internal("the store holds no cluster".into()))
 }

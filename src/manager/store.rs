@@ -1,21 +1,21 @@
-//! The manager's store: an embedded redb database under the state directory,
-//! revisioned (every change bumps one counter) and watchable, so agents can
-//! follow changes from the revision they last saw.
+//! The manager's store: revisioned records behind the `Store` trait (redb now,
+//! etcd next). A decision is one `update`: a read-check-write closure over a
+//! snapshot, committed as a compare-and-swap on the revision, run again on conflict.
 
-use std::path::Path;
+mod redb_store;
+mod txn;
 
-use redb::{Database, ReadableTable, TableDefinition};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::model::{Endpoint, Network, Node};
+use crate::model::ApiError;
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
-const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
-const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
-const REVISION_KEY: &str = "revision";
-const CLUSTER_KEY: &str = "cluster";
+pub use redb_store::RedbStore;
+pub use txn::Txn;
+
+/// How often `update` runs a decision again before it gives up: each conflict
+/// means another writer committed, so the store made progress meanwhile.
+const MAX_ATTEMPTS: usize = 64;
 
 /// What `swarm init` creates once: the CA, the join tokens, the mesh subnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +39,23 @@ pub struct Cluster {
     pub updated_at: u64,
 }
 
+/// The kinds of record: a table in redb, a key prefix in etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Cluster,
+    Node,
+    Network,
+    Endpoint,
+}
+
+/// One staged change: a record's new bytes, or `None` to delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub kind: Kind,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
 /// Errors of the store; they name the object involved.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,303 +71,77 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+    /// Another writer committed after the snapshot a change was decided on.
+    #[error("the store moved past revision {base} while a change was decided")]
+    Conflict { base: u64 },
+    #[error("the store is busy with other changes to the same swarm; try again")]
+    Busy,
 }
 
-fn db_err(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Db(err.to_string())
-}
-
-/// The revisioned, watchable store.
-pub struct Store {
-    db: Database,
-    revision: watch::Sender<u64>,
-}
-
-impl Store {
-    /// Opens (or creates) the database file.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        // It holds the CA's key and the join tokens.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| StoreError::Db(format!("cannot make {} private: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(db_err)?;
-        let revision = {
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            txn.open_table(NODES).map_err(db_err)?;
-            txn.open_table(NETWORKS).map_err(db_err)?;
-            txn.open_table(ENDPOINTS).map_err(db_err)?;
-            let current = meta
-                .get(REVISION_KEY)
-                .map_err(db_err)?
-                .map(|value| decode::<u64>(REVISION_KEY, value.value()))
-                .transpose()?;
-            match current {
-                Some(revision) => revision,
-                None => {
-                    meta.insert(REVISION_KEY, b"0".as_slice()).map_err(db_err)?;
-                    0
-                }
-            }
-        };
-        txn.commit().map_err(db_err)?;
-        let (tx, _) = watch::channel(revision);
-        Ok(Store { db, revision: tx })
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        match err {
+            StoreError::Busy => ApiError::Unavailable(err.to_string()),
+            err => ApiError::Internal(err.to_string()),
+        }
     }
+}
 
-    /// The current revision.
-    pub fn revision(&self) -> u64 {
-        *self.revision.borrow()
-    }
+/// A consistent read of the store at one revision.
+pub trait Snapshot {
+    /// The revision this snapshot shows.
+    fn revision(&self) -> u64;
+    fn get(&self, kind: Kind, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every record of a kind, ordered by key.
+    fn list(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
 
+/// A revisioned, watchable store: every commit is one revision.
+///
+/// An etcd backend fits as: `snapshot` = a range read of the prefix at one
+/// revision; `commit` = a Txn that compares the revision key's value with
+/// `base`, then puts the writes and `base + 1`; `subscribe` = fed by a watch
+/// on the prefix (a compacted watch only wakes the subscribers, who relist).
+pub trait Store: Send + Sync {
+    /// A consistent read at the current revision.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError>;
+    /// Applies `writes` as revision `base + 1` if the store is still at `base`
+    /// (a compare-and-swap on the revision), or fails with `Conflict`.
+    /// Nothing to write commits nothing and returns `base`.
+    fn commit(&self, base: u64, writes: Vec<Write>) -> Result<u64, StoreError>;
     /// A receiver that sees every new revision.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.revision.subscribe()
+    fn subscribe(&self) -> watch::Receiver<u64>;
+}
+
+impl dyn Store + '_ {
+    /// A read-only view at the current revision.
+    pub fn read(&self) -> Result<Txn<'_>, StoreError> {
+        Ok(Txn::new(self.snapshot()?))
     }
 
-    pub fn cluster(&self) -> Result<Option<Cluster>, StoreError> {
-        self.get(META, CLUSTER_KEY)
-    }
-
-    /// Writes the cluster record; its version becomes the new revision.
-    pub fn put_cluster(&self, cluster: &Cluster) -> Result<u64, StoreError> {
-        let mut cluster = cluster.clone();
-        self.write(|txn, revision| {
-            cluster.version = revision;
-            put(&mut open(txn, META)?, CLUSTER_KEY, &cluster)
-        })
-    }
-
-    pub fn nodes(&self) -> Result<Vec<Node>, StoreError> {
-        self.list(NODES)
-    }
-
-    pub fn node(&self, id: &str) -> Result<Option<Node>, StoreError> {
-        self.get(NODES, id)
-    }
-
-    /// Inserts or replaces a node; its version becomes the new revision, which is returned.
-    pub fn put_node(&self, node: &Node) -> Result<u64, StoreError> {
-        let mut node = node.clone();
-        self.write(|txn, revision| {
-            node.version = revision;
-            put(&mut open(txn, NODES)?, &node.id, &node)
-        })
-    }
-
-    /// Removes a node; returns the new revision, or None if it was not there.
-    pub fn remove_node(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        self.remove(NODES, id)
-    }
-
-    pub fn networks(&self) -> Result<Vec<Network>, StoreError> {
-        self.list(NETWORKS)
-    }
-
-    /// Inserts or replaces a network; returns the new revision.
-    pub fn put_network(&self, network: &Network) -> Result<u64, StoreError> {
-        self.write(|txn, _| put(&mut open(txn, NETWORKS)?, &network.id, network))
-    }
-
-    /// Removes a network; returns the new revision, or None if it was not there.
-    pub fn remove_network(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        self.remove(NETWORKS, id)
-    }
-
-    pub fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
-        self.list(ENDPOINTS)
-    }
-
-    /// Inserts or replaces an endpoint; returns the new revision.
-    pub fn put_endpoint(&self, endpoint: &Endpoint) -> Result<u64, StoreError> {
-        self.write(|txn, _| put(&mut open(txn, ENDPOINTS)?, &endpoint.id, endpoint))
-    }
-
-    /// Removes endpoints in one change; returns the new revision.
-    pub fn remove_endpoints(&self, ids: &[&str]) -> Result<u64, StoreError> {
-        self.write(|txn, _| {
-            let mut table = open(txn, ENDPOINTS)?;
-            for id in ids {
-                table.remove(*id).map_err(db_err)?;
+    /// Runs `decide` (read, check, stage writes) on a fresh snapshot and
+    /// commits what it staged as one revision; when another writer committed
+    /// first, decides again on the newer state. `decide` may run more than
+    /// once, so it has no effect outside the transaction.
+    pub fn update<T, E: From<StoreError>>(
+        &self,
+        mut decide: impl FnMut(&mut Txn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut txn = self.read()?;
+            let value = decide(&mut txn)?;
+            let (base, writes) = txn.into_writes();
+            match self.commit(base, writes) {
+                Ok(_) => return Ok(value),
+                Err(StoreError::Conflict { base }) => {
+                    tracing::debug!(base, "store conflict; deciding again");
+                }
+                Err(e) => return Err(e.into()),
             }
-            Ok(())
-        })
-    }
-
-    fn list<T: DeserializeOwned>(
-        &self,
-        def: TableDefinition<&str, &[u8]>,
-    ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(def).map_err(db_err)?;
-        let mut items = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (key, value) = entry.map_err(db_err)?;
-            items.push(decode(key.value(), value.value())?);
         }
-        Ok(items)
+        Err(StoreError::Busy.into())
     }
-
-    fn remove(
-        &self,
-        def: TableDefinition<'static, &'static str, &'static [u8]>,
-        id: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        if self.get::<serde_json::Value>(def, id)?.is_none() {
-            return Ok(None);
-        }
-        self.write(|txn, _| open(txn, def)?.remove(id).map(|_| ()).map_err(db_err))
-            .map(Some)
-    }
-
-    fn get<T: DeserializeOwned>(
-        &self,
-        def: TableDefinition<&str, &[u8]>,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(def).map_err(db_err)?;
-        let value = table.get(key).map_err(db_err)?;
-        value.map(|v| decode(key, v.value())).transpose()
-    }
-
-    /// Runs `change` in one write transaction that also bumps the revision
-    /// (given to `change`, so what it writes can carry it).
-    fn write(
-        &self,
-        change: impl FnOnce(&redb::WriteTransaction, u64) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let revision = self.revision() + 1;
-        change(&txn, revision)?;
-        put(&mut open(&txn, META)?, REVISION_KEY, &revision)?;
-        txn.commit().map_err(db_err)?;
-        self.revision.send_replace(revision);
-        Ok(revision)
-    }
-}
-
-fn open<'t>(
-    txn: &'t redb::WriteTransaction,
-    def: TableDefinition<'static, &'static str, &'static [u8]>,
-) -> Result<redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
-    txn.open_table(def).map_err(db_err)
-}
-
-fn put<T: Serialize>(
-    table: &mut redb::Table<&str, &[u8]>,
-    key: &str,
-    value: &T,
-) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
-        key: key.to_string(),
-        source,
-    })?;
-    table.insert(key, bytes.as_slice()).map_err(db_err)?;
-    Ok(())
-}
-
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
-        key: key.to_string(),
-        source,
-    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Availability, NodeRole};
-
-    fn node(id: &str) -> Node {
-        Node {
-            id: id.into(),
-            hostname: format!("host-{id}"),
-            role: NodeRole::Worker,
-            availability: Availability::Active,
-            addr: "192.168.99.101".parse().unwrap(),
-            wg_public_key: "00".repeat(32),
-            wg_port: 51820,
-            tunnel_addr: "100.64.0.2".parse().unwrap(),
-            leader: false,
-            left: false,
-            created_at: 1,
-            labels: Default::default(),
-            version: 0,
-            updated_at: 0,
-        }
-    }
-
-    #[test]
-    fn nodes_persist_across_reopen_and_bump_the_revision() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("swarm.redb");
-        {
-            let store = Store::open(&path).unwrap();
-            assert_eq!(store.revision(), 0);
-            assert_eq!(store.put_node(&node("a")).unwrap(), 1);
-            assert_eq!(store.put_node(&node("b")).unwrap(), 2);
-            assert_eq!(store.remove_node("a").unwrap(), Some(3));
-            assert_eq!(store.remove_node("a").unwrap(), None);
-        }
-        let store = Store::open(&path).unwrap();
-        assert_eq!(store.revision(), 3);
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "the store holds the CA key");
-        let b = Node {
-            version: 2,
-            ..node("b")
-        };
-        assert_eq!(store.nodes().unwrap(), vec![b.clone()]);
-        assert_eq!(
-            store.node("b").unwrap(),
-            Some(b),
-            "its version is its write's revision"
-        );
-        assert!(store.node("a").unwrap().is_none());
-    }
-
-    #[test]
-    fn watchers_see_new_revisions() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.redb")).unwrap();
-        let mut rx = store.subscribe();
-        assert!(!rx.has_changed().unwrap());
-        store.put_node(&node("a")).unwrap();
-        assert!(rx.has_changed().unwrap());
-        assert_eq!(*rx.borrow_and_update(), 1);
-    }
-
-    #[test]
-    fn cluster_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.redb")).unwrap();
-        assert!(store.cluster().unwrap().is_none());
-        let cluster = Cluster {
-            id: "c".into(),
-            created_at: 5,
-            ca_cert_pem: "cert".into(),
-            ca_key_pem: "key".into(),
-            worker_token: "w".into(),
-            manager_token: "m".into(),
-            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
-            pool: Default::default(),
-            version: 0,
-            updated_at: 0,
-        };
-        let revision = store.put_cluster(&cluster).unwrap();
-        let stored = store.cluster().unwrap().unwrap();
-        assert_eq!(stored.version, revision);
-        assert_eq!(
-            Cluster {
-                version: 0,
-                ..stored
-            },
-            cluster
-        );
-    }
-}
+mod tests;

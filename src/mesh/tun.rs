@@ -1,19 +1,20 @@
 //! The mesh interface: created with the `TUNSETIFF` ioctl on /dev/net/tun
 //! as a TAP (Ethernet frames) without ARP, with a `virtio_net_hdr` before
-//! each frame and TCP offloads, plain and inside VXLAN (see `offload`), its
-//! queue lengthened with `SIOCSIFTXQLEN`, configured (address, MAC, MTU, up)
-//! over rtnetlink. Closing the fd deletes it. A TAP rather than a TUN because
+//! each frame and TCP offloads, plain and inside VXLAN (see `offload`), then
+//! configured through the netlink layer (queue length, address, MAC, MTU,
+//! up). Closing the fd deletes it. A TAP rather than a TUN because
 //! the kernel takes UDP-tunnel super-packets written back only with their
 //! offsets counted from an Ethernet header (`virtio_net_hdr_tnl_to_skb`).
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::Context;
-use futures::TryStreamExt;
+
+use crate::netlink::Ns;
 
 /// Opens the interface `name` (Ethernet frames after a `virtio_net_hdr`), in
 /// the network namespace of the calling thread. The fd is non-blocking.
@@ -51,7 +52,6 @@ pub(super) fn open(name: &str) -> io::Result<(File, bool)> {
             tracing::info!(%error, "TUN offloads refused; reading packets one by one");
         }
     }
-    set_txqueuelen(name, TX_QUEUE_LEN)?;
     Ok((file, tunnel_gso))
 }
 
@@ -83,67 +83,36 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     Ok(req)
 }
 
-/// Packets the kernel may queue for our TUN reader before it drops (tun's
-/// default is 500): enough to absorb a TCP burst while the reader encrypts.
-const TX_QUEUE_LEN: i32 = 1000;
+/// Packets the kernel may queue for our TUN reader (tun's default is 500):
+/// enough to absorb a TCP burst while the reader encrypts.
+const TX_QUEUE_LEN: u32 = 1000;
 
-fn set_txqueuelen(name: &str, len: i32) -> io::Result<()> {
-    // SAFETY: plain system call; the fd is owned from here on.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a new descriptor nobody else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut req = ifreq(name)?;
-    req.ifr_ifru.ifru_metric = len;
-    // SAFETY: SIOCSIFTXQLEN reads one ifreq, which `req` is.
-    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFTXQLEN, &mut req) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Gives the interface its address (the connected route covers the mesh),
-/// MTU, and brings it up. The netlink socket is opened here, so in the
-/// namespace of the calling thread.
+/// Lengthens the interface's queue, gives it its address (the connected
+/// route covers the mesh), MAC and MTU, and brings it up. The netlink socket
+/// is opened here, so in the namespace of the calling thread.
 pub(super) async fn configure(
     name: &str,
     address: Ipv4Addr,
     prefix_len: u8,
     mtu: u32,
 ) -> anyhow::Result<()> {
-    let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
-    let connection = tokio::spawn(connection);
-    let result = async {
-        let link = handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute()
-            .try_next()
-            .await?
-            .with_context(|| format!("interface {name} vanished"))?;
-        let index = link.header.index;
-        handle
-            .address()
-            .add(index, IpAddr::V4(address), prefix_len)
-            .execute()
-            .await
-            .with_context(|| format!("adding {address}/{prefix_len} to {name}"))?;
-        handle
-            .link()
-            .set(index)
-            .address(super::offload::MESH_MAC.to_vec())
-            .arp(false)
-            .mtu(mtu)
-            .up()
-            .execute()
-            .await
-            .with_context(|| format!("setting MTU {mtu} and bringing {name} up"))?;
-        anyhow::Ok(())
-    }
-    .await;
-    connection.abort();
-    result
+    let host = Ns::here().await?;
+    let index = host.require(name).await?;
+    host.set_txqueuelen(index, name, TX_QUEUE_LEN).await?;
+    host.add_address(index, name, address, prefix_len).await?;
+    host.nl
+        .link()
+        .set(index)
+        .address(super::offload::MESH_MAC.to_vec())
+        .arp(false)
+        .mtu(mtu)
+        .up()
+        .execute()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot set the MAC, MTU {mtu} and up on {name} in {}",
+                host.name()
+            )
+        })
 }

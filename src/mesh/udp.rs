@@ -8,6 +8,8 @@ use std::mem;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
+use nix::sys::socket::{setsockopt, sockopt, SockaddrLike, SockaddrStorage};
+
 use super::io::{from_sockaddr, to_sockaddr};
 
 /// Messages per `recvmmsg`/`sendmmsg` call.
@@ -34,18 +36,7 @@ const CMSG_WORDS: usize = 4;
 
 /// Asks the kernel to hand over coalesced (GRO) buffers; false if it cannot.
 pub(super) fn enable_gro(socket: &UdpSocket) -> bool {
-    let one: libc::c_int = 1;
-    // SAFETY: passes a valid int of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            SOL_UDP,
-            UDP_GRO,
-            (&one as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    rc == 0
+    setsockopt(socket, sockopt::UdpGroSegment, &true).is_ok()
 }
 
 /// A run of datagrams `start..end` sent as one message; `segment` is the
@@ -107,7 +98,7 @@ pub(super) struct SendBatch {
     dsts: Vec<SocketAddr>,
     gso: bool,
     runs: Vec<Run>,
-    addrs: Vec<libc::sockaddr_storage>,
+    addrs: Vec<SockaddrStorage>,
     iovs: Vec<libc::iovec>,
     ctrl: Vec<[u64; CMSG_WORDS]>,
     msgs: Vec<libc::mmsghdr>,
@@ -128,8 +119,7 @@ impl SendBatch {
             dsts: Vec::with_capacity(SEND_CAPACITY),
             gso: true,
             runs: Vec::with_capacity(SEND_CAPACITY),
-            // SAFETY: all-zero is a valid value of these C structs.
-            addrs: vec![unsafe { mem::zeroed() }; SEND_CAPACITY],
+            addrs: vec![unspecified(); SEND_CAPACITY],
             iovs: Vec::with_capacity(SEND_CAPACITY),
             ctrl: vec![[0; CMSG_WORDS]; SEND_CAPACITY],
             msgs: Vec::with_capacity(SEND_CAPACITY),
@@ -186,12 +176,12 @@ impl SendBatch {
                 iov_base: self.buf[start..].as_mut_ptr().cast(),
                 iov_len: self.offsets[run.end] - start,
             });
-            let namelen = to_sockaddr(&self.dsts[run.start], &mut self.addrs[m]);
+            self.addrs[m] = to_sockaddr(self.dsts[run.start]);
             // SAFETY: all-zero is a valid msghdr; the pointers set below stay
             // valid until the next call of this function.
             let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
-            hdr.msg_name = (&mut self.addrs[m] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = namelen;
+            hdr.msg_name = (&mut self.addrs[m] as *mut SockaddrStorage).cast();
+            hdr.msg_namelen = self.addrs[m].len();
             hdr.msg_iov = &mut self.iovs[m];
             hdr.msg_iovlen = 1;
             if run.end - run.start > 1 {
@@ -268,7 +258,7 @@ pub(super) struct RecvBatch {
     bufs: Vec<u8>,
     lens: Vec<usize>,
     segments: Vec<usize>,
-    addrs: Vec<libc::sockaddr_storage>,
+    addrs: Vec<SockaddrStorage>,
     iovs: Vec<libc::iovec>,
     ctrl: Vec<[u64; CMSG_WORDS]>,
     msgs: Vec<libc::mmsghdr>,
@@ -283,8 +273,7 @@ impl RecvBatch {
             bufs: vec![0; RECV_SLOT * BATCH],
             lens: vec![0; BATCH],
             segments: vec![0; BATCH],
-            // SAFETY: all-zero is a valid value of these C structs.
-            addrs: vec![unsafe { mem::zeroed() }; BATCH],
+            addrs: vec![unspecified(); BATCH],
             iovs: Vec::with_capacity(BATCH),
             ctrl: vec![[0; CMSG_WORDS]; BATCH],
             msgs: Vec::with_capacity(BATCH),
@@ -306,8 +295,8 @@ impl RecvBatch {
             // SAFETY: all-zero is a valid msghdr; the pointers stay valid
             // until the next call of this function.
             let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
-            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_name = (&mut self.addrs[i] as *mut SockaddrStorage).cast();
+            hdr.msg_namelen = mem::size_of::<SockaddrStorage>() as libc::socklen_t;
             hdr.msg_iov = &mut self.iovs[i];
             hdr.msg_iovlen = 1;
             hdr.msg_control = self.ctrl[i].as_mut_ptr().cast();
@@ -347,6 +336,11 @@ impl RecvBatch {
             from_sockaddr(&self.addrs[i]),
         )
     }
+}
+
+/// A placeholder address for the batches' buffers, overwritten before use.
+fn unspecified() -> SockaddrStorage {
+    to_sockaddr(SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 /// The segment size of a received GRO buffer, 0 if it is one datagram.

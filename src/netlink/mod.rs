@@ -1,9 +1,15 @@
-//! The one kernel-networking layer: persistent namespaces and rtnetlink
-//! handles bound inside them, links (veth, bridge, vxlan), addresses, and
-//! FDB and neighbour entries.
+//! The one kernel-networking layer, on rtnetlink and netlink-packet-route:
+//! persistent namespaces and handles bound inside them, links (veth, bridge,
+//! vxlan, the mesh's TAP), addresses and routes, and FDB and neighbour entries.
 
+mod addr;
 mod link;
+mod neigh;
 pub mod netns;
-pub mod rawnl;
+#[cfg(test)]
+mod scratch;
+#[cfg(test)]
+mod tests;
 
-pub use link::{LinkWant, Ns};
+pub use link::{LinkWant, Ns, Vxlan};
+pub use neigh::{mac_text, Neighbour, Table};

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io;
 use std::ops::Deref;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
 /// Makes a new network namespace kept alive by a bind mount at `path` (which
 /// must not exist), with `lo` up.
@@ -148,7 +150,17 @@ where
     T: Send + 'static,
     F: FnOnce() -> anyhow::Result<T> + Send + 'static,
 {
-    let namespace = open(path)?;
+    run_inside(open(path)?, &path.display().to_string(), f).await
+}
+
+/// `run_in` for a namespace already open (`namespace`, called `name` in
+/// errors), such as a process's /proc/PID/ns/net held while its owner is
+/// checked.
+pub async fn run_inside<T, F>(namespace: File, name: &str, f: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> anyhow::Result<T> + Send + 'static,
+{
     let runtime = tokio::runtime::Handle::current();
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -163,8 +175,8 @@ where
         .context("cannot start a thread")?;
     result
         .await
-        .map_err(|_| anyhow!("the thread inside {} panicked", path.display()))?
-        .with_context(|| format!("in network namespace {}", path.display()))
+        .map_err(|_| anyhow!("the thread inside {name} panicked"))?
+        .with_context(|| format!("in network namespace {name}"))
 }
 
 /// An rtnetlink handle bound to one network namespace; owns the task driving
@@ -199,7 +211,12 @@ impl Drop for NsHandle {
 /// A handle whose socket lives in the namespace at `path`, usable from any
 /// thread.
 pub async fn handle_in(path: &Path) -> anyhow::Result<NsHandle> {
-    let (connection, handle) = run_in(path, || {
+    handle_inside(open(path)?, path.display().to_string()).await
+}
+
+/// `handle_in` for a namespace already open, called `name` in errors.
+pub async fn handle_inside(namespace: File, name: String) -> anyhow::Result<NsHandle> {
+    let (connection, handle) = run_inside(namespace, &name, || {
         let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
         Ok((connection, handle))
     })
@@ -207,7 +224,7 @@ pub async fn handle_in(path: &Path) -> anyhow::Result<NsHandle> {
     Ok(NsHandle {
         handle,
         connection: tokio::spawn(connection),
-        name: path.display().to_string(),
+        name,
     })
 }
 
@@ -221,82 +238,34 @@ pub async fn handle_here() -> anyhow::Result<NsHandle> {
     })
 }
 
-/// A temp directory for tests that make namespaces in it: on drop (panics
-/// included) every namespace file under it is removed and every directory
-/// that became a mount point is unmounted, before the files are deleted.
 #[cfg(test)]
-pub(crate) struct ScratchDir {
-    dir: tempfile::TempDir,
-}
-
-#[cfg(test)]
-impl ScratchDir {
-    /// `/tmp/sn-<tag>-<pid>-XXXXXX`: unique to the run and the test.
-    pub(crate) fn new(tag: &str) -> ScratchDir {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("sn-{tag}-{}-", std::process::id()))
-            .tempdir()
-            .expect("making a temp dir");
-        ScratchDir { dir }
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-#[cfg(test)]
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        fn walk(dir: &Path, dirs: &mut Vec<std::path::PathBuf>) {
-            dirs.push(dir.to_owned());
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    walk(&path, dirs);
-                } else if is_namespace(&path) {
-                    let _ = remove(&path);
-                }
-            }
-        }
-        let mut dirs = Vec::new();
-        walk(self.dir.path(), &mut dirs);
-        for dir in dirs.iter().rev() {
-            for _ in 0..8 {
-                if umount2(dir.as_path(), MntFlags::MNT_DETACH).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-}
+pub(crate) use super::scratch::ScratchDir;
 
 /// Brings `lo` up in the current network namespace: one ioctl, which a
 /// container's shim can make after unshare without a netlink socket or runtime.
 pub fn loopback_up() -> io::Result<()> {
-    // SAFETY: a plain socket(2); closed below on every path.
-    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if sock < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
-    let check = |rc: libc::c_int| match rc {
-        -1 => Err(io::Error::last_os_error()),
-        _ => Ok(()),
-    };
-    let result = check(unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) }).and_then(|()| {
-        // SAFETY: the flags member is the one SIOCGIFFLAGS filled in.
-        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-        check(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) })
-    });
-    // SAFETY: sock is ours and open.
-    unsafe { libc::close(sock) };
-    result
+    // SAFETY: SIOCGIFFLAGS fills in the ifreq we own, through a valid pointer.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the flags member is the one SIOCGIFFLAGS just filled in.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own, through a valid pointer.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -323,10 +292,8 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root"]
     fn create_pins_a_namespace_and_remove_releases_it() {
-        if !crate::test_support::root_or_skip() {
-            return;
-        }
         let scratch = ScratchDir::new("nst");
         let dir = scratch.path().join("ns");
         let ns = dir.join("one");
@@ -357,10 +324,8 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root"]
     fn a_handle_works_inside_its_namespace_from_any_thread() {
-        if !crate::test_support::root_or_skip() {
-            return;
-        }
         let scratch = ScratchDir::new("nst");
         let ns = scratch.path().join("h");
         create(&ns).unwrap();

@@ -4,7 +4,6 @@
 //! flooding and no learning. Reconciled by diff: `plan` is pure.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -12,8 +11,7 @@ use anyhow::{bail, Context};
 
 use super::{mac_text, RemoteEndpoint, VXLAN};
 use crate::netlink::netns;
-use crate::netlink::rawnl::{self, Neighbour, RawNl};
-use crate::netlink::Ns;
+use crate::netlink::{Neighbour, Ns, Table};
 
 /// A forwarding entry: frames for `mac` go to `vtep`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -110,26 +108,27 @@ pub(super) async fn set_remotes(
     if !netns::is_namespace(sandbox) {
         bail!("there is no sandbox {} on this host", sandbox.display());
     }
-    let mut sandbox = Ns::open(sandbox).await?;
+    let sandbox = Ns::open(sandbox).await?;
     let vxlan = sandbox.require(VXLAN).await?;
-    let on = format!("on {VXLAN} in {}", sandbox.name());
-    let present =
-        read(&mut sandbox.raw, vxlan).with_context(|| format!("cannot read the entries {on}"))?;
+    let present = read(&sandbox, vxlan)
+        .await
+        .with_context(|| format!("cannot read the entries on {VXLAN} in {}", sandbox.name()))?;
     let plan = plan(remotes, &present)?;
-    apply(&mut sandbox.raw, vxlan, &plan, &on)?;
+    apply(&sandbox, vxlan, &plan).await?;
     Ok((
         plan.fdb_put.len() + plan.arp_put.len(),
         plan.fdb_delete.len() + plan.arp_delete.len(),
     ))
 }
 
-fn read(raw: &mut RawNl, vxlan: u32) -> io::Result<Present> {
-    let ours = |n: &Neighbour| n.ifindex == vxlan && n.state & rawnl::NUD_PERMANENT != 0;
-    let fdb = raw
-        .neighbours(rawnl::AF_BRIDGE)?
+async fn read(sandbox: &Ns, vxlan: u32) -> anyhow::Result<Present> {
+    let ours = |n: &Neighbour| n.ifindex == vxlan && n.permanent;
+    let fdb = sandbox
+        .neighbours(Table::Fdb)
+        .await?
         .into_iter()
         // vxlan's own entries; br0's entries for its vxlan0 port say NTF_MASTER.
-        .filter(|n| ours(n) && n.flags & rawnl::NTF_SELF != 0 && n.flags & rawnl::NTF_MASTER == 0)
+        .filter(|n| ours(n) && n.own && !n.master)
         .filter_map(|n| {
             Some(Fdb {
                 mac: n.lladdr?,
@@ -137,8 +136,9 @@ fn read(raw: &mut RawNl, vxlan: u32) -> io::Result<Present> {
             })
         })
         .collect();
-    let arp = raw
-        .neighbours(rawnl::AF_INET)?
+    let arp = sandbox
+        .neighbours(Table::Arp)
+        .await?
         .into_iter()
         .filter(ours)
         .filter_map(|n| {
@@ -151,65 +151,41 @@ fn read(raw: &mut RawNl, vxlan: u32) -> io::Result<Present> {
     Ok(Present { fdb, arp })
 }
 
+/// `MAC dst VTEP self permanent`, vxlan's own entry.
 fn fdb_entry(vxlan: u32, entry: &Fdb) -> Neighbour {
     Neighbour {
-        family: rawnl::AF_BRIDGE,
+        table: Table::Fdb,
         ifindex: vxlan,
-        state: rawnl::NUD_PERMANENT,
-        flags: rawnl::NTF_SELF,
+        permanent: true,
+        own: true,
+        master: false,
         lladdr: Some(entry.mac),
         dst: Some(entry.vtep),
     }
 }
 
+/// `IP lladdr MAC permanent`
 fn arp_entry(vxlan: u32, entry: &Arp) -> Neighbour {
     Neighbour {
-        family: rawnl::AF_INET,
+        table: Table::Arp,
         ifindex: vxlan,
-        state: rawnl::NUD_PERMANENT,
-        flags: 0,
+        permanent: true,
+        own: false,
+        master: false,
         lladdr: Some(entry.mac),
         dst: Some(entry.ip),
     }
 }
 
-fn apply(raw: &mut RawNl, vxlan: u32, plan: &Plan, on: &str) -> anyhow::Result<()> {
-    let gone = |result: io::Result<()>| match result {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        other => other,
-    };
-    for entry in &plan.fdb_delete {
-        gone(raw.delete_neighbour(&fdb_entry(vxlan, entry))).with_context(|| {
-            format!(
-                "cannot delete FDB entry {} dst {} {on}",
-                mac_text(&entry.mac),
-                entry.vtep
-            )
-        })?;
+/// Deletions first (an entry already gone is fine), then upserts.
+async fn apply(sandbox: &Ns, vxlan: u32, plan: &Plan) -> anyhow::Result<()> {
+    let deletes = plan.fdb_delete.iter().map(|e| fdb_entry(vxlan, e));
+    for entry in deletes.chain(plan.arp_delete.iter().map(|e| arp_entry(vxlan, e))) {
+        sandbox.delete_neighbour(&entry, VXLAN).await?;
     }
-    for entry in &plan.arp_delete {
-        gone(raw.delete_neighbour(&arp_entry(vxlan, entry)))
-            .with_context(|| format!("cannot delete neighbour {} {on}", entry.ip))?;
-    }
-    for entry in &plan.fdb_put {
-        raw.put_neighbour(&fdb_entry(vxlan, entry))
-            .with_context(|| {
-                format!(
-                    "cannot write FDB entry {} dst {} {on}",
-                    mac_text(&entry.mac),
-                    entry.vtep
-                )
-            })?;
-    }
-    for entry in &plan.arp_put {
-        raw.put_neighbour(&arp_entry(vxlan, entry))
-            .with_context(|| {
-                format!(
-                    "cannot write neighbour {} lladdr {} {on}",
-                    entry.ip,
-                    mac_text(&entry.mac)
-                )
-            })?;
+    let puts = plan.fdb_put.iter().map(|e| fdb_entry(vxlan, e));
+    for entry in puts.chain(plan.arp_put.iter().map(|e| arp_entry(vxlan, e))) {
+        sandbox.put_neighbour(&entry, VXLAN).await?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use super::{GatewayPlug, GW_BRIDGE};
 use crate::netlink::{LinkWant, Ns};
 
 pub(super) async fn ensure_bridge(gateway: Ipv4Addr, prefix_len: u8) -> anyhow::Result<()> {
-    let mut host = Ns::here().await?;
+    let host = Ns::here().await?;
     let index = host.ensure_bridge(GW_BRIDGE).await?;
     host.ensure_address(index, GW_BRIDGE, gateway, prefix_len)
         .await?;
@@ -21,7 +21,7 @@ pub(super) async fn ensure_bridge(gateway: Ipv4Addr, prefix_len: u8) -> anyhow::
 }
 
 pub(super) async fn plug(plug: &GatewayPlug) -> anyhow::Result<()> {
-    let mut host = Ns::here().await?;
+    let host = Ns::here().await?;
     let inner = Inner {
         netns: &plug.netns,
         ifname: &plug.ifname,
@@ -32,7 +32,7 @@ pub(super) async fn plug(plug: &GatewayPlug) -> anyhow::Result<()> {
         gateway: Some(plug.gateway),
     };
     let names = veth::names("gw", &plug.endpoint_id);
-    veth::connect(&mut host, GW_BRIDGE, &names, &inner).await
+    veth::connect(&host, GW_BRIDGE, &names, &inner).await
 }
 
 pub(super) async fn unplug(endpoint_id: &str) -> anyhow::Result<()> {

@@ -18,6 +18,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
+use crate::netlink::mac_text;
+
 pub use crate::model::{GW_BRIDGE, VXLAN_PORT};
 /// The sandbox's bridge.
 const BRIDGE: &str = "br0";
@@ -230,12 +232,6 @@ impl Overlay {
 /// The first `len` characters of an id (ids are checked to be ASCII).
 fn prefix(id: &str, len: usize) -> &str {
     &id[..id.len().min(len)]
-}
-
-/// `aa:bb:cc:dd:ee:ff`
-fn mac_text(mac: &[u8; 6]) -> String {
-    let hex: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    hex.join(":")
 }
 
 /// Ids become parts of file and interface names.

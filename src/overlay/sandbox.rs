@@ -9,8 +9,7 @@ use anyhow::Context;
 
 use super::{prefix, SandboxSpec, BRIDGE, VXLAN, VXLAN_PORT};
 use crate::netlink::netns;
-use crate::netlink::rawnl::Vxlan;
-use crate::netlink::{LinkWant, Ns};
+use crate::netlink::{LinkWant, Ns, Vxlan};
 
 /// Makes what is missing and fixes what differs; a sandbox already as
 /// specified is left untouched.
@@ -21,7 +20,7 @@ pub(super) async fn ensure(spec: &SandboxSpec, path: &Path) -> anyhow::Result<()
         netns::create(path)?;
         netns::run_in(path, bypass_bridge_netfilter).await?;
     }
-    let mut sandbox = Ns::open(path).await?;
+    let sandbox = Ns::open(path).await?;
     let bridge = sandbox.ensure_bridge(BRIDGE).await?;
     let want = LinkWant {
         mtu: Some(spec.mtu),
@@ -33,7 +32,7 @@ pub(super) async fn ensure(spec: &SandboxSpec, path: &Path) -> anyhow::Result<()
         .ensure_address(bridge, BRIDGE, spec.gateway, spec.prefix_len)
         .await?;
     let vxlan = match sandbox.index(VXLAN).await? {
-        Some(index) if carries(&mut sandbox, index, spec)? => index,
+        Some(index) if carries(&sandbox, index, spec).await? => index,
         Some(_) => {
             // Another VNI or source address: made anew. Its FDB entries go
             // with it; the next set_remotes writes them again.
@@ -66,11 +65,8 @@ fn bypass_bridge_netfilter() -> anyhow::Result<()> {
 }
 
 /// True when VXLAN device `index` has the spec's VNI and local address.
-fn carries(sandbox: &mut Ns, index: u32, spec: &SandboxSpec) -> anyhow::Result<bool> {
-    let link = sandbox
-        .raw
-        .link(index)
-        .with_context(|| format!("cannot read {VXLAN} in {}", sandbox.name()))?;
+async fn carries(sandbox: &Ns, index: u32, spec: &SandboxSpec) -> anyhow::Result<bool> {
+    let link = sandbox.link(index, VXLAN).await?;
     Ok(link.vxlan
         == Some(Vxlan {
             vni: spec.vni,

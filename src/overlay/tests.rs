@@ -117,10 +117,8 @@ fn bad_input_is_refused_before_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn containers_on_two_hosts_talk_over_the_overlay() {
-    if !crate::test_support::root_or_skip() {
-        return;
-    }
     let lab = Lab::new("ovt-ping", 2);
     let [a, b] = [&lab.hosts[0], &lab.hosts[1]];
     for host in [a, b] {
@@ -234,10 +232,8 @@ fn containers_on_two_hosts_talk_over_the_overlay() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn networks_with_the_same_subnet_but_other_vnis_stay_apart() {
-    if !crate::test_support::root_or_skip() {
-        return;
-    }
     let lab = Lab::new("ovt-iso", 2);
     let [a, b] = [&lab.hosts[0], &lab.hosts[1]];
     let (x, y) = ("aaaaaaaaaaaaxxxx", "bbbbbbbbbbbbyyyy");
@@ -295,10 +291,8 @@ fn networks_with_the_same_subnet_but_other_vnis_stay_apart() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn plugging_refuses_a_taken_name_and_leaves_nothing_on_failure() {
-    if !crate::test_support::root_or_skip() {
-        return;
-    }
     let lab = Lab::new("ovt-plug", 1);
     let host = &lab.hosts[0];
     let spec = spec(NET, 7, 79, Ipv4Addr::new(192, 168, 77, 1));
@@ -336,10 +330,8 @@ fn plugging_refuses_a_taken_name_and_leaves_nothing_on_failure() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_gateway_bridge_routes_containers_out() {
-    if !crate::test_support::root_or_skip() {
-        return;
-    }
     let lab = Lab::new("ovt-gw", 1);
     let host = &lab.hosts[0];
     let gateway = Ipv4Addr::new(172, 30, 0, 1);

@@ -36,7 +36,7 @@ pub(super) async fn plug(sandbox: &Path, plug: &Plug) -> anyhow::Result<()> {
     if !netns::is_namespace(sandbox) {
         bail!("network {} has no sandbox on this host", plug.network_id);
     }
-    let mut side = Ns::open(sandbox).await?;
+    let side = Ns::open(sandbox).await?;
     let inner = Inner {
         netns: &plug.netns,
         ifname: &plug.ifname,
@@ -46,7 +46,7 @@ pub(super) async fn plug(sandbox: &Path, plug: &Plug) -> anyhow::Result<()> {
         mtu: plug.mtu,
         gateway: None,
     };
-    connect(&mut side, BRIDGE, &names("ve", &plug.endpoint_id), &inner).await
+    connect(&side, BRIDGE, &names("ve", &plug.endpoint_id), &inner).await
 }
 
 pub(super) async fn unplug(sandbox: &Path, endpoint_id: &str) -> anyhow::Result<()> {
@@ -61,12 +61,12 @@ pub(super) async fn unplug(sandbox: &Path, endpoint_id: &str) -> anyhow::Result<
 /// before touching anything if the container already has `inner.ifname`;
 /// on a failure part-way, deletes the pair.
 pub(super) async fn connect(
-    side: &mut Ns,
+    side: &Ns,
     bridge: &str,
     (outer, temp): &(String, String),
     inner: &Inner<'_>,
 ) -> anyhow::Result<()> {
-    let mut container = Ns::open(inner.netns).await?;
+    let container = Ns::open(inner.netns).await?;
     for name in [inner.ifname, temp] {
         if container.index(name).await?.is_some() {
             bail!("{name} already exists in {}", container.name());
@@ -79,14 +79,8 @@ pub(super) async fn connect(
         );
     }
     let bridge = side.require(bridge).await?;
-    side.nl
-        .link()
-        .add()
-        .veth(temp.clone(), outer.clone())
-        .execute()
-        .await
-        .with_context(|| format!("cannot create veth pair {outer}/{temp} in {}", side.name()))?;
-    let made = finish(side, bridge, (outer, temp), &mut container, inner).await;
+    side.add_veth(outer, temp, None, None).await?;
+    let made = finish(side, bridge, (outer, temp), &container, inner).await;
     if made.is_err() {
         if let Err(e) = side.delete(outer).await {
             tracing::warn!("undoing a failed plug: {e:#}");
@@ -96,10 +90,10 @@ pub(super) async fn connect(
 }
 
 async fn finish(
-    side: &mut Ns,
+    side: &Ns,
     bridge: u32,
     (outer, temp): (&str, &str),
-    container: &mut Ns,
+    container: &Ns,
     inner: &Inner<'_>,
 ) -> anyhow::Result<()> {
     let mtu = Some(inner.mtu);
@@ -138,20 +132,7 @@ async fn finish(
     let want = LinkWant { up: true, ..want };
     container.configure(index, inner.ifname, want).await?;
     if let Some(gateway) = inner.gateway {
-        container
-            .nl
-            .route()
-            .add()
-            .v4()
-            .gateway(gateway)
-            .execute()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot add a default route via {gateway} in {}",
-                    container.name()
-                )
-            })?;
+        container.add_default_route(gateway).await?;
     }
     Ok(())
 }

@@ -86,11 +86,31 @@ pub(super) fn parse_exit_code(text: &str) -> Option<i32> {
     text.trim().parse().ok()
 }
 
-/// The last `lines` lines of a log, for an error message.
-pub(super) fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+/// What the shim writes to shim.log when the container has ended.
+pub(super) fn exit_record(name: &str, code: i32) -> String {
+    format!("container {name} exited with code {code}")
+}
+
+/// The line the container's child writes to container.log when a set-up step fails.
+pub(super) const STEP_FAILED: &str = "swarmnet runtime: ";
+
+/// Why a container did not start, in one line, from its two logs: the set-up
+/// step that failed (container.log) and the shim's own error (shim.log),
+/// whichever of them there is.
+pub(super) fn start_failure(shim_log: &str, container_log: &str) -> String {
+    let step = container_log
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix(STEP_FAILED));
+    let shim = shim_log.lines().rev().map(str::trim).find(|line| {
+        let exit = line.starts_with("container ") && line.contains(" exited with code ");
+        !line.is_empty() && !exit
+    });
+    match (step, shim) {
+        (Some(step), Some(shim)) => format!("{step} ({shim})"),
+        (Some(one), None) | (None, Some(one)) => one.to_string(),
+        (None, None) => "it left no error in its logs".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -139,11 +159,27 @@ mod tests {
     }
 
     #[test]
-    fn tail_keeps_the_last_non_empty_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("log");
-        fs::write(&log, "a\nb\n\nc\nd\n\n").unwrap();
-        assert_eq!(tail(&log, 2), "c\nd");
-        assert_eq!(tail(&dir.path().join("missing"), 2), "");
+    fn a_start_failure_is_one_line_from_both_logs() {
+        let shim = format!(
+            "could not start \"sh\": Operation not permitted (os error 1)\n{}\n",
+            exit_record("c1", 125)
+        );
+        let container = "an earlier line\nswarmnet runtime: could not mount /sys\n\n";
+        assert_eq!(
+            start_failure(&shim, container),
+            "could not mount /sys (could not start \"sh\": Operation not permitted (os error 1))"
+        );
+        assert_eq!(start_failure("", container), "could not mount /sys");
+        assert_eq!(
+            start_failure(
+                "the shim failed\nfor this reason\n",
+                "output of the command\n"
+            ),
+            "for this reason"
+        );
+        assert_eq!(
+            start_failure(&exit_record("c1", 0), ""),
+            "it left no error in its logs"
+        );
     }
 }

@@ -11,11 +11,9 @@
 //! `shim.log`. `exec_command` enters a running container's namespaces in a child.
 //! Nothing here calls setns or unshare on the calling thread.
 //!
-//! Tests: the shim must be an executable, and a unit test's `current_exe()` is
-//! the test harness. So `start` goes through `launch` with the shim command as
-//! a parameter; the root test passes the test binary itself, running the
-//! `runtime_shim_entry` test (which calls `shim_main`), so the shim tested is
-//! always the code under test, with no separately built binary to go stale.
+//! Tests: the shim is this executable, so the runtime's root tests are
+//! end-to-end ones (netns-tests/container.rs): the daemon of a machine, run
+//! from the binary under test, starts containers with itself as the shim.
 
 mod exec;
 mod files;
@@ -70,26 +68,12 @@ pub struct Process {
     pub start_time: u64,
 }
 
-/// How to run the shim: an executable and the arguments before the shim's own.
-struct ShimCommand {
-    exe: PathBuf,
-    prefix: Vec<String>,
-}
-
-/// Starts a container through its shim and returns its main process.
+/// Starts a container through its shim and returns its main process. Errors
+/// are one line; when the shim or the command fails, it says why (from their
+/// logs) and leaves naming the container to the caller.
 pub fn start(spec: &ContainerSpec) -> Result<Process> {
-    let exe = std::env::current_exe().context("could not find the swarmnet executable")?;
-    launch(
-        spec,
-        &ShimCommand {
-            exe,
-            prefix: vec!["runtime-shim".into()],
-        },
-    )
-}
-
-fn launch(spec: &ContainerSpec, shim: &ShimCommand) -> Result<Process> {
     validate(spec)?;
+    let exe = std::env::current_exe().context("could not find the swarmnet executable")?;
     let layout = Layout(&spec.dir);
     for stale in [layout.shim_json(), layout.pid_json(), layout.exit_code()] {
         match fs::remove_file(&stale) {
@@ -113,8 +97,8 @@ fn launch(spec: &ContainerSpec, shim: &ShimCommand) -> Result<Process> {
         cmd: spec.cmd.clone(),
         netns: spec.netns.clone(),
     };
-    let mut cmd = Command::new(&shim.exe);
-    cmd.args(&shim.prefix)
+    let mut cmd = Command::new(exe);
+    cmd.arg("runtime-shim")
         .args(args.to_args())
         .current_dir("/")
         .stdin(Stdio::null())
@@ -130,9 +114,10 @@ fn launch(spec: &ContainerSpec, shim: &ShimCommand) -> Result<Process> {
     let mut launcher = cmd.spawn().context("could not run the runtime shim")?;
     let deadline = Instant::now() + START_TIMEOUT;
     let failed = |what: &str| {
-        let logs = [layout.shim_log(), layout.container_log()].map(|log| files::tail(&log, 5));
-        let logs = logs.join("\n");
-        anyhow::anyhow!("container {} {what}: {}", spec.name, logs.trim())
+        let [shim_log, container_log] = [layout.shim_log(), layout.container_log()]
+            .map(|log| fs::read_to_string(log).unwrap_or_default());
+        let why = files::start_failure(&shim_log, &container_log);
+        anyhow::anyhow!("{what}: {why}")
     };
     let status = loop {
         if let Some(status) = launcher.try_wait()? {
@@ -141,13 +126,13 @@ fn launch(spec: &ContainerSpec, shim: &ShimCommand) -> Result<Process> {
         if Instant::now() > deadline {
             let _ = launcher.kill();
             let _ = launcher.wait();
-            return Err(failed("did not start in time"));
+            return Err(failed("its shim did not start in time"));
         }
         sleep(Duration::from_millis(10));
     };
     let shim_process = match files::read_process(&layout.shim_json())? {
         Some(shim_process) if status.success() => shim_process,
-        _ => return Err(failed("could not start its shim")),
+        _ => return Err(failed("its shim could not start")),
     };
     loop {
         // Read before pid.json: a shim that wrote it and ended is a success.
@@ -157,11 +142,11 @@ fn launch(spec: &ContainerSpec, shim: &ShimCommand) -> Result<Process> {
             return Ok(container);
         }
         if !shim_alive {
-            return Err(failed("could not start"));
+            return Err(failed("its process could not start"));
         }
         if Instant::now() > deadline {
             shim_process.signal(nix::sys::signal::Signal::SIGKILL)?;
-            return Err(failed("did not start in time"));
+            return Err(failed("its process did not start in time"));
         }
         sleep(Duration::from_millis(10));
     }

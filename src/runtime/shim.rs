@@ -134,7 +134,7 @@ fn serve(args: &ShimArgs) -> Result<i32> {
             }
         }
     };
-    eprintln!("container {} exited with code {code}", args.name);
+    eprintln!("{}", files::exit_record(&args.name, code));
     files::write_atomic(
         &layout.exit_code(),
         files::format_exit_code(code).as_bytes(),
@@ -142,12 +142,19 @@ fn serve(args: &ShimArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Writes "swarmnet runtime: could not STEP" to fd 2 (the container log) on failure.
+/// Writes "swarmnet runtime: could not STEP" (`files::STEP_FAILED`) to fd 2,
+/// the container log, on failure.
 fn step(what: &'static str, result: std::io::Result<()>) -> std::io::Result<()> {
     if result.is_err() {
-        for part in [&b"swarmnet runtime: could not "[..], what.as_bytes(), b"\n"] {
-            // SAFETY: write(2) of a valid buffer to fd 2; async-signal-safe.
-            unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+        let parts = [
+            files::STEP_FAILED.as_bytes(),
+            b"could not ",
+            what.as_bytes(),
+            b"\n",
+        ];
+        for part in parts {
+            // write(2) to fd 2 is async-signal-safe; a failed write has nowhere to go.
+            let _ = nix::unistd::write(std::io::stderr(), part);
         }
     }
     result

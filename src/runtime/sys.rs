@@ -1,17 +1,12 @@
 //! System calls made in a child between fork and exec (`pre_exec`): only
-//! async-signal-safe libc calls on values prepared before the fork.
+//! async-signal-safe calls on values prepared before the fork.
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-fn check(rc: libc::c_int) -> io::Result<()> {
-    match rc {
-        -1 => Err(io::Error::last_os_error()),
-        _ => Ok(()),
-    }
-}
+use nix::mount::MsFlags;
 
 /// Marks every fd from 3 up close-on-exec, so nothing the parent holds without
 /// O_CLOEXEC leaks into the new program (std's own exec-error pipe keeps working).
@@ -25,7 +20,10 @@ pub(super) fn cloexec_from_3() -> io::Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    check(rc as libc::c_int)
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn cstring(path: &Path) -> io::Result<CString> {
@@ -37,43 +35,38 @@ pub(super) fn cstring(path: &Path) -> io::Result<CString> {
 /// /run/swarmnet/netns, a shared mount) reach here, so no copy keeps a
 /// removed namespace alive.
 pub(super) fn make_rslave() -> io::Result<()> {
-    // SAFETY: static C strings, null data; mount(2) is async-signal-safe.
-    check(unsafe {
-        libc::mount(
-            c"none".as_ptr(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        )
-    })
+    mount(
+        Some(c"none"),
+        c"/",
+        None,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+    )
 }
 
 /// Mounts a fresh, read-only sysfs on /sys: sysfs shows the network devices
 /// of the namespace that mounts it, so the container sees its own (as Docker's do).
 pub(super) fn mount_sysfs() -> io::Result<()> {
-    // SAFETY: static C strings, null data; mount(2) is async-signal-safe.
-    check(unsafe {
-        libc::mount(
-            c"sysfs".as_ptr(),
-            c"/sys".as_ptr(),
-            c"sysfs".as_ptr(),
-            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            std::ptr::null(),
-        )
-    })
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some(c"sysfs"), c"/sys", Some(c"sysfs"), flags)
 }
 
 /// Bind-mounts the file `source` over the file `target`.
 pub(super) fn bind(source: &CStr, target: &CStr) -> io::Result<()> {
-    // SAFETY: valid C strings made before the fork, null fstype and data.
-    check(unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    })
+    mount(Some(source), target, None, MsFlags::MS_BIND)
+}
+
+/// mount(2) with no data; C strings pass through nix without an allocation.
+fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: MsFlags,
+) -> io::Result<()> {
+    Ok(nix::mount::mount(
+        source,
+        target,
+        fstype,
+        flags,
+        None::<&CStr>,
+    )?)
 }

@@ -1,0 +1,124 @@
+//! The watch agents long-poll: `watch(since)` waits while the store is at
+//! `since`, then answers with the full state at one revision. Every answer is
+//! a resync (a full list), so no revision is ever too old and no change can
+//! fall into a gap; the store keeps no history to compact.
+
+use std::time::Duration;
+
+use super::Manager;
+use crate::model::ApiError;
+use crate::proto::{MeshPeer, WatchResponse};
+
+/// How long a watch waits for a change before answering with the same revision.
+const WATCH_WAIT: Duration = Duration::from_secs(10);
+
+impl Manager {
+    /// Waits until the store moves off `since` (or a while passes), then
+    /// returns the peers, networks and endpoints of one revision. A `since`
+    /// the store is not at, older or newer (a store restored from a backup),
+    /// is answered at once.
+    pub async fn watch(&self, since: u64) -> Result<WatchResponse, ApiError> {
+        let mut rx = self.store.subscribe();
+        if *rx.borrow_and_update() == since {
+            let _ = tokio::time::timeout(WATCH_WAIT, rx.changed()).await;
+        }
+        let view = self.store.read()?;
+        let peers = view
+            .nodes()?
+            .into_iter()
+            .filter(|n| !n.left)
+            .map(|n| MeshPeer {
+                endpoint: std::net::SocketAddr::new(n.addr, n.wg_port),
+                node_id: n.id,
+                wg_public_key: n.wg_public_key,
+                tunnel_addr: n.tunnel_addr,
+            })
+            .collect();
+        let mut networks = view.networks()?;
+        networks.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(WatchResponse {
+            revision: view.base(),
+            peers,
+            networks,
+            endpoints: view.endpoints()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::manager::InitParams;
+    use crate::model::NetworkSpec;
+
+    fn manager(dir: &tempfile::TempDir) -> Arc<Manager> {
+        let params = InitParams {
+            node_id: "leader".into(),
+            hostname: "leader".into(),
+            addr: "192.168.99.100".parse().unwrap(),
+            wg_public_key: "11".repeat(32),
+            wg_port: 51820,
+            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
+            pool: Default::default(),
+        };
+        Arc::new(Manager::init(dir.path(), params).unwrap().0)
+    }
+
+    fn create(m: &Manager, name: &str) {
+        let spec = NetworkSpec {
+            name: name.into(),
+            ..Default::default()
+        };
+        m.create_network(spec).unwrap();
+    }
+
+    fn names(reply: &WatchResponse) -> Vec<&str> {
+        reply.networks.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_watch_from_an_old_revision_gets_every_change_since_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(&dir);
+        let first = m.watch(0).await.unwrap();
+        assert_eq!(first.peers.len(), 1);
+        assert_eq!(names(&first), ["ingress"]);
+        create(&m, "blue");
+        create(&m, "red");
+        let soon = Duration::from_secs(1);
+        let next = tokio::time::timeout(soon, m.watch(first.revision))
+            .await
+            .expect("answered at once")
+            .unwrap();
+        assert_eq!(next.revision, first.revision + 2);
+        assert_eq!(names(&next), ["blue", "ingress", "red"], "no change missed");
+        let restored = tokio::time::timeout(soon, m.watch(next.revision + 100))
+            .await
+            .expect("a revision the store is not at is answered at once")
+            .unwrap();
+        assert_eq!(restored.revision, next.revision);
+    }
+
+    #[tokio::test]
+    async fn a_watch_at_the_current_revision_waits_for_the_next_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(&dir);
+        let now = m.watch(0).await.unwrap().revision;
+        let waiting = tokio::spawn({
+            let m = m.clone();
+            async move { m.watch(now).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "nothing changed yet");
+        create(&m, "blue");
+        let reply = tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("woken by the change")
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.revision, now + 1);
+        assert_eq!(names(&reply), ["blue", "ingress"]);
+    }
+}
