@@ -176,3 +176,38 @@ pub fn children(pid: u32) -> Vec<i32> {
         })
         .collect()
 }
+
+/// The docker client scripts/install-docker-client unpacked.
+pub fn docker_bin() -> String {
+    let path = format!("{}/target/docker-client/docker", env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is missing: run scripts/install-docker-client"
+    );
+    path
+}
+
+/// `docker ARGS` inside a machine, against its swarmnet daemon.
+pub fn docker(lab: &Lab, machine: &str, args: &[&str]) -> Output {
+    let config = format!(
+        "DOCKER_CONFIG={}/target/docker-client/config",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bin = docker_bin();
+    let mut cmd = vec![
+        "env",
+        "DOCKER_HOST=unix:///run/swarmnet/swarmnet.sock",
+        config.as_str(),
+        bin.as_str(),
+    ];
+    cmd.extend_from_slice(args);
+    lab.ssh(machine, &cmd)
+}
+
+/// docker's one error line.
+#[track_caller]
+pub fn docker_fails_with(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure: {}", stdout(out));
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}

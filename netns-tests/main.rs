@@ -6,6 +6,7 @@ mod bad_input;
 mod cluster;
 mod container;
 mod docker_cli;
+mod docker_containers;
 mod harness;
 mod network;
 mod overlay;
