@@ -2,7 +2,7 @@
 //! socket (`--host`, `SWARMNET_HOST`): hyper's HTTP/1.1 client, Docker's
 //! shapes in and out, and Docker's error bodies turned back into `ApiError`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,6 +17,29 @@ use crate::api::{error_from_status, ErrorBody, API_VERSION};
 
 /// The default socket, as `unix:///var/run/docker.sock` is Docker's.
 pub const DEFAULT_HOST: &str = "unix:///run/swarmnet/swarmnet.sock";
+
+/// Where the daemon's log is, when `swarmnet machine ssh` ran this command
+/// inside a machine (the machine's daemon.log, as the host sees it).
+const DAEMON_LOG_ENV: &str = "SWARMNET_DAEMON_LOG";
+
+/// Where the log of the daemon behind `socket` is, for an error: the path
+/// `machine ssh` gave (`from_env`), a machine's daemon.log beside the run
+/// directory its socket is in (`swarmnet machine` keeps it there), or the
+/// systemd journal of a real host.
+fn daemon_log(socket: &Path, from_env: Option<String>) -> String {
+    if let Some(log) = from_env.filter(|log| !log.is_empty()) {
+        return log;
+    }
+    let machine_log = Some(socket)
+        .filter(|socket| socket.ends_with("run/swarmnet/swarmnet.sock"))
+        .and_then(|socket| socket.ancestors().nth(3))
+        .map(|dir| dir.join("daemon.log"))
+        .filter(|log| log.is_file());
+    match machine_log {
+        Some(log) => log.display().to_string(),
+        None => "`journalctl -u swarmnet`".to_string(),
+    }
+}
 
 /// The socket path of a `--host` value (`unix:///path` or a plain path).
 pub fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
@@ -156,8 +179,9 @@ impl Client {
             .send_request(request.body(Full::new(bytes))?)
             .await
             .map_err(|e| {
+                let log = daemon_log(&self.socket, std::env::var(DAEMON_LOG_ENV).ok());
                 anyhow::anyhow!(
-                    "the swarmnet daemon at {display} closed the connection without an answer ({e}); see its log"
+                    "the swarmnet daemon at {display} closed the connection without an answer ({e}); see its log: {log}"
                 )
             })?;
         let status = response.status();
@@ -200,6 +224,27 @@ mod tests {
             PathBuf::from("/run/y.sock")
         );
         assert!(socket_path("tcp://1.2.3.4:2375").is_err());
+    }
+
+    #[test]
+    fn a_daemon_log_is_named_for_machines_and_hosts() {
+        let host = Path::new("/run/swarmnet/swarmnet.sock");
+        assert_eq!(daemon_log(host, None), "`journalctl -u swarmnet`");
+        assert_eq!(
+            daemon_log(
+                host,
+                Some("/run/swarmnet-lab/l/machines/vm1/daemon.log".into())
+            ),
+            "/run/swarmnet-lab/l/machines/vm1/daemon.log"
+        );
+        let machine = tempfile::tempdir().unwrap();
+        let socket = machine.path().join("run/swarmnet/swarmnet.sock");
+        assert_eq!(daemon_log(&socket, None), "`journalctl -u swarmnet`");
+        std::fs::write(machine.path().join("daemon.log"), "").unwrap();
+        assert_eq!(
+            daemon_log(&socket, Some(String::new())),
+            machine.path().join("daemon.log").display().to_string()
+        );
     }
 
     #[test]

@@ -70,6 +70,9 @@ fn info(host: &str) -> anyhow::Result<i32> {
         }
         println!(" Tunnel Address: {}", doc.tunnel_addr.unwrap_or_default());
     }
+    for warning in doc.info.warnings.unwrap_or_default() {
+        println!("{warning}");
+    }
     Ok(0)
 }
 

@@ -1,10 +1,18 @@
 //! Tables and `--format` templates as Docker prints them: columns padded like
-//! Go's tabwriter, and the `{{.Field}}` placeholders of Go templates.
+//! Go's tabwriter, and the `{{.Field}}` placeholders of Go templates. Every
+//! value printed has its control characters escaped, so a name can neither
+//! break a row nor recolour the terminal.
+
+use crate::model::escape;
 
 /// Renders rows under a header with columns three spaces apart.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -21,7 +29,7 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     };
     let mut out = line(header.to_vec());
     out.push('\n');
-    for row in rows {
+    for row in &rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
         out.push('\n');
     }
@@ -164,7 +172,7 @@ fn action_value(action: &str, dot: &serde_json::Value) -> Result<String, String>
     let value = lookup(expr, dot)?;
     Ok(match (json, value) {
         (true, v) => serde_json::to_string(v).unwrap_or_default(),
-        (false, serde_json::Value::String(s)) => s.clone(),
+        (false, serde_json::Value::String(s)) => escape(s).into_owned(),
         (false, serde_json::Value::Null) => "<no value>".into(),
         (false, v) => v.to_string(),
     })
@@ -259,5 +267,22 @@ mod tests {
     fn columns_are_padded_three_spaces() {
         let out = render(&["ID", "HOSTNAME"], &[vec!["abc *".into(), "vm1".into()]]);
         assert_eq!(out, "ID      HOSTNAME\nabc *   vm1\n");
+    }
+
+    #[test]
+    fn control_characters_in_values_are_escaped() {
+        let forged = "vm2\n\u{1b}[31mFAKE Ready Active Leader";
+        let out = render(&["ID", "HOSTNAME"], &[vec!["abc".into(), forged.into()]]);
+        assert_eq!(
+            out,
+            "ID    HOSTNAME\nabc   vm2\\n\\u{1b}[31mFAKE Ready Active Leader\n"
+        );
+        let mut r = row();
+        r.insert("Hostname".into(), forged.into());
+        let out = template("{{.Hostname}}", &[r.clone()]).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out:?}");
+        assert!(!out.contains('\u{1b}'), "{out:?}");
+        let json = template("{{json .Hostname}}", &[r]).unwrap();
+        assert_eq!(json, "\"vm2\\n\\u001b[31mFAKE Ready Active Leader\"\n");
     }
 }

@@ -4,7 +4,9 @@
 //! container (Docker's `create` before `start`) is only held in memory: its
 //! name is taken and its directory made, but nothing is plumbed or recorded
 //! until it starts, so a daemon restart forgets it and sweeps its directory
-//! (`created.rs`). Stopping and removal are in `stop.rs`.
+//! (`created.rs`). A start records the container before its process runs, so
+//! the start-up sweep (`sweep.rs`) finds whatever a crash left. Stopping and
+//! removal are in `stop.rs`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 mod created;
 mod stop;
+mod sweep;
 
 pub use created::Prepared;
 
@@ -179,14 +182,15 @@ impl Containers {
     }
 
     /// The recorded containers and the created ones, newest first; a created
-    /// one being recorded by `start` is listed once.
+    /// one being recorded by `start` is listed once, as created until its
+    /// process has started.
     fn entries(&self) -> Vec<Entry> {
-        let recorded = self.all();
-        let created: Vec<Prepared> = self
-            .created()
-            .iter()
+        let created = self.created().clone();
+        let starting = |c: &Container| c.process.pid == 0 && created.iter().any(|p| p.id == c.id);
+        let recorded: Vec<Container> = self.all().into_iter().filter(|c| !starting(c)).collect();
+        let created: Vec<Prepared> = created
+            .into_iter()
             .filter(|p| !recorded.iter().any(|c| c.id == p.id))
-            .cloned()
             .collect();
         let mut list: Vec<Entry> = recorded.into_iter().map(Entry::Recorded).collect();
         list.extend(created.into_iter().map(Entry::Created));
@@ -271,9 +275,9 @@ impl Containers {
         Ok(self.view(all.swap_remove(at)))
     }
 
-    /// Starts a created container's process in its plumbed namespace and
-    /// records it; it is then no longer only created. On failure nothing is
-    /// recorded and it stays created.
+    /// Records a created container, then starts its process in its plumbed
+    /// namespace and records that; it is then no longer only created. On
+    /// failure its record goes and it stays created.
     pub fn start(
         &self,
         prepared: &Prepared,
@@ -295,9 +299,19 @@ impl Containers {
             networks,
             egress,
         };
-        let view = self.launch(&mut container)?;
-        self.created().retain(|p| p.id != prepared.id);
-        Ok(view)
+        self.record(&container)?;
+        match self.launch(&mut container) {
+            Ok(view) => {
+                self.created().retain(|p| p.id != prepared.id);
+                Ok(view)
+            }
+            Err(e) => {
+                if let Err(gone) = std::fs::remove_file(self.dir(&container.id).join(CONFIG)) {
+                    tracing::warn!(container = %container.name, "cannot remove the record of a container that did not start: {gone}");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Starts an exited container again, in the namespace it kept.
@@ -337,20 +351,6 @@ impl Containers {
             .map_err(|e| {
                 ApiError::Internal(format!("cannot record container {}: {e}", container.name))
             })
-    }
-
-    /// Removes the directories of containers that were never recorded (only
-    /// created, or a crash before `start` recorded them); returns how many went.
-    pub fn remove_unrecorded(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return 0;
-        };
-        entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|dir| dir.is_dir() && !dir.join(CONFIG).exists())
-            .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
-            .count()
     }
 
     /// The gateway-bridge addresses the containers here hold.

@@ -45,7 +45,7 @@ async fn manager() -> Fixture {
         listener,
         server.into(),
         manager.clone(),
-        Arc::new(crate::model::RequestCounts::default()),
+        Arc::new(api::ApiCounters::default()),
         stop_rx,
     ));
     Fixture {
@@ -172,15 +172,19 @@ async fn a_departed_node_and_a_stolen_key_are_refused() {
     let (csr_pem, _key) = ca::new_csr().unwrap();
     let err = f
         .manager
-        .join(crate::proto::JoinRequest {
-            token: token(&f, NodeRole::Worker, false),
-            csr_pem,
-            hostname: "thief".into(),
-            addr: "127.0.0.1".parse().unwrap(),
-            wg_public_key: "11".repeat(32),
-            wg_port: 51820,
-        })
-        .unwrap_err();
+        .join(
+            crate::proto::JoinRequest {
+                token: token(&f, NodeRole::Worker, false),
+                csr_pem,
+                hostname: "thief".into(),
+                addr: "127.0.0.1".parse().unwrap(),
+                wg_public_key: "11".repeat(32),
+                wg_port: 51820,
+            },
+            "127.0.0.1".parse().unwrap(),
+        )
+        .unwrap_err()
+        .error;
     assert!(
         err.to_string()
             .contains("already uses this WireGuard public key"),

@@ -1,5 +1,6 @@
 //! Prometheus metrics (`--metrics-addr`, as dockerd's option): WireGuard peer
-//! counters and drops, nodes by status, API requests by outcome.
+//! counters and drops, nodes by status, API requests by outcome, refused
+//! joins by reason.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -8,24 +9,36 @@ use std::time::SystemTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::manager::api::ApiCounters;
+use crate::manager::store::StoreHealth;
 use crate::mesh::{DeviceStats, PeerStats};
 use crate::model::RequestCounts;
 
 /// The counters the daemon renders, each owned by the layer that counts.
 #[derive(Default)]
 pub struct Metrics {
-    /// The manager's API (counted by `manager::api`).
-    pub manager: Arc<RequestCounts>,
+    /// The manager's API: requests and refused joins (counted by `manager::api`).
+    pub manager: Arc<ApiCounters>,
     /// The Docker Engine API on the daemon's socket.
     pub engine: Arc<RequestCounts>,
 }
 
 impl Metrics {
     /// The exposition text.
-    pub fn render(&self, wg: Option<&DeviceStats>, nodes: &[(String, u64)]) -> String {
+    /// `store` is the manager's store's health (managers only).
+    pub fn render(
+        &self,
+        wg: Option<&DeviceStats>,
+        nodes: &[(String, u64)],
+        store: Option<&StoreHealth>,
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP swarmnet_api_requests_total API requests by API and outcome.\n# TYPE swarmnet_api_requests_total counter\n");
-        for (api, counts) in [("engine", &self.engine), ("manager", &self.manager)] {
+        let apis: [(&str, &RequestCounts); 2] = [
+            ("engine", &self.engine),
+            ("manager", &self.manager.requests),
+        ];
+        for (api, counts) in apis {
             for (outcome, n) in counts.snapshot() {
                 let _ = writeln!(
                     out,
@@ -33,15 +46,38 @@ impl Metrics {
                 );
             }
         }
+        out.push_str("# HELP swarmnet_join_failures_total Refused joins to this manager by reason.\n# TYPE swarmnet_join_failures_total counter\n");
+        for (reason, n) in self.manager.join_failures.snapshot() {
+            let _ = writeln!(
+                out,
+                "swarmnet_join_failures_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
         out.push_str("# HELP swarmnet_nodes Nodes of the swarm by status (managers only).\n# TYPE swarmnet_nodes gauge\n");
         for (status, n) in nodes {
             let _ = writeln!(out, "swarmnet_nodes{{status=\"{status}\"}} {n}");
+        }
+        if let Some(store) = store {
+            render_store(&mut out, store);
         }
         if let Some(wg) = wg {
             render_wireguard(&mut out, wg);
         }
         out
     }
+}
+
+fn render_store(out: &mut String, store: &StoreHealth) {
+    let _ = writeln!(
+        out,
+        "# HELP swarmnet_store_io_errors_total I/O errors of the manager's store.\n# TYPE swarmnet_store_io_errors_total counter\nswarmnet_store_io_errors_total {}",
+        store.io_errors
+    );
+    let _ = writeln!(
+        out,
+        "# HELP swarmnet_store_faulted 1 while the manager's store cannot write (until a write succeeds again).\n# TYPE swarmnet_store_faulted gauge\nswarmnet_store_faulted {}",
+        u8::from(store.fault.is_some() || store.fatal)
+    );
 }
 
 /// One per-peer metric family; `value` returns None to leave a peer out.
@@ -161,12 +197,28 @@ mod tests {
         m.engine.count(None);
         m.engine.count(None);
         m.manager
+            .requests
             .count(Some(&crate::model::ApiError::NotFound("x".into())));
-        let text = m.render(None, &[("ready".into(), 2)]);
+        m.manager.join_failures.count("token");
+        let store = StoreHealth {
+            fault: Some(crate::manager::store::StoreFault {
+                path: "/var/lib/swarmnet/swarm/swarm.redb".into(),
+                cause: "No space left on device (os error 28)".into(),
+            }),
+            io_errors: 3,
+            fatal: false,
+        };
+        let text = m.render(None, &[("ready".into(), 2)], Some(&store));
+        assert!(
+            text.contains("\nswarmnet_store_io_errors_total 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nswarmnet_store_faulted 1\n"), "{text}");
         assert!(text.contains("swarmnet_api_requests_total{api=\"engine\",outcome=\"ok\"} 2"));
         assert!(
             text.contains("swarmnet_api_requests_total{api=\"manager\",outcome=\"not_found\"} 1")
         );
         assert!(text.contains("swarmnet_nodes{status=\"ready\"} 2"));
+        assert!(text.contains("swarmnet_join_failures_total{reason=\"token\"} 1"));
     }
 }

@@ -152,10 +152,13 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     }
     tracing::info!(socket = %socket.display(), "swarmnet daemon ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let (fatal_tx, mut fatal_rx) = tokio::sync::oneshot::channel();
+    let watched = daemon.clone();
     let stop = async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
+            fault = fatal_store(&watched) => { let _ = fatal_tx.send(fault); }
         }
     };
     api::serve(listener, daemon.clone(), stop).await;
@@ -164,7 +167,22 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
         swarm.stop().await;
     }
     let _ = std::fs::remove_file(socket);
+    if let Ok(path) = fatal_rx.try_recv() {
+        anyhow::bail!("the manager's store at {path} could not be reopened after an I/O error; exiting so that the service manager restarts the daemon");
+    }
     Ok(())
+}
+
+/// Resolves with the store's path once the local manager's store could not be
+/// reopened: nothing can be written until the daemon restarts.
+async fn fatal_store(daemon: &Daemon) -> String {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if let Some(health) = daemon.store_health().await.filter(|h| h.fatal) {
+            return health.fault.map(|f| f.path).unwrap_or_default();
+        }
+    }
 }
 
 /// Keys and the CA live under the state directory: only root may enter it.
@@ -378,14 +396,19 @@ impl Daemon {
 
     fn render_metrics(&self) -> String {
         let Ok(slot) = self.swarm.try_lock() else {
-            return self.metrics.render(None, &[]);
+            return self.metrics.render(None, &[], None);
         };
         let wg = slot.as_ref().map(|s| s.agent.stats());
-        let nodes = slot
-            .as_ref()
-            .and_then(|s| s.manager.as_ref())
-            .map(|m| m.status_counts())
-            .unwrap_or_default();
-        self.metrics.render(wg.as_ref(), &nodes)
+        let manager = slot.as_ref().and_then(|s| s.manager.as_ref());
+        let nodes = manager.map(|m| m.status_counts()).unwrap_or_default();
+        let store = manager.map(|m| m.store_health());
+        self.metrics.render(wg.as_ref(), &nodes, store.as_ref())
+    }
+
+    /// The local manager's store health, if this node is the leader.
+    async fn store_health(&self) -> Option<crate::manager::store::StoreHealth> {
+        let slot = self.swarm.lock().await;
+        let manager = slot.as_ref()?.manager.as_ref()?;
+        Some(manager.store_health())
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use ipnetwork::Ipv4Network;
 
-use super::containers::{Container, Containers, Egress, NetAttachment, NetRequest, RunState};
+use super::containers::{Container, Egress, NetAttachment, NetRequest, RunState};
 use super::namespaces::NsRecord;
 use super::swarm::NetCtx;
 use super::{blocking, Daemon};
@@ -20,6 +20,10 @@ use crate::model::{ApiError, AttachRequest};
 use crate::netlink::netns;
 use crate::overlay::{GatewayPlug, Plug, SandboxSpec};
 use crate::proto::{to_reply, Attachment, Detach};
+
+mod live;
+
+pub use live::sweep_strays;
 
 /// Where network namespaces live: the networks' sandboxes ("1-<id>") and the containers' ("<id12>").
 pub const NETNS_DIR: &str = "/run/swarmnet/netns";
@@ -38,9 +42,16 @@ pub(super) enum Step {
     Egress(String),
 }
 
-/// The lowest gateway-bridge address (after the bridge's own) no container holds.
-fn free_egress_ip(subnet: Ipv4Network, used: &[Ipv4Addr]) -> Result<Ipv4Addr, ApiError> {
-    ipam::lowest_free(subnet, gw_gateway(subnet), used).ok_or_else(|| {
+/// The lowest gateway-bridge address (after the bridge's own) that no
+/// container holds, by its record (`recorded`) or in fact (`live`: the
+/// addresses found in the containers' namespaces).
+fn free_egress_ip(
+    subnet: Ipv4Network,
+    recorded: &[Ipv4Addr],
+    live: &[Ipv4Addr],
+) -> Result<Ipv4Addr, ApiError> {
+    let used: Vec<Ipv4Addr> = recorded.iter().chain(live).copied().collect();
+    ipam::lowest_free(subnet, gw_gateway(subnet), &used).ok_or_else(|| {
         ApiError::FailedPrecondition(format!(
             "the gateway bridge's subnet {subnet} is full; remove containers"
         ))
@@ -50,40 +61,6 @@ fn free_egress_ip(subnet: Ipv4Network, used: &[Ipv4Addr]) -> Result<Ipv4Addr, Ap
 /// The gateway bridge's own address: its subnet's first, as a network's gateway.
 fn gw_gateway(subnet: Ipv4Network) -> Ipv4Addr {
     ipam::default_gateway(subnet)
-}
-
-/// At start, before any request: removes what a crash left between making a
-/// container and recording it: its directory, and its namespace (and with
-/// it both veth pairs, overlay and gateway). Sandboxes ("1-...") are the
-/// agent's to keep or remove.
-pub fn sweep_strays(containers: &Containers) {
-    let gone = containers.remove_unrecorded();
-    if gone > 0 {
-        tracing::info!(
-            count = gone,
-            "removed the files of containers that were never started"
-        );
-    }
-    let known: Vec<PathBuf> = containers.all().into_iter().map(|c| c.netns).collect();
-    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
-        return;
-    };
-    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
-        let sandbox = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("1-"));
-        if sandbox || known.contains(&path) {
-            continue;
-        }
-        match netns::remove(&path) {
-            Ok(()) => {
-                tracing::info!(netns = %path.display(), "removed a namespace no container holds")
-            }
-            Err(e) => {
-                tracing::warn!(netns = %path.display(), "cannot remove a namespace no container holds: {e:#}")
-            }
-        }
-    }
 }
 
 /// What the containers and namespaces of this host use (for the agent).
@@ -295,9 +272,13 @@ impl Daemon {
         netns: &Path,
         ifname: String,
     ) -> Result<Egress, ApiError> {
-        let used = self.containers.egress_addresses();
+        let recorded = self.containers.egress_addresses();
         let subnet = ctx.gw_subnet;
-        let ip = free_egress_ip(subnet, &used)?;
+        let ip = free_egress_ip(
+            subnet,
+            &recorded,
+            &live::addresses(Path::new(NETNS_DIR)).await,
+        )?;
         let egress = Egress { ifname, ip };
         let overlay = &self.net.overlay;
         let result = async {
@@ -360,18 +341,29 @@ impl Daemon {
 mod tests {
     use super::*;
 
+    fn ips(list: &[&str]) -> Vec<Ipv4Addr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
     #[test]
     fn egress_addresses_skip_the_bridge_and_taken_ones() {
         let subnet: Ipv4Network = "172.19.0.0/16".parse().unwrap();
-        assert_eq!(
-            free_egress_ip(subnet, &[]).unwrap().to_string(),
-            "172.19.0.2"
-        );
-        let used = ["172.19.0.2".parse().unwrap()];
-        assert_eq!(
-            free_egress_ip(subnet, &used).unwrap().to_string(),
-            "172.19.0.3"
-        );
+        let free = |recorded: &[&str], live: &[&str]| {
+            free_egress_ip(subnet, &ips(recorded), &ips(live))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(free(&[], &[]), "172.19.0.2");
+        assert_eq!(free(&["172.19.0.2"], &[]), "172.19.0.3");
         assert_eq!(gw_gateway(subnet).to_string(), "172.19.0.1");
+        // Live addresses no record owns (a container a crash hid) are taken too.
+        assert_eq!(free(&[], &["172.19.0.2", "10.0.1.2"]), "172.19.0.3");
+        assert_eq!(
+            free(&["172.19.0.2", "172.19.0.4"], &["172.19.0.3", "127.0.0.1"]),
+            "172.19.0.5"
+        );
+        let full: Ipv4Network = "172.19.0.0/30".parse().unwrap();
+        let err = free_egress_ip(full, &[], &ips(&["172.19.0.2"])).unwrap_err();
+        assert!(err.to_string().contains("172.19.0.0/30 is full"), "{err}");
     }
 }

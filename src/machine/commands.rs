@@ -1,6 +1,8 @@
 //! `machine ls`, `inspect`, `ssh` and `restart`: the commands that use an
-//! existing machine.
+//! existing machine. `ssh` puts this swarmnet first on the command's PATH
+//! and tells its CLI where the daemon's log is.
 
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 
@@ -12,6 +14,9 @@ use super::daemon::{self, StopSignal};
 use super::holder;
 use super::procs::{Namespaces, NsKind};
 use super::state::{Lab, Machine};
+
+/// The PATH a command gets when the caller has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn state(machine: &Machine) -> &'static str {
     if daemon::running(machine) {
@@ -100,7 +105,12 @@ pub fn ssh(lab: &Lab, name: &str, command: &[String]) -> Result<i32> {
         _ => command.to_vec(),
     };
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).env_remove("SWARMNET_HOST");
+    cmd.args(&argv[1..])
+        .env_remove("SWARMNET_HOST")
+        .env(DAEMON_LOG_ENV, lab.machine(name).log);
+    if let Some(path) = path_with_this_swarmnet(std::env::var_os("PATH")) {
+        cmd.env("PATH", path);
+    }
     let cwd = std::env::current_dir().ok();
     ns.enter_on_exec(&mut cmd, false, cwd.as_deref())?;
     let mut child = match cmd.spawn() {
@@ -118,6 +128,20 @@ pub fn ssh(lab: &Lab, name: &str, command: &[String]) -> Result<i32> {
         }
     };
     Ok(exit_code(wait_through_interrupts(&mut child)?))
+}
+
+/// Where the CLI inside a machine says the daemon's log is (the machine's
+/// daemon.log, as the host sees it), read by the CLI's client.
+const DAEMON_LOG_ENV: &str = "SWARMNET_DAEMON_LOG";
+
+/// `path` (the default PATH when unset) with the directory of this swarmnet
+/// binary first, so the `swarmnet` that made the machine runs inside it even
+/// when it was built with cargo and is on no PATH; None if it cannot be found.
+fn path_with_this_swarmnet(path: Option<OsString>) -> Option<OsString> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.to_path_buf();
+    let rest = path.unwrap_or_else(|| DEFAULT_PATH.into());
+    std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&rest))).ok()
 }
 
 /// Waits for the child while ignoring ^C and ^\ (they reach the child, which
@@ -194,6 +218,21 @@ mod tests {
             render_table(["NAME", "ADDRESS", "STATE"], &[]),
             "NAME   ADDRESS   STATE\n"
         );
+    }
+
+    #[test]
+    fn this_swarmnet_comes_first_on_path() {
+        let dir = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let path = path_with_this_swarmnet(Some("/usr/bin:/bin".into())).unwrap();
+        let dirs: Vec<_> = std::env::split_paths(&path).collect();
+        assert_eq!(dirs, [dir.clone(), "/usr/bin".into(), "/bin".into()]);
+        let path = path_with_this_swarmnet(None).unwrap();
+        assert_eq!(std::env::split_paths(&path).next(), Some(dir));
+        assert!(path.to_string_lossy().ends_with(DEFAULT_PATH));
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 
-use crate::model::{ApiError, Network};
+use std::net::IpAddr;
+
+use crate::model::{check_special_subnet, ApiError, Network, Node};
 
 /// Docker's first overlay VNI; ingress takes it.
 pub const FIRST_VNI: u32 = 4096;
@@ -37,6 +39,7 @@ impl Pool {
                 base.prefix()
             )));
         }
+        check_special_subnet("--default-addr-pool", base)?;
         Ok(Pool { base, mask_len })
     }
 
@@ -74,6 +77,39 @@ pub fn check_overlap(
             other.name, other.subnet
         ))),
     }
+}
+
+/// Refuses a subnet that holds a node's advertised address or one of the
+/// manager's own interface addresses (`local`): the underlay would be routed
+/// into the overlay.
+pub fn check_underlay(
+    subnet: Ipv4Network,
+    nodes: &[Node],
+    local: &[Ipv4Addr],
+) -> Result<(), ApiError> {
+    let holds = |ip: &IpAddr| matches!(ip, IpAddr::V4(v4) if subnet.contains(*v4));
+    if let Some(node) = nodes.iter().find(|n| !n.left && holds(&n.addr)) {
+        return Err(ApiError::InvalidArgument(format!(
+            "subnet {subnet} holds the address {} of node {}, which the nodes reach each other on; choose a subnet outside the underlay",
+            node.addr, node.hostname
+        )));
+    }
+    if let Some(ip) = local.iter().find(|ip| subnet.contains(**ip)) {
+        return Err(ApiError::InvalidArgument(format!(
+            "subnet {subnet} holds the address {ip} of an interface of the manager's host; choose a subnet outside the host's own networks"
+        )));
+    }
+    Ok(())
+}
+
+/// What the pool must skip besides other networks: the mesh's subnet and
+/// every node's advertised address (as a /32).
+pub fn reserved_for_pool(mesh: Ipv4Network, nodes: &[Node]) -> Vec<Ipv4Network> {
+    let addrs = nodes.iter().filter_map(|n| match n.addr {
+        IpAddr::V4(v4) => Some(Ipv4Network::from(v4)),
+        IpAddr::V6(_) => None,
+    });
+    std::iter::once(mesh).chain(addrs).collect()
 }
 
 /// The subnet's first host address, Docker's default gateway.
@@ -175,6 +211,84 @@ mod tests {
         ];
         assert_eq!(small.next_subnet(&full), None);
         assert!(Pool::new("10.9.0.0/16".parse().unwrap(), 8).is_err());
+    }
+
+    #[test]
+    fn special_purpose_pools_are_refused() {
+        for (base, needle) in [
+            ("127.0.0.0/8", "loopback range"),
+            ("169.254.0.0/16", "link-local range"),
+            ("224.0.0.0/4", "multicast range"),
+            ("0.0.0.0/8", "\"this network\" range"),
+        ] {
+            let err = Pool::new(base.parse().unwrap(), 24)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("--default-addr-pool {base} overlaps the {needle}")),
+                "{err}"
+            );
+        }
+    }
+
+    fn node(hostname: &str, addr: &str) -> Node {
+        Node {
+            id: hostname.into(),
+            hostname: hostname.into(),
+            role: crate::model::NodeRole::Worker,
+            availability: crate::model::Availability::Active,
+            addr: addr.parse().unwrap(),
+            wg_public_key: String::new(),
+            wg_port: 51820,
+            tunnel_addr: "100.64.0.2".parse().unwrap(),
+            leader: false,
+            left: false,
+            created_at: 0,
+            labels: Default::default(),
+            version: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_subnet_holding_the_underlay_is_refused() {
+        let nodes = [node("vm1", "192.168.99.100"), node("vm2", "192.168.99.101")];
+        let err = check_underlay("192.168.99.0/24".parse().unwrap(), &nodes, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "subnet 192.168.99.0/24 holds the address 192.168.99.100 of node vm1, which the nodes reach each other on; choose a subnet outside the underlay"
+        );
+        let err = check_underlay("192.168.99.101/32".parse().unwrap(), &nodes, &[]).unwrap_err();
+        assert!(err.to_string().contains("of node vm2"), "{err}");
+        let local = ["172.18.0.1".parse().unwrap()];
+        let err = check_underlay("172.18.0.0/16".parse().unwrap(), &nodes, &local).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds the address 172.18.0.1 of an interface"),
+            "{err}"
+        );
+        assert!(check_underlay("10.20.0.0/24".parse().unwrap(), &nodes, &local).is_ok());
+    }
+
+    #[test]
+    fn the_pool_skips_the_mesh_and_node_addresses() {
+        let nodes = [node("vm1", "10.0.0.7")];
+        let taken = reserved_for_pool("100.64.0.0/16".parse().unwrap(), &nodes);
+        assert_eq!(
+            Pool::default().next_subnet(&taken),
+            Some("10.0.1.0/24".parse().unwrap())
+        );
+        let wide = Pool::new("100.0.0.0/8".parse().unwrap(), 10).unwrap();
+        let taken = reserved_for_pool("100.64.0.0/16".parse().unwrap(), &[]);
+        assert_eq!(
+            wide.next_subnet(&taken),
+            Some("100.0.0.0/10".parse().unwrap())
+        );
+        let narrow = Pool::new("100.64.0.0/15".parse().unwrap(), 16).unwrap();
+        assert_eq!(
+            narrow.next_subnet(&taken),
+            Some("100.65.0.0/16".parse().unwrap())
+        );
     }
 
     #[test]

@@ -4,8 +4,13 @@
 pub mod api;
 pub mod ca;
 mod endpoints;
+#[cfg(test)]
+mod fuzz_test;
+mod guard;
+#[cfg(test)]
+mod guest_test;
 pub mod ipam;
-mod join;
+pub mod join;
 mod networks;
 mod nodes;
 #[cfg(test)]
@@ -24,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::model::{ApiError, Availability, Node, NodeRole, NodeView};
 use crate::proto::{to_reply, ClusterRequest, NodeUpdate, SwarmView};
 use ca::{Ca, NodeCert};
-use store::{Cluster, RedbStore, Store, Txn};
+use store::{Cluster, RedbStore, Store, StoreHealth, Txn};
 use token::JoinToken;
 
 /// A node that has not heartbeaten for this long is Down.
@@ -162,7 +167,7 @@ impl Manager {
         })?;
         if let Some(hostname) = left {
             self.heartbeats.lock().expect("heartbeats lock").remove(id);
-            tracing::info!(node = %id, %hostname, "node left the swarm");
+            tracing::info!(node = %id, hostname = %crate::model::escape(&hostname), "node left the swarm");
         }
         Ok(())
     }
@@ -235,7 +240,7 @@ impl Manager {
             tx.put_node(&node)?;
             Ok::<_, ApiError>(node)
         })?;
-        tracing::info!(node = %node.id, hostname = %node.hostname, availability = %node.availability, "node updated");
+        tracing::info!(node = %node.id, hostname = %crate::model::escape(&node.hostname), availability = %node.availability, "node updated");
         Ok(update.node)
     }
 
@@ -252,7 +257,7 @@ impl Manager {
             .lock()
             .expect("heartbeats lock")
             .remove(&node.id);
-        tracing::info!(node = %node.id, hostname = %node.hostname, "node removed");
+        tracing::info!(node = %node.id, hostname = %crate::model::escape(&node.hostname), "node removed");
         Ok(serde_json::json!(node.id))
     }
 
@@ -322,6 +327,12 @@ impl Manager {
             tracing::info!(worker, manager, "join tokens rotated");
         }
         self.swarm_view()
+    }
+
+    /// The store's I/O faults, for `info`, the metrics and the daemon (which
+    /// exits when the store is fatal).
+    pub fn store_health(&self) -> StoreHealth {
+        self.store.health()
     }
 
     /// Nodes by status, for metrics.

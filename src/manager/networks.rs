@@ -3,6 +3,9 @@
 //! subnet and VNI are checked and taken in the transaction that stores them.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
 
 use super::store::Txn;
 use super::{cluster, endpoints, ipam, now_secs, Manager};
@@ -19,9 +22,10 @@ impl Manager {
     /// `network create`: checks the spec against the others, then stores it.
     pub fn create_network(&self, spec: NetworkSpec) -> Result<Network, ApiError> {
         let checked = spec.check()?;
+        let local = local_ipv4_addrs();
         let network = self
             .store
-            .update(|tx| make_network(tx, checked.clone(), false))?;
+            .update(|tx| make_network(tx, checked.clone(), &local, false))?;
         tracing::info!(network = %network.name, id = %network.id, subnet = %network.subnet, vni = network.vni, "network created");
         Ok(network)
     }
@@ -37,6 +41,18 @@ impl Manager {
         tracing::info!(network = %network.name, id = %network.id, "network removed");
         Ok(network.name)
     }
+}
+
+/// The IPv4 addresses of this host's interfaces but loopback (the manager's
+/// own underlay, and bridges such as the gateway bridge).
+fn local_ipv4_addrs() -> Vec<Ipv4Addr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| Some(a.address?.as_sockaddr_in()?.ip()))
+        .filter(|ip| !ip.is_loopback())
+        .collect()
 }
 
 /// The networks of a snapshot, by name.
@@ -61,9 +77,14 @@ pub(super) fn find_network(tx: &Txn<'_>, name: &str) -> Result<Network, ApiError
     .cloned()
 }
 
-/// Checks a spec against the transaction's networks, takes a subnet and a VNI,
-/// and stages the new network.
-fn make_network(tx: &mut Txn<'_>, spec: CheckedSpec, ingress: bool) -> Result<Network, ApiError> {
+/// Checks a spec against the transaction's networks and nodes and the host's
+/// addresses (`local`), takes a subnet and a VNI, and stages the new network.
+fn make_network(
+    tx: &mut Txn<'_>,
+    spec: CheckedSpec,
+    local: &[Ipv4Addr],
+    ingress: bool,
+) -> Result<Network, ApiError> {
     let others = tx.networks()?;
     if others.iter().any(|n| n.name == spec.name) {
         return Err(ApiError::Conflict(format!(
@@ -71,21 +92,34 @@ fn make_network(tx: &mut Txn<'_>, spec: CheckedSpec, ingress: bool) -> Result<Ne
             spec.name
         )));
     }
+    if let Some(other) = others.iter().find(|n| n.id == spec.name) {
+        return Err(ApiError::InvalidArgument(format!(
+            "network name {} is the ID of network {}, and lookups by ID would find that one; choose another name",
+            spec.name, other.name
+        )));
+    }
     let cluster = cluster(tx)?;
     let pool = cluster.pool;
+    let nodes = tx.nodes()?;
     let (subnet, from_pool) = match spec.subnet {
         Some(subnet) => {
             if ipam::overlaps(subnet, cluster.mesh_subnet) {
                 return Err(ApiError::InvalidArgument(format!(
-                    "subnet {subnet} overlaps the node mesh {}; choose another subnet",
+                    "subnet {subnet} overlaps the node mesh {}, which carries the traffic between nodes; choose another subnet",
                     cluster.mesh_subnet
                 )));
             }
+            ipam::check_underlay(subnet, &nodes, local)?;
             ipam::check_overlap(subnet, spec.allow_overlap, &others)?;
             (subnet, false)
         }
         None => {
-            let taken: Vec<_> = others.iter().map(|n| n.subnet).collect();
+            let taken: Vec<_> = others
+                .iter()
+                .map(|n| n.subnet)
+                .chain(ipam::reserved_for_pool(cluster.mesh_subnet, &nodes))
+                .chain(local.iter().copied().map(Ipv4Network::from))
+                .collect();
             let subnet = pool.next_subnet(&taken).ok_or_else(|| {
                 ApiError::FailedPrecondition(format!(
                     "the default address pool {} has no free /{} subnet left; give --subnet, or remove unused networks",
@@ -119,8 +153,9 @@ fn make_network(tx: &mut Txn<'_>, spec: CheckedSpec, ingress: bool) -> Result<Ne
 }
 
 /// Stages the ingress network, made with the swarm as Docker does (10.0.0.0/24
-/// from the default pool).
+/// from the default pool, unless a node or this host holds an address there).
 pub(super) fn make_ingress(tx: &mut Txn<'_>) -> Result<Network, ApiError> {
+    let local = local_ipv4_addrs();
     make_network(
         tx,
         CheckedSpec {
@@ -132,6 +167,75 @@ pub(super) fn make_ingress(tx: &mut Txn<'_>) -> Result<Network, ApiError> {
             allow_overlap: false,
             options: BTreeMap::new(),
         },
+        &local,
         true,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::InitParams;
+
+    fn manager(dir: &tempfile::TempDir) -> Manager {
+        let params = InitParams {
+            node_id: "leader".into(),
+            hostname: "vm1".into(),
+            addr: "192.168.99.100".parse().unwrap(),
+            wg_public_key: "11".repeat(32),
+            wg_port: 51820,
+            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
+            pool: Default::default(),
+        };
+        Manager::init(dir.path(), params).unwrap().0
+    }
+
+    fn spec(name: &str, subnet: Option<&str>) -> NetworkSpec {
+        NetworkSpec {
+            name: name.into(),
+            driver: "overlay".into(),
+            subnet: subnet.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_name_may_not_be_another_networks_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(&dir);
+        let blue = m.create_network(spec("blue", None)).unwrap();
+        let err = m.create_network(spec(&blue.id, None)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("network name {} is the ID of network blue, and lookups by ID would find that one; choose another name", blue.id)
+        );
+        assert_eq!(m.networks().unwrap().len(), 2, "ingress and blue only");
+    }
+
+    #[test]
+    fn the_underlay_and_the_mesh_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(&dir);
+        let err = m
+            .create_network(spec("under", Some("192.168.99.0/24")))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("subnet 192.168.99.0/24 holds the address 192.168.99.100 of node vm1"),
+            "{err}"
+        );
+        let err = m
+            .create_network(spec("mesh", Some("100.64.0.0/24")))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("subnet 100.64.0.0/24 overlaps the node mesh 100.64.0.0/16"),
+            "{err}"
+        );
+        let err = m
+            .create_network(spec("lo", Some("127.0.0.0/8")))
+            .unwrap_err();
+        assert!(err.to_string().contains("loopback range"), "{err}");
+        assert_eq!(m.networks().unwrap().len(), 1, "ingress only");
+    }
 }

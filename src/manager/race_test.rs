@@ -113,14 +113,17 @@ fn attach(container: &str) -> AttachRequest {
 /// Joins a worker with `key`; returns its tunnel address.
 fn join(m: &Manager, token: &str, key: &str, hostname: &str) -> Result<String, ApiError> {
     let (csr_pem, _key) = super::ca::new_csr().unwrap();
-    let joined = m.join(JoinRequest {
-        token: token.into(),
-        csr_pem,
-        hostname: hostname.into(),
-        addr: "192.168.99.101".parse().unwrap(),
-        wg_public_key: key.into(),
-        wg_port: 51820,
-    })?;
+    let joined = m.join(
+        JoinRequest {
+            token: token.into(),
+            csr_pem,
+            hostname: hostname.into(),
+            addr: "192.168.99.101".parse().unwrap(),
+            wg_public_key: key.into(),
+            wg_port: 51820,
+        },
+        "192.168.99.101".parse().unwrap(),
+    )?;
     Ok(joined.tunnel_addr.to_string())
 }
 

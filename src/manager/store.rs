@@ -2,6 +2,8 @@
 //! etcd next). A decision is one `update`: a read-check-write closure over a
 //! snapshot, committed as a compare-and-swap on the revision, run again on conflict.
 
+#[cfg(test)]
+mod fault_test;
 mod redb_store;
 mod txn;
 
@@ -66,6 +68,12 @@ pub enum StoreError {
     },
     #[error("store I/O failed: {0}")]
     Db(String),
+    /// The disk under the store failed (a full disk, a device error).
+    #[error("the manager's store at {path} could not write: {cause}; free space on its disk (or repair the device) and try again")]
+    Io { path: String, cause: String },
+    /// The store could not be reopened after an I/O error: the daemon exits.
+    #[error("the manager's store at {path} could not be reopened after an I/O error: {cause}; the daemon exits so that it is restarted")]
+    Closed { path: String, cause: String },
     #[error("store record {key} is corrupt: {source}")]
     Corrupt {
         key: String,
@@ -81,9 +89,40 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
-            StoreError::Busy => ApiError::Unavailable(err.to_string()),
+            StoreError::Busy | StoreError::Io { .. } | StoreError::Closed { .. } => {
+                ApiError::Unavailable(err.to_string())
+            }
             err => ApiError::Internal(err.to_string()),
         }
+    }
+}
+
+/// How the store's disk is doing, for `info`, the metrics and the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// The last I/O error, until a write succeeds again.
+    pub fault: Option<StoreFault>,
+    /// I/O errors since the store was opened.
+    pub io_errors: u64,
+    /// The store could not be reopened: nothing can be written until the
+    /// daemon restarts, so it must exit.
+    pub fatal: bool,
+}
+
+/// An I/O error of the store: where, and what the disk said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFault {
+    pub path: String,
+    pub cause: String,
+}
+
+impl std::fmt::Display for StoreFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the manager's store at {} failed to write: {}; free space on its disk",
+            self.path, self.cause
+        )
     }
 }
 
@@ -111,6 +150,10 @@ pub trait Store: Send + Sync {
     fn commit(&self, base: u64, writes: Vec<Write>) -> Result<u64, StoreError>;
     /// A receiver that sees every new revision.
     fn subscribe(&self) -> watch::Receiver<u64>;
+    /// The store's I/O faults; a backend without a disk has none.
+    fn health(&self) -> StoreHealth {
+        StoreHealth::default()
+    }
 }
 
 impl dyn Store + '_ {

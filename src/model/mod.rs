@@ -5,6 +5,7 @@ mod counts;
 mod endpoint;
 mod error;
 mod lookup;
+mod names;
 mod network;
 mod node;
 
@@ -12,7 +13,11 @@ pub use counts::RequestCounts;
 pub use endpoint::{mac_for, AttachRequest, Endpoint};
 pub use error::ApiError;
 pub use lookup::find;
-pub use network::{check_name, CheckedSpec, Network, NetworkSpec, GW_BRIDGE, OVERLAY, VXLAN_PORT};
+pub use names::{check_hostname, escape};
+pub use network::{
+    check_name, check_special_subnet, CheckedSpec, Network, NetworkSpec, GW_BRIDGE, OVERLAY,
+    VXLAN_PORT,
+};
 pub use node::{
     random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView, SWARM_PORT,
 };

@@ -64,6 +64,62 @@ pub struct CheckedSpec {
     pub options: BTreeMap<String, String>,
 }
 
+/// Address ranges no overlay may use (from RFC 6890's special-purpose
+/// registry): the range, its name, and why. The limited broadcast comes before
+/// the reserved block that holds it, so a subnet touching both names it.
+const SPECIAL_RANGES: [(&str, &str, &str); 6] = [
+    (
+        "0.0.0.0/8",
+        "\"this network\" range",
+        "which hosts use only as a source before they have an address",
+    ),
+    (
+        "127.0.0.0/8",
+        "loopback range",
+        "which every host answers itself and never sends on a network",
+    ),
+    (
+        "169.254.0.0/16",
+        "link-local range",
+        "which routers never forward",
+    ),
+    (
+        "224.0.0.0/4",
+        "multicast range",
+        "whose addresses name groups, not interfaces",
+    ),
+    (
+        "255.255.255.255/32",
+        "limited broadcast address",
+        "which reaches every host on a link and belongs to no interface",
+    ),
+    ("240.0.0.0/4", "reserved range", "which hosts drop"),
+];
+
+/// Refuses a subnet (of a network, or a pool: `what`) that overlaps a
+/// special-purpose range, in one sentence naming the range and why.
+pub fn check_special_subnet(what: &str, subnet: Ipv4Network) -> Result<(), ApiError> {
+    for (range, name, why) in SPECIAL_RANGES {
+        let range: Ipv4Network = range.parse().expect("constant range");
+        if range.contains(subnet.network()) || subnet.contains(range.network()) {
+            return Err(ApiError::InvalidArgument(format!(
+                "{what} {subnet} overlaps the {name} {range}, {why}; choose a private subnet such as 10.20.0.0/24"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Docker's rule against names that look like IDs: 64 hex digits.
+fn check_not_an_id(kind: &str, name: &str) -> Result<(), ApiError> {
+    if name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::InvalidArgument(format!(
+            "invalid {kind} name {name:?}: 64 hex digits look like an ID; choose a name that is not an ID"
+        )));
+    }
+    Ok(())
+}
+
 /// Docker's rule for object names.
 pub fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
     let mut chars = name.chars();
@@ -90,6 +146,7 @@ fn truthy(value: &str) -> Option<bool> {
 impl NetworkSpec {
     /// Checks everything that can be checked without the cluster's state.
     pub fn check(&self) -> Result<CheckedSpec, ApiError> {
+        check_not_an_id("network", &self.name)?;
         check_name("network", &self.name)?;
         let bad = |msg: String| Err(ApiError::InvalidArgument(msg));
         if !self.driver.is_empty() && self.driver != OVERLAY {
@@ -100,7 +157,11 @@ impl NetworkSpec {
         }
         let subnet = match &self.subnet {
             None => None,
-            Some(s) => Some(parse_subnet(s)?),
+            Some(s) => {
+                let subnet = parse_subnet(s)?;
+                check_special_subnet("subnet", subnet)?;
+                Some(subnet)
+            }
         };
         let gateway = match &self.gateway {
             None => None,
@@ -241,5 +302,57 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid network name"));
+    }
+
+    #[test]
+    fn special_purpose_subnets_are_refused_with_their_reason() {
+        let cases = [
+            ("0.0.0.0/8", "overlaps the \"this network\" range 0.0.0.0/8"),
+            ("127.0.0.0/8", "overlaps the loopback range 127.0.0.0/8"),
+            ("127.0.0.0/24", "overlaps the loopback range 127.0.0.0/8"),
+            (
+                "169.254.0.0/16",
+                "overlaps the link-local range 169.254.0.0/16",
+            ),
+            ("169.254.3.0/24", "overlaps the link-local range"),
+            ("224.0.0.0/8", "overlaps the multicast range 224.0.0.0/4"),
+            ("239.1.0.0/16", "overlaps the multicast range 224.0.0.0/4"),
+            ("240.0.0.0/8", "overlaps the reserved range 240.0.0.0/4"),
+            (
+                "255.255.255.0/30",
+                "overlaps the reserved range 240.0.0.0/4",
+            ),
+            (
+                "255.255.255.252/30",
+                "overlaps the limited broadcast address 255.255.255.255/32",
+            ),
+        ];
+        for (subnet, needle) in cases {
+            let err = spec(Some(subnet), None).check().unwrap_err().to_string();
+            assert!(err.starts_with(&format!("subnet {subnet} ")), "{err}");
+            assert!(err.contains(needle), "{subnet}: {err}");
+            assert!(err.contains("choose a private subnet"), "{err}");
+            assert_eq!(err.matches(". ").count(), 0, "one sentence: {err}");
+        }
+        for ok in [
+            "10.20.0.0/24",
+            "172.16.0.0/12",
+            "192.168.50.0/24",
+            "223.255.0.0/16",
+        ] {
+            assert!(spec(Some(ok), None).check().is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn names_that_look_like_ids_are_refused() {
+        let mut s = spec(None, None);
+        s.name = "ab".repeat(32);
+        let err = s.check().unwrap_err().to_string();
+        assert!(err.contains("64 hex digits look like an ID"), "{err}");
+        s.name = "0123456789abcdef".repeat(4).to_uppercase();
+        assert!(s.check().is_err());
+        s.name = "a".repeat(63);
+        assert!(s.check().is_ok());
     }
 }

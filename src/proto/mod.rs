@@ -264,7 +264,9 @@ impl RawEnvelope {
 }
 
 /// The longest message either side accepts (a peer list of thousands of nodes fits).
-const MAX_MESSAGE: u64 = 8 << 20;
+pub const MAX_MESSAGE: usize = 8 << 20;
+/// The longest message from a caller without a node certificate: a CA fetch or a join.
+pub const MAX_GUEST_MESSAGE: usize = 16 << 10;
 
 /// A value as a successful reply.
 pub fn to_reply<T: Serialize>(value: T) -> Reply {
@@ -282,26 +284,40 @@ pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
     w.flush().await
 }
 
-/// Reads one JSON line; Ok(None) at end of stream.
+/// Reads one JSON line of at most `MAX_MESSAGE` bytes; Ok(None) at end of stream.
 pub async fn read_msg<R: AsyncBufRead + Unpin, T: DeserializeOwned>(
     r: &mut R,
 ) -> std::io::Result<Option<T>> {
+    read_msg_within(r, MAX_MESSAGE).await
+}
+
+/// Reads one JSON line of at most `max` bytes; Ok(None) at end of stream.
+/// The line grows with what arrives, and one over `max` is dropped unread.
+pub async fn read_msg_within<R: AsyncBufRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<T>> {
     let mut line = String::new();
-    let read = tokio::io::AsyncReadExt::take(&mut *r, MAX_MESSAGE)
+    let read = tokio::io::AsyncReadExt::take(&mut *r, max as u64)
         .read_line(&mut line)
         .await?;
     if read == 0 {
         return Ok(None);
     }
-    if !line.ends_with('\n') && read as u64 >= MAX_MESSAGE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("message longer than {MAX_MESSAGE} bytes"),
-        ));
+    if !line.ends_with('\n') && read >= max {
+        return Err(too_long(max));
     }
     serde_json::from_str(&line)
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The error of a message over `max` bytes.
+fn too_long(max: usize) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("a message is longer than {max} bytes"),
+    )
 }
 
 #[cfg(test)]
@@ -343,5 +359,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("an older swarmnet (protocol 0)"), "{err}");
+    }
+
+    async fn read_within(bytes: &[u8], max: usize) -> std::io::Result<Option<RawEnvelope>> {
+        read_msg_within(&mut tokio::io::BufReader::new(bytes), max).await
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_cap_is_refused_and_one_within_it_is_read() {
+        let ca = serde_json::to_string(&Envelope::new(ManagerRequest::GetCa)).unwrap() + "\n";
+        let msg = read_within(ca.as_bytes(), MAX_GUEST_MESSAGE).await.unwrap();
+        assert!(matches!(
+            msg.unwrap().open::<ManagerRequest>("calling node"),
+            Ok(ManagerRequest::GetCa)
+        ));
+        let exact = read_within(ca.as_bytes(), ca.len()).await.unwrap();
+        assert!(
+            exact.is_some(),
+            "a line of exactly the cap, newline included, fits"
+        );
+        let err = read_within(ca.as_bytes(), ca.len() - 1).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("a message is longer than {} bytes", ca.len() - 1)
+        );
+        let huge = vec![b'x'; MAX_GUEST_MESSAGE * 4];
+        let err = read_within(&huge, MAX_GUEST_MESSAGE).await.unwrap_err();
+        assert_eq!(err.to_string(), "a message is longer than 16384 bytes");
+        assert!(read_within(b"", MAX_GUEST_MESSAGE).await.unwrap().is_none());
     }
 }

@@ -8,7 +8,8 @@
 //! directory: `pid.json` (pid + start time, so a recycled pid is never taken
 //! for the container), `exit-code` (128+signal when killed, 127 when the
 //! command is not found), `container.log` (its stdout and stderr) and
-//! `shim.log`. `exec_command` enters a running container's namespaces in a child.
+//! `shim.log`. After a daemon crash, `leftovers` finds what a shim started
+//! for a directory no record owns yet. `exec_command` enters a running container's namespaces in a child.
 //! Nothing here calls setns or unshare on the calling thread.
 //!
 //! Tests: the shim is this executable, so the runtime's root tests are
@@ -17,6 +18,7 @@
 
 mod exec;
 mod files;
+mod leftovers;
 mod process;
 mod shim;
 mod sys;
@@ -35,6 +37,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use exec::{exec_command, exit_code_of, spawn_failure_code, ExecSpec};
+pub use leftovers::{kill_namespace, live_process, stop_leftovers};
 pub use shim::shim_main;
 
 use files::Layout;

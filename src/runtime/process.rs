@@ -38,7 +38,7 @@ impl Process {
         self.id().alive()
     }
 
-    fn gone_within(&self, timeout: Duration) -> bool {
+    pub(super) fn gone_within(&self, timeout: Duration) -> bool {
         self.id().wait_gone(timeout)
     }
 
@@ -63,16 +63,17 @@ impl Process {
             }
         }
         match netns {
-            Some(netns) => kill_rest_of_namespace(&netns),
+            Some(netns) => kill_namespace_members(&netns).map(drop),
             None => Ok(()),
         }
     }
 }
 
 /// SIGKILLs every process (but this one) whose network namespace is `netns`,
-/// until none is left. The open `netns` keeps its inode from being reused. A
-/// namespace shared with this process or with PID 1 is never a container's.
-fn kill_rest_of_namespace(netns: &File) -> Result<()> {
+/// until none is left, and returns how many it found. The open `netns` keeps
+/// its inode from being reused. A namespace shared with this process or with
+/// PID 1 is never a container's.
+pub(super) fn kill_namespace_members(netns: &File) -> Result<usize> {
     let target = netns.metadata()?;
     for shared in ["/proc/self/ns/net", "/proc/1/ns/net"] {
         if fs::metadata(shared).is_ok_and(|ns| ns.ino() == target.ino() && ns.dev() == target.dev())
@@ -82,6 +83,7 @@ fn kill_rest_of_namespace(netns: &File) -> Result<()> {
     }
     let me = std::process::id() as i32;
     let deadline = Instant::now() + KILL_TIMEOUT;
+    let mut killed = 0;
     loop {
         let members: Vec<Process> = fs::read_dir("/proc")?
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
@@ -94,7 +96,7 @@ fn kill_rest_of_namespace(netns: &File) -> Result<()> {
             })
             .collect();
         if members.is_empty() {
-            return Ok(());
+            return Ok(killed);
         }
         if Instant::now() > deadline {
             bail!(
@@ -103,7 +105,9 @@ fn kill_rest_of_namespace(netns: &File) -> Result<()> {
             );
         }
         for member in &members {
-            member.signal(Signal::SIGKILL)?;
+            if member.signal(Signal::SIGKILL)? {
+                killed += 1;
+            }
         }
         for member in &members {
             member.gone_within(KILL_TIMEOUT);

@@ -177,6 +177,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> Answer<Response> {
         .count() as i64;
     let (swarm, tunnel_addr) = swarm_info(&d).await;
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let warnings = store_warnings(d.store_health().await);
     json(InfoDoc {
         info: SystemInfo {
             id: Some(String::new()),
@@ -196,10 +197,31 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> Answer<Response> {
             mem_total: Some(mem_total()),
             docker_root_dir: Some(d.state_dir.display().to_string()),
             swarm: Some(swarm),
+            warnings: Some(warnings),
             ..Default::default()
         },
         tunnel_addr,
     })
+}
+
+/// `docker info`'s warnings for the manager's store: its I/O fault, with the
+/// path and the cause, until a write succeeds again.
+fn store_warnings(health: Option<crate::manager::store::StoreHealth>) -> Vec<String> {
+    let Some(health) = health else {
+        return Vec::new();
+    };
+    let mut warnings: Vec<String> = health
+        .fault
+        .iter()
+        .map(|fault| format!("WARNING: {fault}"))
+        .collect();
+    if health.fatal {
+        warnings.push(
+            "WARNING: the manager's store could not be reopened; the daemon is exiting so that it restarts"
+                .into(),
+        );
+    }
+    warnings
 }
 
 /// Total memory in bytes, from /proc/meminfo.
@@ -212,4 +234,28 @@ fn mem_total() -> i64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::store::{StoreFault, StoreHealth};
+
+    #[test]
+    fn a_store_fault_is_a_warning_with_its_path_and_cause() {
+        assert!(store_warnings(None).is_empty());
+        assert!(store_warnings(Some(StoreHealth::default())).is_empty());
+        let health = StoreHealth {
+            fault: Some(StoreFault {
+                path: "/var/lib/swarmnet/swarm/swarm.redb".into(),
+                cause: "No space left on device (os error 28)".into(),
+            }),
+            io_errors: 1,
+            fatal: false,
+        };
+        assert_eq!(
+            store_warnings(Some(health)),
+            ["WARNING: the manager's store at /var/lib/swarmnet/swarm/swarm.redb failed to write: No space left on device (os error 28); free space on its disk"]
+        );
+    }
 }
