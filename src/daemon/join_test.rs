@@ -2,59 +2,13 @@
 //! loopback over mutual TLS, nodes joining it with real tokens and
 //! certificates, and the rules the certificates carry.
 
-use std::sync::Arc;
-
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-
 use super::enroll;
 use super::state::SwarmState;
-use crate::manager::{api, ca, tls, InitParams, Manager};
+use crate::manager::fixture_test::{serve, Fixture};
+use crate::manager::{ca, tls};
 use crate::model::{ApiError, AttachRequest, NetworkSpec, NodeRole};
 use crate::proto::client::ManagerConn;
 use crate::proto::{Attachment, ClusterRequest, ManagerRequest, SwarmView, WatchResponse};
-
-struct Fixture {
-    manager: Arc<Manager>,
-    addr: String,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-async fn manager() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (manager, cert) = Manager::init(
-        dir.path(),
-        InitParams {
-            node_id: crate::model::random_id(),
-            hostname: "leader".into(),
-            addr: "127.0.0.1".parse().unwrap(),
-            wg_public_key: "11".repeat(32),
-            wg_port: 51820,
-            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
-            pool: Default::default(),
-        },
-    )
-    .unwrap();
-    let manager = Arc::new(manager);
-    let server = tls::server_config(manager.ca_pem(), &cert.cert_pem, &cert.key_pem).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(api::serve(
-        listener,
-        server.into(),
-        manager.clone(),
-        Arc::new(api::ApiCounters::default()),
-        stop_rx,
-    ));
-    Fixture {
-        manager,
-        addr,
-        _stop: stop,
-        _dir: dir,
-    }
-}
 
 fn token(f: &Fixture, role: NodeRole, rotate: bool) -> String {
     let view = |call| -> SwarmView {
@@ -77,7 +31,14 @@ fn token(f: &Fixture, role: NodeRole, rotate: bool) -> String {
 
 async fn join(f: &Fixture, token: &str) -> Result<(SwarmState, tempfile::TempDir), ApiError> {
     let dir = tempfile::tempdir().unwrap();
-    let state = enroll::join(dir.path(), token, &f.addr, Some("127.0.0.1"), 51820).await?;
+    let state = enroll::join(
+        dir.path(),
+        token,
+        &f.addr.to_string(),
+        Some("127.0.0.1"),
+        51820,
+    )
+    .await?;
     Ok((state, dir))
 }
 
@@ -97,7 +58,7 @@ fn cert_role(state: &SwarmState) -> NodeRole {
 
 #[tokio::test]
 async fn a_worker_token_makes_a_worker_that_cannot_read_cluster_state() {
-    let f = manager().await;
+    let f = serve().await;
     let (worker, _dir) = join(&f, &token(&f, NodeRole::Worker, false)).await.unwrap();
     assert_eq!(worker.config.role, NodeRole::Worker);
     assert_eq!(cert_role(&worker), NodeRole::Worker);
@@ -112,7 +73,7 @@ async fn a_worker_token_makes_a_worker_that_cannot_read_cluster_state() {
 
 #[tokio::test]
 async fn a_manager_token_makes_a_manager() {
-    let f = manager().await;
+    let f = serve().await;
     let (second, _dir) = join(&f, &token(&f, NodeRole::Manager, false))
         .await
         .unwrap();
@@ -125,8 +86,8 @@ async fn a_manager_token_makes_a_manager() {
 
 #[tokio::test]
 async fn bad_tokens_are_refused_before_anything_is_stored() {
-    let f = manager().await;
-    let other = manager().await;
+    let f = serve().await;
+    let other = serve().await;
     let foreign = token(&other, NodeRole::Worker, false);
     let err = join(&f, &foreign).await.unwrap_err();
     assert!(
@@ -144,7 +105,7 @@ async fn bad_tokens_are_refused_before_anything_is_stored() {
 
 #[tokio::test]
 async fn a_removed_nodes_certificate_stops_working() {
-    let f = manager().await;
+    let f = serve().await;
     let (worker, _dir) = join(&f, &token(&f, NodeRole::Worker, false)).await.unwrap();
     f.manager
         .cluster_call(
@@ -164,7 +125,7 @@ async fn a_removed_nodes_certificate_stops_working() {
 
 #[tokio::test]
 async fn a_departed_node_and_a_stolen_key_are_refused() {
-    let f = manager().await;
+    let f = serve().await;
     let (worker, _dir) = join(&f, &token(&f, NodeRole::Worker, false)).await.unwrap();
     f.manager.leave(&worker.config.node_id).unwrap();
     let err = call(&worker, ManagerRequest::Heartbeat).await.unwrap_err();
@@ -194,11 +155,9 @@ async fn a_departed_node_and_a_stolen_key_are_refused() {
 
 #[tokio::test]
 async fn a_client_without_a_certificate_may_only_fetch_the_ca_and_join() {
-    let f = manager().await;
+    let f = serve().await;
     let joining = tls::joining_client_config(f.manager.ca_pem()).unwrap();
-    let mut conn = ManagerConn::connect(f.addr.parse().unwrap(), joining)
-        .await
-        .unwrap();
+    let mut conn = ManagerConn::connect(f.addr, joining).await.unwrap();
     assert!(conn.call(&ManagerRequest::GetCa).await.is_ok());
     let err = conn.call(&ManagerRequest::Heartbeat).await.unwrap_err();
     assert!(matches!(err, ApiError::PermissionDenied(_)), "{err}");
@@ -216,7 +175,7 @@ fn attach_req(network: &str, container: &str, ip: Option<&str>) -> ManagerReques
 
 #[tokio::test]
 async fn workers_attach_their_containers_and_the_watch_carries_the_endpoints() {
-    let f = manager().await;
+    let f = serve().await;
     let spec = |name: &str, attachable: bool| NetworkSpec {
         name: name.into(),
         attachable,

@@ -7,61 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::api::{self, ApiCounters};
+use super::fixture_test::{serve, Fixture};
 use super::token::JoinToken;
-use super::{ca, tls, InitParams, Manager};
+use super::{ca, tls};
 use crate::model::ApiError;
 use crate::proto::client::ManagerConn;
 use crate::proto::{read_msg, JoinRequest, ManagerRequest, RawEnvelope, Reply};
-
-struct Fixture {
-    manager: Arc<Manager>,
-    counters: Arc<ApiCounters>,
-    addr: std::net::SocketAddr,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-async fn serve() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (manager, cert) = Manager::init(
-        dir.path(),
-        InitParams {
-            node_id: crate::model::random_id(),
-            hostname: "leader".into(),
-            addr: "127.0.0.1".parse().unwrap(),
-            wg_public_key: "11".repeat(32),
-            wg_port: 51820,
-            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
-            pool: Default::default(),
-        },
-    )
-    .unwrap();
-    let manager = Arc::new(manager);
-    let server = tls::server_config(manager.ca_pem(), &cert.cert_pem, &cert.key_pem).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let counters = Arc::new(ApiCounters::default());
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(api::serve(
-        listener,
-        server.into(),
-        manager.clone(),
-        counters.clone(),
-        stop_rx,
-    ));
-    Fixture {
-        manager,
-        counters,
-        addr,
-        _stop: stop,
-        _dir: dir,
-    }
-}
 
 /// A TLS connection without a client certificate, as a stranger opens one.
 async fn stranger(f: &Fixture) -> BufReader<TlsStream<TcpStream>> {

@@ -5,6 +5,8 @@ pub mod api;
 pub mod ca;
 mod endpoints;
 #[cfg(test)]
+pub mod fixture_test;
+#[cfg(test)]
 mod fuzz_test;
 mod guard;
 #[cfg(test)]
