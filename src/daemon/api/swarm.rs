@@ -10,7 +10,8 @@ use crate::api::models::{
     JoinTokens, Swarm, SwarmInitRequest, SwarmJoinRequest, SwarmSpec, SwarmSpecCaConfig,
     SwarmSpecDispatcher, SwarmSpecEncryptionConfig, SwarmSpecOrchestration, SwarmSpecRaft,
 };
-use crate::daemon::{Daemon, InitOptions, JoinOptions};
+use crate::daemon::membership::{InitOptions, JoinOptions};
+use crate::daemon::Daemon;
 use crate::model::ApiError;
 use crate::proto::{ClusterRequest, SwarmView};
 
