@@ -7,6 +7,12 @@ use std::time::Duration;
 
 use crate::harness::*;
 
+/// `docker swarm join-token -q ROLE` on vm1.
+fn join_token(lab: &Lab, role: &str) -> String {
+    let out = docker(lab, "vm1", &["swarm", "join-token", "-q", role]);
+    stdout(&ok(&out)).trim().to_string()
+}
+
 /// A raw request to the daemon's socket with curl: (status, body).
 fn curl(lab: &Lab, machine: &str, args: &[&str]) -> (String, String) {
     let mut cmd = vec![
@@ -57,20 +63,8 @@ fn docker_cli_forms_and_runs_the_swarm() {
         worker_cmd.contains("To add a worker to this swarm"),
         "{worker_cmd}"
     );
-    let token = stdout(&ok(&docker(
-        &lab,
-        "vm1",
-        &["swarm", "join-token", "-q", "worker"],
-    )))
-    .trim()
-    .to_string();
-    let manager_token = stdout(&ok(&docker(
-        &lab,
-        "vm1",
-        &["swarm", "join-token", "-q", "manager"],
-    )))
-    .trim()
-    .to_string();
+    let token = join_token(&lab, "worker");
+    let manager_token = join_token(&lab, "manager");
     assert!(token.starts_with("SWMTKN-1-") && token != manager_token);
     let rotated = stdout(&ok(&docker(
         &lab,
@@ -81,13 +75,7 @@ fn docker_cli_forms_and_runs_the_swarm() {
         rotated.contains("Successfully rotated worker join token."),
         "{rotated}"
     );
-    let fresh = stdout(&ok(&docker(
-        &lab,
-        "vm1",
-        &["swarm", "join-token", "-q", "worker"],
-    )))
-    .trim()
-    .to_string();
+    let fresh = join_token(&lab, "worker");
     assert_ne!(fresh, token);
     docker_fails_with(
         &docker(

@@ -175,19 +175,10 @@ pub(super) fn make_ingress(tx: &mut Txn<'_>) -> Result<Network, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manager::InitParams;
+    use crate::manager::fixture_test::manager_in;
 
     fn manager(dir: &tempfile::TempDir) -> Manager {
-        let params = InitParams {
-            node_id: "leader".into(),
-            hostname: "vm1".into(),
-            addr: "192.168.99.100".parse().unwrap(),
-            wg_public_key: "11".repeat(32),
-            wg_port: 51820,
-            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
-            pool: Default::default(),
-        };
-        Manager::init(dir.path(), params).unwrap().0
+        manager_in(dir, "vm1", "192.168.99.100")
     }
 
     fn spec(name: &str, subnet: Option<&str>) -> NetworkSpec {

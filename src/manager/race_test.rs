@@ -7,8 +7,9 @@ use std::sync::Barrier;
 
 use tokio::sync::watch;
 
+use super::fixture_test::manager_in;
 use super::store::{Snapshot, Store, StoreError, Write};
-use super::{InitParams, Manager};
+use super::Manager;
 use crate::model::{ApiError, AttachRequest, NetworkSpec};
 use crate::proto::JoinRequest;
 
@@ -43,20 +44,7 @@ impl Store for Gate {
 }
 
 fn manager(dir: &tempfile::TempDir) -> Manager {
-    let (manager, _) = Manager::init(
-        dir.path(),
-        InitParams {
-            node_id: "leader".into(),
-            hostname: "leader".into(),
-            addr: "192.168.99.100".parse().unwrap(),
-            wg_public_key: "11".repeat(32),
-            wg_port: 51820,
-            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
-            pool: Default::default(),
-        },
-    )
-    .unwrap();
-    manager
+    manager_in(dir, "leader", "192.168.99.100")
 }
 
 /// Runs `a` and `b` on two threads whose store reads meet before either writes.

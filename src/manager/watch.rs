@@ -50,20 +50,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::manager::InitParams;
+    use crate::manager::fixture_test::manager_in;
     use crate::model::NetworkSpec;
 
     fn manager(dir: &tempfile::TempDir) -> Arc<Manager> {
-        let params = InitParams {
-            node_id: "leader".into(),
-            hostname: "leader".into(),
-            addr: "192.168.99.100".parse().unwrap(),
-            wg_public_key: "11".repeat(32),
-            wg_port: 51820,
-            mesh_subnet: "100.64.0.0/16".parse().unwrap(),
-            pool: Default::default(),
-        };
-        Arc::new(Manager::init(dir.path(), params).unwrap().0)
+        Arc::new(manager_in(dir, "leader", "192.168.99.100"))
     }
 
     fn create(m: &Manager, name: &str) {
