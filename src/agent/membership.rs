@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::netagent::NetAgent;
+use super::tasks::{TaskFeed, TaskSink};
 use crate::mesh::{Device, DeviceConfig, DeviceStats, PeerConfig};
 use crate::model::ApiError;
 use crate::proto::client::ManagerConn;
@@ -54,6 +55,7 @@ impl Agent {
         link: ManagerLink,
         wg: DeviceConfig,
         net: Arc<NetAgent>,
+        tasks: TaskSink,
     ) -> anyhow::Result<Agent> {
         let name = wg.name.clone();
         let device = Arc::new(
@@ -64,7 +66,7 @@ impl Agent {
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(heartbeat_loop(link.clone(), stop_rx.clone())),
-            tokio::spawn(watch_loop(link, device.clone(), net, stop_rx)),
+            tokio::spawn(watch_loop(link, device.clone(), net, tasks, stop_rx)),
         ];
         Ok(Agent {
             device,
@@ -136,6 +138,7 @@ async fn watch_loop(
     link: ManagerLink,
     device: Arc<Device>,
     net: Arc<NetAgent>,
+    tasks: TaskSink,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut since = 0;
@@ -160,6 +163,10 @@ async fn watch_loop(
                     since = update.revision;
                     // Every answer, changed or not: repairs what was changed behind our back.
                     net.reconcile(&link, &update).await;
+                    tasks.send_replace(Some(TaskFeed {
+                        tasks: update.tasks,
+                        networks: update.networks,
+                    }));
                 }
                 Err(ApiError::PermissionDenied(msg)) => {
                     tracing::warn!(manager = %link.addr, "{msg}");

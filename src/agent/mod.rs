@@ -4,3 +4,4 @@
 
 pub mod membership;
 pub mod netagent;
+pub mod tasks;

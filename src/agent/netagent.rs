@@ -95,6 +95,8 @@ pub fn plan(local: Local<'_>, update: &WatchResponse, used: &LocalUse, present: 
         .endpoints
         .iter()
         .filter(|e| e.node_id == local.node_id && !used.endpoints.contains(&e.id))
+        // A task's addresses are the manager's to give back, when the task ends.
+        .filter(|e| e.task_id.is_none())
         .map(|e| (e.network_id.clone(), e.id.clone()))
         .collect();
     Plan {

@@ -14,7 +14,7 @@ pub const API_VERSION: &str = "1.41";
 /// The oldest API version accepted, as dockerd 20.10's minimum.
 pub const MIN_API_VERSION: &str = "1.12";
 /// The one image there is: a container runs a command from the host's filesystem.
-pub const HOST_IMAGE: &str = "host";
+pub use crate::model::HOST_IMAGE;
 
 /// "1.41" as (1, 41), for comparing versions.
 pub fn parse_version(v: &str) -> Option<(u32, u32)> {

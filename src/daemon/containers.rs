@@ -50,6 +50,12 @@ pub struct Container {
     /// Its way out through the gateway bridge, when it is on a network.
     #[serde(default)]
     pub egress: Option<Egress>,
+    /// `KEY=VALUE` pairs for its environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The service task it runs, if it is one.
+    #[serde(default)]
+    pub task_id: Option<String>,
 }
 
 /// One network interface of a container (or namespace) on an overlay network.
@@ -161,6 +167,11 @@ impl Containers {
         self.root.join(id)
     }
 
+    /// A container's directory (its exit code and log are there).
+    pub fn dir_of(&self, id: &str) -> PathBuf {
+        self.dir(id)
+    }
+
     fn created(&self) -> std::sync::MutexGuard<'_, Vec<Prepared>> {
         self.created.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -217,6 +228,8 @@ impl Containers {
                         netns: PathBuf::new(),
                         networks: Vec::new(),
                         egress: None,
+                        env: p.env,
+                        task_id: p.task_id,
                     },
                     state: RunState::Created,
                     exit_code: None,
@@ -298,6 +311,8 @@ impl Containers {
             netns,
             networks,
             egress,
+            env: prepared.env.clone(),
+            task_id: prepared.task_id.clone(),
         };
         self.record(&container)?;
         match self.launch(&mut container) {
@@ -327,6 +342,7 @@ impl Containers {
             dir: self.dir(&container.id),
             netns: Some(container.netns.clone()),
             addresses: container.networks.iter().map(|n| n.ip).collect(),
+            env: container.env.clone(),
         };
         let process = runtime::start(&spec).map_err(|e| {
             ApiError::InvalidArgument(format!("cannot start container {}: {e:#}", container.name))

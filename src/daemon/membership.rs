@@ -120,6 +120,8 @@ impl Daemon {
                 "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.".into(),
             ));
         }
+        // Its tasks stop first; the manager places them elsewhere.
+        self.stop_all_tasks(Some(&swarm.net)).await;
         if swarm.manager.is_none() {
             let tls = tls::client_config(
                 &swarm.state.ca_pem,

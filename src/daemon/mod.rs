@@ -17,6 +17,7 @@ mod namespaces;
 mod networking;
 mod state;
 mod swarm;
+mod tasks;
 
 #[cfg(test)]
 mod join_test;
@@ -96,7 +97,9 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     let containers = Arc::new(Containers::new(&args.state_dir));
     networking::sweep_strays(&containers);
     let namespaces = Arc::new(Namespaces::new(&args.state_dir));
+    let (task_sink, task_feed) = tasks::feed();
     let net = NetDeps {
+        tasks: task_sink,
         overlay: Arc::new(Overlay::new(NETNS_DIR.into())),
         lock: Arc::new(Mutex::new(())),
         // Read by the agent under the network lock; namespaces that are
@@ -141,6 +144,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
             daemon.state_dir.display()
         ),
     }
+    tokio::spawn(daemon.clone().run_tasks(task_feed));
     if let Some(addr) = args.metrics_addr {
         let metrics_listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -163,6 +167,9 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     api::serve(listener, daemon.clone(), stop).await;
     tracing::info!("shutting down");
     if let Some(swarm) = daemon.swarm.lock().await.take() {
+        // As dockerd without live-restore: the tasks stop with the daemon,
+        // and the manager places them elsewhere once this node is Down.
+        daemon.stop_all_tasks(Some(&swarm.net)).await;
         swarm.stop().await;
     }
     let _ = std::fs::remove_file(socket);

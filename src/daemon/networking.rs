@@ -16,7 +16,7 @@ use super::swarm::NetCtx;
 use super::{blocking, Daemon};
 use crate::agent::netagent::LocalUse;
 use crate::manager::ipam;
-use crate::model::{ApiError, AttachRequest};
+use crate::model::{ApiError, AttachRequest, Endpoint, Network};
 use crate::netlink::netns;
 use crate::overlay::{GatewayPlug, Plug, SandboxSpec};
 use crate::proto::{to_reply, Attachment, Detach};
@@ -223,7 +223,22 @@ impl Daemon {
                 network.name
             )));
         }
-        let sandbox = SandboxSpec::of(&network, ctx.mtu, ctx.vtep);
+        self.plug_endpoint(ctx, netns, ifname, &endpoint, &network, &container)
+            .await
+    }
+
+    /// Plugs an endpoint the manager gave into `netns` as `ifname`; on
+    /// failure the endpoint is unplugged and given back.
+    pub(super) async fn plug_endpoint(
+        &self,
+        ctx: &NetCtx,
+        netns: &Path,
+        ifname: String,
+        endpoint: &Endpoint,
+        network: &Network,
+        container: &str,
+    ) -> Result<NetAttachment, ApiError> {
+        let sandbox = SandboxSpec::of(network, ctx.mtu, ctx.vtep);
         let a = NetAttachment {
             network_id: network.id.clone(),
             network_name: network.name.clone(),

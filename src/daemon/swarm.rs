@@ -15,6 +15,7 @@ use super::metrics::Metrics;
 use super::state::{self, SwarmState};
 use crate::agent::membership::{Agent, ManagerLink};
 use crate::agent::netagent::{LocalSource, NetAgent, VXLAN_OVERHEAD};
+use crate::agent::tasks::TaskSink;
 use crate::manager::{api, tls, Manager};
 use crate::mesh::DeviceConfig;
 use crate::model::GW_BRIDGE;
@@ -32,6 +33,8 @@ pub struct NetDeps {
     pub overlay: Arc<Overlay>,
     pub lock: Arc<tokio::sync::Mutex<()>>,
     pub local: LocalSource,
+    /// Where the agent hands this node's tasks to the daemon's runner.
+    pub tasks: TaskSink,
 }
 
 /// What attaching a container to a network needs from the swarm.
@@ -78,6 +81,7 @@ impl Swarm {
             })?;
             let server = tls::server_config(&state.ca_pem, &state.cert_pem, &state.key_pem)?;
             let (stop_tx, stop_rx) = watch::channel(false);
+            tokio::spawn(m.clone().run_scheduler(stop_rx.clone()));
             tokio::spawn(api::serve(
                 listener,
                 server.into(),
@@ -124,7 +128,7 @@ impl Swarm {
             gw_subnet: net.gw_subnet,
         };
         let started = match firewall::apply(&rules) {
-            Ok(()) => Agent::start(link, wg, net_agent).await,
+            Ok(()) => Agent::start(link, wg, net_agent, deps.tasks).await,
             Err(e) => Err(e),
         };
         let agent = match started {

@@ -251,11 +251,14 @@ async fn handle(manager: &Manager, (id, role): &(String, NodeRole), req: Manager
             manager.heartbeat(id);
             answer::<Heartbeat>(Ok(()))
         }
-        ManagerRequest::Watch { since } => answer::<Watch>(manager.watch(since).await),
+        ManagerRequest::Watch { since } => answer::<Watch>(manager.watch(id, since).await),
         ManagerRequest::Leave => answer::<Leave>(manager.leave(id)),
         ManagerRequest::Attach(attach) => answer::<AttachRequest>(manager.attach(id, attach)),
         ManagerRequest::Detach { endpoint_id } => {
             answer::<Detach>(manager.detach(id, &endpoint_id))
+        }
+        ManagerRequest::TaskReport(report) => {
+            answer::<crate::proto::TaskReport>(manager.task_report(id, report))
         }
         ManagerRequest::Cluster(call) => {
             if *role != NodeRole::Manager {

@@ -8,7 +8,10 @@ use std::net::Ipv4Addr;
 use super::networks::find_network;
 use super::store::Txn;
 use super::{ipam, now_secs, Manager};
-use crate::model::{check_name, mac_for, random_id, ApiError, AttachRequest, Endpoint, Network};
+use crate::model::{
+    check_name, mac_for, random_id, ApiError, AttachRequest, Endpoint, Network, Task,
+    TaskAttachment,
+};
 use crate::proto::{AttachedEndpoint, Attachment, NetworkDetail};
 
 impl Manager {
@@ -130,9 +133,66 @@ fn attach_in(
         ip,
         mac: mac_for(ip),
         created_at: now_secs(),
+        task_id: None,
+        service_id: None,
     };
     tx.put_endpoint(&endpoint)?;
     Ok((Attachment { endpoint, network }, true))
+}
+
+/// Gives an assigned task an address on each of its service's networks (the
+/// lowest free one), staged with the task's endpoints.
+pub(super) fn attach_task(tx: &mut Txn<'_>, task: &mut Task) -> Result<(), ApiError> {
+    let Some(node) = task.node_id.clone() else {
+        return Ok(());
+    };
+    if !task.networks.is_empty() {
+        return Ok(());
+    }
+    let endpoints = tx.endpoints()?;
+    let mut attachments = Vec::new();
+    for wanted in &task.spec.networks {
+        let network = find_network(tx, &wanted.target)?;
+        let used: Vec<Ipv4Addr> = endpoints
+            .iter()
+            .filter(|e| e.network_id == network.id)
+            .map(|e| e.ip)
+            .chain(attachments.iter().filter(|a: &&TaskAttachment| a.network_id == network.id).map(|a| a.ip))
+            .collect();
+        let ip = ipam::next_address(&network, &used)?;
+        let endpoint = Endpoint {
+            id: random_id(),
+            network_id: network.id.clone(),
+            node_id: node.clone(),
+            container_id: task.id.clone(),
+            container_name: task.name(),
+            aliases: wanted.aliases.clone(),
+            ip,
+            mac: mac_for(ip),
+            created_at: now_secs(),
+            task_id: Some(task.id.clone()),
+            service_id: Some(task.service_id.clone()),
+        };
+        tx.put_endpoint(&endpoint)?;
+        attachments.push(TaskAttachment {
+            network_id: network.id.clone(),
+            endpoint_id: endpoint.id,
+            ip,
+            prefix_len: network.subnet.prefix(),
+        });
+    }
+    task.networks = attachments;
+    Ok(())
+}
+
+/// Stages the removal of a task's endpoints: its container is gone, or it is.
+pub(super) fn drop_task_endpoints(tx: &mut Txn<'_>, task_id: &str) -> Result<(), ApiError> {
+    for endpoint in tx.endpoints()? {
+        if endpoint.task_id.as_deref() == Some(task_id) {
+            tx.remove_endpoint(&endpoint.id);
+        }
+    }
+    Ok(())
 }
 
 /// Stages the removal of every endpoint of a node that left or was removed.

@@ -17,6 +17,9 @@ mod networks;
 mod nodes;
 #[cfg(test)]
 mod race_test;
+mod orchestrator;
+pub mod scheduler;
+mod services;
 pub mod store;
 pub mod tls;
 pub mod token;
@@ -59,6 +62,8 @@ pub struct Manager {
     self_id: String,
     /// Liveness only, kept in memory: no decision is made under this lock.
     heartbeats: Mutex<HashMap<String, Instant>>,
+    /// When this manager started: nodes get `DOWN_AFTER` to heartbeat first.
+    started: Instant,
 }
 
 pub use crate::model::now_secs;
@@ -132,6 +137,7 @@ impl Manager {
             ca,
             self_id,
             heartbeats: Mutex::new(HashMap::new()),
+            started: Instant::now(),
         }
     }
 
@@ -180,7 +186,7 @@ impl Manager {
     }
 
     /// Every node of a transaction's snapshot with its live status, by hostname.
-    fn views_in(&self, tx: &Txn<'_>) -> Result<Vec<NodeView>, ApiError> {
+    pub(super) fn views_in(&self, tx: &Txn<'_>) -> Result<Vec<NodeView>, ApiError> {
         let beats = self.heartbeats.lock().expect("heartbeats lock").clone();
         let now = Instant::now();
         let mut views: Vec<NodeView> = tx
@@ -229,6 +235,7 @@ impl Manager {
             ClusterRequest::NetworkLs => to_reply(self.networks()?),
             ClusterRequest::NetworkInspect { network } => to_reply(self.network_detail(&network)?),
             ClusterRequest::NetworkRm { network } => to_reply(self.remove_network(&network)?),
+            call => self.service_call(call),
         }
     }
 

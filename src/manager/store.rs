@@ -48,6 +48,8 @@ pub enum Kind {
     Node,
     Network,
     Endpoint,
+    Service,
+    Task,
 }
 
 /// One staged change: a record's new bytes, or `None` to delete it.

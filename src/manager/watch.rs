@@ -14,10 +14,10 @@ const WATCH_WAIT: Duration = Duration::from_secs(10);
 
 impl Manager {
     /// Waits until the store moves off `since` (or a while passes), then
-    /// returns the peers, networks and endpoints of one revision. A `since`
+    /// returns the peers, networks, endpoints and `node`'s tasks of one revision. A `since`
     /// the store is not at, older or newer (a store restored from a backup),
     /// is answered at once.
-    pub async fn watch(&self, since: u64) -> Result<WatchResponse, ApiError> {
+    pub async fn watch(&self, node: &str, since: u64) -> Result<WatchResponse, ApiError> {
         let mut rx = self.store.subscribe();
         if *rx.borrow_and_update() == since {
             let _ = tokio::time::timeout(WATCH_WAIT, rx.changed()).await;
@@ -41,6 +41,11 @@ impl Manager {
             peers,
             networks,
             endpoints: view.endpoints()?,
+            tasks: view
+                .tasks()?
+                .into_iter()
+                .filter(|t| t.node_id.as_deref() == Some(node))
+                .collect(),
         })
     }
 }
@@ -73,19 +78,19 @@ mod tests {
     async fn a_watch_from_an_old_revision_gets_every_change_since_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let m = manager(&dir);
-        let first = m.watch(0).await.unwrap();
+        let first = m.watch("leader", 0).await.unwrap();
         assert_eq!(first.peers.len(), 1);
         assert_eq!(names(&first), ["ingress"]);
         create(&m, "blue");
         create(&m, "red");
         let soon = Duration::from_secs(1);
-        let next = tokio::time::timeout(soon, m.watch(first.revision))
+        let next = tokio::time::timeout(soon, m.watch("leader", first.revision))
             .await
             .expect("answered at once")
             .unwrap();
         assert_eq!(next.revision, first.revision + 2);
         assert_eq!(names(&next), ["blue", "ingress", "red"], "no change missed");
-        let restored = tokio::time::timeout(soon, m.watch(next.revision + 100))
+        let restored = tokio::time::timeout(soon, m.watch("leader", next.revision + 100))
             .await
             .expect("a revision the store is not at is answered at once")
             .unwrap();
@@ -96,10 +101,10 @@ mod tests {
     async fn a_watch_at_the_current_revision_waits_for_the_next_change() {
         let dir = tempfile::tempdir().unwrap();
         let m = manager(&dir);
-        let now = m.watch(0).await.unwrap().revision;
+        let now = m.watch("leader", 0).await.unwrap().revision;
         let waiting = tokio::spawn({
             let m = m.clone();
-            async move { m.watch(now).await }
+            async move { m.watch("leader", now).await }
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!waiting.is_finished(), "nothing changed yet");

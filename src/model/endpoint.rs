@@ -33,6 +33,12 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub mac: String,
     pub created_at: u64,
+    /// The task it was given to: the manager owns its life, not the node.
+    #[serde(default)]
+    pub task_id: Option<String>,
+    /// The task's service, for service discovery.
+    #[serde(default)]
+    pub service_id: Option<String>,
 }
 
 impl Endpoint {

@@ -1,6 +1,7 @@
-//! The cluster's types (nodes, networks), their validation, and the errors
+//! The cluster's types (nodes, networks, services, tasks), their validation, and the errors
 //! users see. No side effects.
 
+mod constraint;
 mod counts;
 mod endpoint;
 mod error;
@@ -8,7 +9,10 @@ mod lookup;
 mod names;
 mod network;
 mod node;
+mod service;
+mod task;
 
+pub use constraint::{all_match, Constraint, ConstraintKey, NodeFacts};
 pub use counts::RequestCounts;
 pub use endpoint::{mac_for, AttachRequest, Endpoint};
 pub use error::ApiError;
@@ -21,11 +25,27 @@ pub use network::{
 pub use node::{
     random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView, SWARM_PORT,
 };
+pub use service::{
+    FailureAction, PortConfig, RestartCondition, RestartPolicy, Service, ServiceMode,
+    ServiceNetwork, ServiceSpec, TaskTemplate, UpdateConfig, UpdateOrder, UpdateState,
+    UpdateStatus, DEFAULT_MONITOR_MS, DEFAULT_RESTART_DELAY_MS, DEFAULT_STOP_GRACE_MS,
+    HOST_IMAGE, TASK_HISTORY_LIMIT,
+};
+pub use service::is_host_image;
+pub use task::{Task, TaskAttachment, TaskState, TaskStatus};
 
 /// The time now in Unix seconds, as the cluster records times.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The time now in Unix milliseconds, as tasks record their changes.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }

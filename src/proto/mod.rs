@@ -8,7 +8,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::model::{
-    ApiError, AttachRequest, Availability, Endpoint, Network, NetworkSpec, NodeRole,
+    ApiError, AttachRequest, Availability, Endpoint, Network, NetworkSpec, NodeRole, ServiceSpec,
+    Task, TaskStatus,
 };
 
 /// Calls that need the cluster's state: answered by the leader, forwarded to it by
@@ -38,6 +39,31 @@ pub enum ClusterRequest {
     },
     NetworkRm {
         network: String,
+    },
+    /// Replies with the new service.
+    ServiceCreate(ServiceSpec),
+    /// Replies with every service.
+    ServiceLs,
+    /// Replies with the service (name, ID or unique ID prefix).
+    ServiceInspect {
+        service: String,
+    },
+    /// The whole new spec, at the version the caller read; with `rollback`,
+    /// the spec before the last update comes back instead. Replies with the service.
+    ServiceUpdate {
+        service: String,
+        version: u64,
+        spec: ServiceSpec,
+        rollback: bool,
+    },
+    ServiceRm {
+        service: String,
+    },
+    /// Replies with every task.
+    TaskLs,
+    /// Replies with the task (ID or unique ID prefix).
+    TaskInspect {
+        task: String,
     },
 }
 
@@ -89,6 +115,8 @@ pub enum ManagerRequest {
     Detach {
         endpoint_id: String,
     },
+    /// Any node, for its own tasks: what happened to them.
+    TaskReport(TaskReport),
 }
 
 /// A request to the manager and the type of its reply: the client reads the
@@ -113,6 +141,19 @@ pub struct Detach {
     pub endpoint_id: String,
 }
 
+/// A node's news about its tasks, sent together so one store change records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub updates: Vec<TaskUpdate>,
+}
+
+/// One task's new status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskUpdate {
+    pub task_id: String,
+    pub status: TaskStatus,
+}
+
 macro_rules! calls {
     ($($call:ty => $reply:ty, |$v:ident| $req:expr;)*) => {$(
         impl From<$call> for ManagerRequest {
@@ -134,6 +175,7 @@ calls! {
     Leave => (), |_c| ManagerRequest::Leave;
     AttachRequest => Attachment, |c| ManagerRequest::Attach(c);
     Detach => (), |c| ManagerRequest::Detach { endpoint_id: c.endpoint_id };
+    TaskReport => (), |c| ManagerRequest::TaskReport(c);
 }
 
 /// A call's typed answer as the wire's reply.
@@ -206,6 +248,9 @@ pub struct WatchResponse {
     pub peers: Vec<MeshPeer>,
     pub networks: Vec<Network>,
     pub endpoints: Vec<Endpoint>,
+    /// The tasks assigned to the node that watches.
+    #[serde(default)]
+    pub tasks: Vec<Task>,
 }
 
 /// One reply: a JSON value or a user-facing error.

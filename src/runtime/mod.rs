@@ -62,6 +62,8 @@ pub struct ContainerSpec {
     pub netns: Option<PathBuf>,
     /// The container's addresses, written to its /etc/hosts under its name.
     pub addresses: Vec<std::net::Ipv4Addr>,
+    /// `KEY=VALUE` pairs added to its environment.
+    pub env: Vec<String>,
 }
 
 /// The container's main process, identified by pid and start time (so a recycled pid is never mistaken for it).
@@ -99,6 +101,7 @@ pub fn start(spec: &ContainerSpec) -> Result<Process> {
         name: spec.name.clone(),
         cmd: spec.cmd.clone(),
         netns: spec.netns.clone(),
+        env: spec.env.clone(),
     };
     let mut cmd = Command::new(exe);
     cmd.arg("runtime-shim")

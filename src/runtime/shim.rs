@@ -32,6 +32,8 @@ pub(super) struct ShimArgs {
     pub(super) cmd: Vec<String>,
     /// A network namespace to join instead of making one.
     pub(super) netns: Option<PathBuf>,
+    /// `KEY=VALUE` pairs set in the command's environment.
+    pub(super) env: Vec<String>,
 }
 
 impl ShimArgs {
@@ -43,6 +45,10 @@ impl ShimArgs {
             args.push("--netns".into());
             args.push(netns.to_string_lossy().into_owned());
         }
+        for kv in &self.env {
+            args.push("--env".into());
+            args.push(kv.clone());
+        }
         args.push("--".into());
         args.extend(self.cmd.iter().cloned());
         args
@@ -50,12 +56,14 @@ impl ShimArgs {
 
     pub(super) fn parse(args: &[String]) -> Result<ShimArgs> {
         let (mut dir, mut name, mut netns) = (None, None, None);
+        let mut env = Vec::new();
         let mut rest = args.iter();
         loop {
             match rest.next().map(String::as_str) {
                 Some("--dir") => dir = rest.next().map(PathBuf::from),
                 Some("--name") => name = rest.next().cloned(),
                 Some("--netns") => netns = rest.next().map(PathBuf::from),
+                Some("--env") => env.extend(rest.next().cloned()),
                 Some("--") => break,
                 other => bail!("runtime-shim: unexpected argument {other:?}"),
             }
@@ -67,8 +75,11 @@ impl ShimArgs {
                 name,
                 cmd,
                 netns,
+                env,
             }),
-            _ => bail!("usage: runtime-shim --dir DIR --name NAME [--netns PATH] -- CMD..."),
+            _ => bail!(
+                "usage: runtime-shim --dir DIR --name NAME [--netns PATH] [--env K=V]... -- CMD..."
+            ),
         }
     }
 }
@@ -170,6 +181,7 @@ fn spawn_container(args: &ShimArgs) -> std::io::Result<std::process::Child> {
     cmd.args(&args.cmd[1..])
         .env_remove(SHIM_STAGE)
         .env("HOSTNAME", &args.name)
+        .envs(args.env.iter().filter_map(|kv| kv.split_once('=')))
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

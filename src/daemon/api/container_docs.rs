@@ -27,10 +27,7 @@ pub fn no_such_image(image: &str) -> ApiError {
     ))
 }
 
-/// True for the built-in image, in the forms a client may name it.
-pub fn is_host_image(image: &str) -> bool {
-    matches!(image, HOST_IMAGE | "host:latest")
-}
+pub use crate::model::is_host_image;
 
 /// What a create body asks swarmnet to run.
 #[derive(Debug, PartialEq)]

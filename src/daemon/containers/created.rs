@@ -17,6 +17,10 @@ pub struct Prepared {
     pub cmd: Vec<String>,
     pub created: u64,
     pub networks: Vec<NetRequest>,
+    /// `KEY=VALUE` pairs for its environment.
+    pub env: Vec<String>,
+    /// The service task it runs, if it is one.
+    pub task_id: Option<String>,
     pub(super) dir: PathBuf,
 }
 
@@ -58,6 +62,8 @@ impl Containers {
             cmd,
             created: now_secs(),
             networks,
+            env: Vec::new(),
+            task_id: None,
             dir,
         };
         created.push(prepared.clone());

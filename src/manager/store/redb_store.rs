@@ -23,6 +23,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
+const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const REVISION_KEY: &str = "revision";
 
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -34,6 +36,8 @@ fn table(kind: Kind) -> Def {
         Kind::Node => NODES,
         Kind::Network => NETWORKS,
         Kind::Endpoint => ENDPOINTS,
+        Kind::Service => SERVICES,
+        Kind::Task => TASKS,
     }
 }
 
@@ -106,7 +110,7 @@ impl RedbStore {
             .map_err(|e| StoreError::Db(format!("cannot make {} private: {e}", path.display())))?;
         let txn = db.begin_write().map_err(db_err)?;
         let revision = {
-            for def in [NODES, NETWORKS, ENDPOINTS] {
+            for def in [NODES, NETWORKS, ENDPOINTS, SERVICES, TASKS] {
                 txn.open_table(def).map_err(db_err)?;
             }
             stored_revision(&txn.open_table(META).map_err(db_err)?)?

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{Cluster, Kind, Snapshot, StoreError, Write};
-use crate::model::{Endpoint, Network, Node};
+use crate::model::{Endpoint, Network, Node, Service, Task};
 
 /// The cluster record's key under `Kind::Cluster`.
 const CLUSTER_KEY: &str = "cluster";
@@ -103,6 +103,40 @@ impl<'s> Txn<'s> {
 
     pub fn remove_endpoint(&mut self, id: &str) {
         self.delete(Kind::Endpoint, id);
+    }
+
+    pub fn services(&self) -> Result<Vec<Service>, StoreError> {
+        self.list(Kind::Service)
+    }
+
+    /// Stages a service; its version becomes this transaction's revision.
+    pub fn put_service(&mut self, service: &Service) -> Result<(), StoreError> {
+        let service = Service {
+            version: self.revision(),
+            ..service.clone()
+        };
+        self.put(Kind::Service, &service.id, &service)
+    }
+
+    pub fn remove_service(&mut self, id: &str) {
+        self.delete(Kind::Service, id);
+    }
+
+    pub fn tasks(&self) -> Result<Vec<Task>, StoreError> {
+        self.list(Kind::Task)
+    }
+
+    /// Stages a task; its version becomes this transaction's revision.
+    pub fn put_task(&mut self, task: &Task) -> Result<(), StoreError> {
+        let task = Task {
+            version: self.revision(),
+            ..task.clone()
+        };
+        self.put(Kind::Task, &task.id, &task)
+    }
+
+    pub fn remove_task(&mut self, id: &str) {
+        self.delete(Kind::Task, id);
     }
 
     fn get<T: DeserializeOwned>(&self, kind: Kind, key: &str) -> Result<Option<T>, StoreError> {

@@ -1,0 +1,350 @@
+//! Runs this node's service tasks as containers: the agent's watch feeds the
+//! tasks the manager assigned here, `agent::tasks::plan` says what to do,
+//! and this carries it out (a task container is an ordinary container named
+//! `web.1.<task>` on the addresses the manager gave, so `container ls`,
+//! `inspect`, `exec` and `logs` work on it) and reports back in one call.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::containers::{Container, NetAttachment, RunState};
+use super::networking::{Step, NETNS_DIR};
+use super::swarm::NetCtx;
+use super::{blocking, Daemon};
+use crate::agent::tasks::{plan, Action, LocalTask, TaskFeed};
+use crate::model::{
+    mac_for, now_millis, ApiError, Endpoint, Task, TaskState, TaskStatus,
+};
+use crate::netlink::netns;
+use crate::proto::{to_reply, TaskReport, TaskUpdate};
+use crate::runtime;
+
+/// How often the runner looks for task processes that ended.
+const POLL: Duration = Duration::from_millis(250);
+
+impl Daemon {
+    /// Follows the feed until the daemon stops; `None` means "not in a swarm".
+    pub(super) async fn run_tasks(self: Arc<Self>, mut feed: watch::Receiver<Option<TaskFeed>>) {
+        let mut reported: HashMap<String, TaskState> = HashMap::new();
+        loop {
+            tokio::select! {
+                changed = feed.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(POLL) => {}
+            }
+            let Some(current) = feed.borrow_and_update().clone() else {
+                reported.clear();
+                continue;
+            };
+            reported.retain(|id, state| {
+                current
+                    .tasks
+                    .iter()
+                    .any(|t| t.id == *id && t.status.state < *state)
+            });
+            let actions = plan(&current.tasks, &self.local_tasks(), &reported, now_millis());
+            if actions.is_empty() {
+                continue;
+            }
+            let updates = self.carry_out(&current, actions).await;
+            if updates.is_empty() {
+                continue;
+            }
+            match self.report(updates.clone()).await {
+                Ok(()) => reported.extend(updates.into_iter().map(|u| (u.task_id, u.status.state))),
+                Err(e) => tracing::warn!("cannot report task states to the manager; trying again: {e}"),
+            }
+        }
+    }
+
+    /// This host's task containers, as the plan reads them.
+    fn local_tasks(&self) -> Vec<LocalTask> {
+        self.containers
+            .all()
+            .into_iter()
+            .filter_map(|c| {
+                let task_id = c.task_id.clone()?;
+                let running = c.process.pid != 0 && c.process.alive();
+                let exit_code = match running {
+                    true => None,
+                    false => runtime::exit_code(&self.containers.dir_of(&c.id)),
+                };
+                Some(LocalTask {
+                    task_id,
+                    running,
+                    pid: c.process.pid,
+                    exit_code,
+                    plugged: !c.netns.as_os_str().is_empty(),
+                    container_id: c.id,
+                })
+            })
+            .collect()
+    }
+
+    /// Does the plan's steps: starts one by one (they share the network
+    /// lock), stops all at once (each may wait its grace period). Returns
+    /// what to tell the manager.
+    async fn carry_out(&self, feed: &TaskFeed, actions: Vec<Action>) -> Vec<TaskUpdate> {
+        let ctx = self.net_ctx("").await.ok();
+        let ctx = ctx.as_ref();
+        let mut updates = Vec::new();
+        let mut stops = Vec::new();
+        let starts: Vec<&Task> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Start(t) => Some(&**t),
+                _ => None,
+            })
+            .collect();
+        if !starts.is_empty() {
+            let preparing = starts
+                .iter()
+                .map(|t| TaskUpdate {
+                    task_id: t.id.clone(),
+                    status: TaskStatus::new(TaskState::Preparing, now_millis(), "preparing"),
+                })
+                .collect();
+            if let Err(e) = self.report(preparing).await {
+                tracing::debug!("cannot report tasks as preparing: {e}");
+            }
+        }
+        for action in actions {
+            match action {
+                Action::Report(update) => updates.push(update),
+                Action::Start(task) => updates.push(self.start_task(feed, &task).await),
+                Action::Stop {
+                    task_id,
+                    container_id,
+                    grace_ms,
+                } => stops.push(async move {
+                    let grace = Duration::from_millis(grace_ms);
+                    self.stop_task(ctx, &container_id, grace, false).await;
+                    (task_id, container_id)
+                }),
+                Action::Unplug { container_id } => self.unplug_task(ctx, &container_id).await,
+                Action::Forget { container_id } => {
+                    self.stop_task(ctx, &container_id, Duration::ZERO, true)
+                        .await
+                }
+            }
+        }
+        for (task_id, container_id) in futures::future::join_all(stops).await {
+            let exit_code = runtime::exit_code(&self.containers.dir_of(&container_id));
+            updates.push(TaskUpdate {
+                task_id,
+                status: TaskStatus {
+                    exit_code,
+                    container_id: Some(container_id),
+                    ..TaskStatus::new(TaskState::Shutdown, now_millis(), "shutdown")
+                },
+            });
+        }
+        updates
+    }
+
+    async fn report(&self, updates: Vec<TaskUpdate>) -> Result<(), ApiError> {
+        let link = {
+            let slot = self.swarm.lock().await;
+            let swarm = slot.as_ref().ok_or_else(ApiError::not_in_swarm)?;
+            swarm.net.link.clone()
+        };
+        link.ask(TaskReport { updates }).await
+    }
+
+    /// Makes and runs a task's container on its addresses: Running, or
+    /// Rejected with why (and nothing left behind).
+    async fn start_task(&self, feed: &TaskFeed, task: &Task) -> TaskUpdate {
+        let name = task.name();
+        let status = match self.launch_task(feed, task, &name).await {
+            Ok((container_id, pid)) => {
+                tracing::info!(task = %name, container = %container_id, "task started");
+                TaskStatus {
+                    container_id: Some(container_id),
+                    pid: Some(pid),
+                    ..TaskStatus::new(TaskState::Running, now_millis(), "started")
+                }
+            }
+            Err(e) => {
+                tracing::warn!(task = %name, "task rejected: {e}");
+                TaskStatus {
+                    err: Some(e.to_string()),
+                    ..TaskStatus::new(TaskState::Rejected, now_millis(), "rejected")
+                }
+            }
+        };
+        TaskUpdate {
+            task_id: task.id.clone(),
+            status,
+        }
+    }
+
+    async fn launch_task(
+        &self,
+        feed: &TaskFeed,
+        task: &Task,
+        name: &str,
+    ) -> Result<(String, i32), ApiError> {
+        let ctx = match task.networks.is_empty() {
+            true => None,
+            false => Some(self.net_ctx(name).await?),
+        };
+        let _guard = self.net.lock.lock().await;
+        let mut prepared = self
+            .containers
+            .prepare(Some(name.to_string()), task.spec.argv(), Vec::new())?;
+        prepared.env = task.spec.env.clone();
+        prepared.task_id = Some(task.id.clone());
+        let netns = PathBuf::from(NETNS_DIR).join(&prepared.id[..12]);
+        let mut done = Vec::new();
+        let result = async {
+            netns::create(&netns).map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+            done.push(Step::Netns(netns.clone()));
+            let mut plugged: Vec<NetAttachment> = Vec::new();
+            for (i, attachment) in task.networks.iter().enumerate() {
+                let ctx = ctx.as_ref().expect("a task with networks has a swarm");
+                let network = feed
+                    .networks
+                    .iter()
+                    .find(|n| n.id == attachment.network_id)
+                    .ok_or_else(|| {
+                        ApiError::NotFound(format!(
+                            "network {} of task {name} is gone",
+                            attachment.network_id
+                        ))
+                    })?;
+                let aliases = task
+                    .spec
+                    .networks
+                    .iter()
+                    .find(|n| n.target == network.id)
+                    .map(|n| n.aliases.clone())
+                    .unwrap_or_default();
+                let endpoint = Endpoint {
+                    id: attachment.endpoint_id.clone(),
+                    network_id: network.id.clone(),
+                    node_id: task.node_id.clone().unwrap_or_default(),
+                    container_id: task.id.clone(),
+                    container_name: name.to_string(),
+                    aliases,
+                    ip: attachment.ip,
+                    mac: mac_for(attachment.ip),
+                    created_at: 0,
+                    task_id: Some(task.id.clone()),
+                    service_id: Some(task.service_id.clone()),
+                };
+                let a = self
+                    .plug_endpoint(ctx, &netns, format!("eth{i}"), &endpoint, network, name)
+                    .await?;
+                done.push(Step::Endpoint(a.clone()));
+                plugged.push(a);
+            }
+            let egress = match ctx.as_ref() {
+                Some(ctx) => {
+                    let ifname = format!("eth{}", plugged.len());
+                    let e = self.plug_egress(ctx, &prepared.id, &netns, ifname).await?;
+                    done.push(Step::Egress(prepared.id.clone()));
+                    Some(e)
+                }
+                None => None,
+            };
+            let containers = self.containers.clone();
+            let (p, ns) = (prepared.clone(), netns.clone());
+            let started = blocking(move || {
+                containers
+                    .start(&p, ns, plugged, egress)
+                    .and_then(|v| to_reply(v.container.process.pid))
+            })
+            .await?;
+            serde_json::from_value::<i32>(started).map_err(ApiError::internal)
+        }
+        .await;
+        match result {
+            Ok(pid) => Ok((prepared.id, pid)),
+            Err(e) => {
+                self.undo(ctx.as_ref(), done).await;
+                self.containers.discard(&prepared.id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops a task's container (SIGTERM, SIGKILL after `grace`) and unplugs
+    /// it; with `forget`, its files go too.
+    async fn stop_task(
+        &self,
+        ctx: Option<&NetCtx>,
+        container_id: &str,
+        grace: Duration,
+        forget: bool,
+    ) {
+        let Ok(view) = self.containers.find(container_id) else {
+            return;
+        };
+        if view.state == RunState::Running {
+            let process = view.container.process;
+            let stopped = tokio::task::spawn_blocking(move || process.stop(grace)).await;
+            if let Ok(Err(e)) = stopped {
+                tracing::warn!(container = %view.container.name, "cannot stop the task: {e:#}");
+            }
+        }
+        self.unplug_task(ctx, container_id).await;
+        if forget {
+            if let Ok(view) = self.containers.find(container_id) {
+                if let Err(e) = self.containers.forget(&view.container) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Gives back an ended task's namespace and addresses; its record and
+    /// log stay (for `service logs` and `service ps`) until the task is forgotten.
+    async fn unplug_task(&self, ctx: Option<&NetCtx>, container_id: &str) {
+        let _guard = self.net.lock.lock().await;
+        let Ok(view) = self.containers.find(container_id) else {
+            return;
+        };
+        let c: Container = view.container;
+        if c.netns.as_os_str().is_empty() {
+            return;
+        }
+        let mut steps = vec![Step::Netns(c.netns.clone())];
+        steps.extend(c.networks.iter().cloned().map(Step::Endpoint));
+        if c.egress.is_some() {
+            steps.push(Step::Egress(c.id.clone()));
+        }
+        self.undo(ctx, steps).await;
+        let unplugged = Container {
+            netns: PathBuf::new(),
+            networks: Vec::new(),
+            egress: None,
+            ..c
+        };
+        if let Err(e) = self.containers.record(&unplugged) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Every task container of this host stopped and forgotten (a leave, a
+    /// shutdown); `ctx` is the swarm's, whose lock the caller may hold.
+    pub(super) async fn stop_all_tasks(&self, ctx: Option<&NetCtx>) {
+        self.net.tasks.send_replace(None);
+        let stops = self.local_tasks().into_iter().map(|l| async move {
+            self.stop_task(ctx, &l.container_id, STOP_ALL_GRACE, true)
+                .await
+        });
+        futures::future::join_all(stops).await;
+    }
+}
+
+/// How long a leave or shutdown gives each task to stop.
+const STOP_ALL_GRACE: Duration = Duration::from_secs(10);
+
+/// The feed's sender side, shared with the agent.
+pub(super) fn feed() -> (Arc<watch::Sender<Option<TaskFeed>>>, watch::Receiver<Option<TaskFeed>>) {
+    let (tx, rx) = watch::channel(None);
+    (Arc::new(tx), rx)
+}

@@ -1,0 +1,239 @@
+//! Services and tasks in the manager: create, update, roll back and remove
+//! services (each one store transaction, checked first), list tasks, and
+//! record what nodes report about their own tasks. Placing and replacing
+//! tasks is the scheduler's (`orchestrator.rs`).
+
+use super::endpoints::drop_task_endpoints;
+use super::networks::find_network;
+use super::store::Txn;
+use super::Manager;
+use crate::model::{
+    find, now_millis, random_id, ApiError, Service, ServiceMode, ServiceSpec, UpdateState,
+    UpdateStatus,
+};
+use crate::proto::{to_reply, ClusterRequest, TaskReport};
+
+impl Manager {
+    /// The service and task calls of `cluster_call`.
+    pub(super) fn service_call(
+        &self,
+        call: ClusterRequest,
+    ) -> Result<serde_json::Value, ApiError> {
+        match call {
+            ClusterRequest::ServiceCreate(spec) => to_reply(self.create_service(spec)?),
+            ClusterRequest::ServiceLs => to_reply(self.store.read()?.services()?),
+            ClusterRequest::ServiceInspect { service } => {
+                to_reply(find_service(&self.store.read()?, &service)?)
+            }
+            ClusterRequest::ServiceUpdate {
+                service,
+                version,
+                spec,
+                rollback,
+            } => to_reply(self.update_service(&service, version, spec, rollback)?),
+            ClusterRequest::ServiceRm { service } => to_reply(self.remove_service(&service)?),
+            ClusterRequest::TaskLs => to_reply(self.store.read()?.tasks()?),
+            ClusterRequest::TaskInspect { task } => {
+                let tasks = self.store.read()?.tasks()?;
+                let found = find(
+                    &tasks,
+                    &task,
+                    "task",
+                    |t| &t.id,
+                    |t| &t.id,
+                    || ApiError::NotFound(format!("no such task: {task}")),
+                )?;
+                to_reply(found)
+            }
+            other => Err(ApiError::Internal(format!(
+                "{other:?} reached the service calls"
+            ))),
+        }
+    }
+
+    fn create_service(&self, mut spec: ServiceSpec) -> Result<Service, ApiError> {
+        spec.check()?;
+        let service = self.store.update(|tx| {
+            if tx.services()?.iter().any(|s| s.spec.name == spec.name) {
+                return Err(ApiError::Conflict(format!(
+                    "name conflicts with an existing object: service {} already exists; choose another name or remove it first",
+                    spec.name
+                )));
+            }
+            resolve_networks(tx, &mut spec)?;
+            let now = now_millis();
+            let service = Service {
+                id: random_id(),
+                spec: spec.clone(),
+                previous_spec: None,
+                version: tx.revision(),
+                created_at_ms: now,
+                updated_at_ms: now,
+                update_status: None,
+                last_batch_ms: 0,
+            };
+            tx.put_service(&service)?;
+            Ok(service)
+        })?;
+        tracing::info!(service = %service.spec.name, id = %service.id, mode = ?service.spec.mode, "service created");
+        Ok(service)
+    }
+
+    /// `service update` (the whole new spec, at the version the caller read)
+    /// or `service rollback` (the spec before the last update).
+    fn update_service(
+        &self,
+        name: &str,
+        version: u64,
+        spec: ServiceSpec,
+        rollback: bool,
+    ) -> Result<Service, ApiError> {
+        if !rollback {
+            spec.check()?;
+        }
+        let service = self.store.update(|tx| {
+            let mut service = find_service(tx, name)?;
+            if version != service.version {
+                return Err(ApiError::InvalidArgument(format!(
+                    "update out of sequence: service {} is at version {}, not {version}; read it again and retry",
+                    service.spec.name, service.version
+                )));
+            }
+            let (next, state, message) = if rollback {
+                let previous = service.previous_spec.clone().ok_or_else(|| {
+                    ApiError::FailedPrecondition(format!(
+                        "service {} does not have a previous spec",
+                        service.spec.name
+                    ))
+                })?;
+                (previous, UpdateState::RollbackStarted, "manually requested rollback")
+            } else {
+                let mut next = spec.clone();
+                resolve_networks(tx, &mut next)?;
+                check_change(&service.spec, &next)?;
+                (next, UpdateState::Updating, "update in progress")
+            };
+            let now = now_millis();
+            if next.task != service.spec.task {
+                service.update_status = Some(UpdateStatus {
+                    state,
+                    started_at_ms: now,
+                    completed_at_ms: None,
+                    message: message.into(),
+                });
+                service.last_batch_ms = 0;
+            }
+            service.previous_spec = Some(std::mem::replace(&mut service.spec, next));
+            service.updated_at_ms = now;
+            tx.put_service(&service)?;
+            Ok(Service {
+                version: tx.revision(),
+                ..service
+            })
+        })?;
+        tracing::info!(service = %service.spec.name, version = service.version, rollback, "service updated");
+        Ok(service)
+    }
+
+    /// `service rm`: the service goes; the scheduler stops and forgets its tasks.
+    fn remove_service(&self, name: &str) -> Result<String, ApiError> {
+        let service = self.store.update(|tx| {
+            let service = find_service(tx, name)?;
+            tx.remove_service(&service.id);
+            Ok::<_, ApiError>(service)
+        })?;
+        tracing::info!(service = %service.spec.name, id = %service.id, "service removed");
+        Ok(service.id)
+    }
+
+    /// A node's news about its own tasks, recorded in one transaction. A
+    /// state only moves forward; news of another node's task is refused; a
+    /// task that ended gives its addresses back.
+    pub fn task_report(&self, node: &str, report: TaskReport) -> Result<(), ApiError> {
+        let changed = self.store.update(|tx| {
+            let mut changed = 0;
+            for update in &report.updates {
+                let Some(mut task) = tx.tasks()?.into_iter().find(|t| t.id == update.task_id)
+                else {
+                    continue;
+                };
+                if task.node_id.as_deref() != Some(node) {
+                    return Err(ApiError::PermissionDenied(format!(
+                        "task {} is not assigned to node {node}",
+                        task.id
+                    )));
+                }
+                if update.status.state <= task.status.state {
+                    continue;
+                }
+                task.status = update.status.clone();
+                task.updated_at_ms = now_millis();
+                if task.status.state.is_terminal() {
+                    drop_task_endpoints(tx, &task.id)?;
+                }
+                tx.put_task(&task)?;
+                changed += 1;
+            }
+            Ok::<_, ApiError>(changed)
+        })?;
+        if changed > 0 {
+            tracing::debug!(node, changed, "task states recorded");
+        }
+        Ok(())
+    }
+}
+
+/// The service a name, ID or unique ID prefix names.
+pub(super) fn find_service(tx: &Txn<'_>, name: &str) -> Result<Service, ApiError> {
+    let services = tx.services()?;
+    find(
+        &services,
+        name,
+        "service",
+        |s| &s.id,
+        |s| &s.spec.name,
+        || ApiError::NotFound(format!("service {name} not found")),
+    )
+    .cloned()
+}
+
+/// Network names in a spec become IDs; the ingress network is for published ports only.
+fn resolve_networks(tx: &Txn<'_>, spec: &mut ServiceSpec) -> Result<(), ApiError> {
+    let mut seen = Vec::new();
+    for wanted in &mut spec.task.networks {
+        let network = find_network(tx, &wanted.target)?;
+        if network.ingress {
+            return Err(ApiError::InvalidArgument(format!(
+                "service {} cannot join network {}: the ingress network carries published ports only; create an overlay network for it",
+                spec.name, network.name
+            )));
+        }
+        if seen.contains(&network.id) {
+            return Err(ApiError::InvalidArgument(format!(
+                "service {} names network {} twice",
+                spec.name, network.name
+            )));
+        }
+        seen.push(network.id.clone());
+        wanted.target = network.id;
+    }
+    Ok(())
+}
+
+/// What an update may not change: the name and the mode.
+fn check_change(now: &ServiceSpec, next: &ServiceSpec) -> Result<(), ApiError> {
+    if now.name != next.name {
+        return Err(ApiError::InvalidArgument(format!(
+            "service {} cannot be renamed to {}: renaming services is not supported",
+            now.name, next.name
+        )));
+    }
+    let global = |m: &ServiceMode| matches!(m, ServiceMode::Global);
+    if global(&now.mode) != global(&next.mode) {
+        return Err(ApiError::InvalidArgument(format!(
+            "service {}: service mode change is not allowed",
+            now.name
+        )));
+    }
+    Ok(())
+}

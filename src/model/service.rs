@@ -1,0 +1,350 @@
+//! Services: what `service create` and `update` ask for (the spec), checked
+//! before anything is stored, and the service as the manager keeps it, with
+//! the spec it had before (for `service rollback`) and how its update goes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, Constraint};
+
+/// The one image swarmnet runs: the host's own filesystem.
+pub const HOST_IMAGE: &str = "host";
+
+/// True for the built-in image, in the forms a client may name it.
+pub fn is_host_image(image: &str) -> bool {
+    matches!(image, HOST_IMAGE | "host:latest")
+}
+/// Docker's default restart delay (5 s).
+pub const DEFAULT_RESTART_DELAY_MS: u64 = 5_000;
+/// Docker's default time a new task is watched for failure during an update (5 s).
+pub const DEFAULT_MONITOR_MS: u64 = 5_000;
+/// Docker's default stop grace period (10 s).
+pub const DEFAULT_STOP_GRACE_MS: u64 = 10_000;
+/// Docker's default task history per slot (`TaskHistoryRetentionLimit`).
+pub const TASK_HISTORY_LIMIT: usize = 5;
+
+/// Replicated (a number of slots) or global (one task per eligible node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceMode {
+    Replicated { replicas: u64 },
+    Global,
+}
+
+/// When a task whose process ended is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCondition {
+    #[default]
+    Any,
+    OnFailure,
+    None,
+}
+
+impl RestartCondition {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "any" => Ok(RestartCondition::Any),
+            "on-failure" => Ok(RestartCondition::OnFailure),
+            "none" => Ok(RestartCondition::None),
+            other => Err(ApiError::InvalidArgument(format!(
+                "invalid restart condition {other:?}: use any, on-failure or none"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartCondition::Any => "any",
+            RestartCondition::OnFailure => "on-failure",
+            RestartCondition::None => "none",
+        }
+    }
+}
+
+/// `--restart-*`: Docker's restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    pub condition: RestartCondition,
+    pub delay_ms: u64,
+    /// 0: no limit.
+    pub max_attempts: u64,
+    /// The window the attempts are counted in; 0: since the service began.
+    pub window_ms: u64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            condition: RestartCondition::Any,
+            delay_ms: DEFAULT_RESTART_DELAY_MS,
+            max_attempts: 0,
+            window_ms: 0,
+        }
+    }
+}
+
+/// What an update does when a new task fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    #[default]
+    Pause,
+    Continue,
+    Rollback,
+}
+
+impl FailureAction {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "pause" => Ok(FailureAction::Pause),
+            "continue" => Ok(FailureAction::Continue),
+            "rollback" => Ok(FailureAction::Rollback),
+            other => Err(ApiError::InvalidArgument(format!(
+                "invalid failure action {other:?}: use pause, continue or rollback"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureAction::Pause => "pause",
+            FailureAction::Continue => "continue",
+            FailureAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// Whether an update stops the old task before starting the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    #[default]
+    StopFirst,
+    StartFirst,
+}
+
+impl UpdateOrder {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "stop-first" => Ok(UpdateOrder::StopFirst),
+            "start-first" => Ok(UpdateOrder::StartFirst),
+            other => Err(ApiError::InvalidArgument(format!(
+                "invalid update order {other:?}: use stop-first or start-first"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StopFirst => "stop-first",
+            UpdateOrder::StartFirst => "start-first",
+        }
+    }
+}
+
+/// `--update-*` (and `--rollback-*`): how tasks are replaced when the spec changes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UpdateConfig {
+    /// Tasks replaced at once; 0: all at once.
+    pub parallelism: u64,
+    pub delay_ms: u64,
+    pub failure_action: FailureAction,
+    /// How long a new task is watched for failure.
+    pub monitor_ms: u64,
+    /// The share of failed new tasks tolerated (0 to 1).
+    pub max_failure_ratio: f64,
+    pub order: UpdateOrder,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            parallelism: 1,
+            delay_ms: 0,
+            failure_action: FailureAction::Pause,
+            monitor_ms: DEFAULT_MONITOR_MS,
+            max_failure_ratio: 0.0,
+            order: UpdateOrder::StopFirst,
+        }
+    }
+}
+
+/// A network a service's tasks join, with their aliases on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNetwork {
+    /// The network's ID (names are resolved when the spec is stored).
+    pub target: String,
+    pub aliases: Vec<String>,
+}
+
+/// What a task runs: the part of the spec an update rolls out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TaskTemplate {
+    /// Always `host`.
+    pub image: String,
+    /// `--entrypoint`: Docker's `ContainerSpec.Command`.
+    pub command: Vec<String>,
+    /// The command after the image: Docker's `ContainerSpec.Args`.
+    pub args: Vec<String>,
+    /// `K=V` pairs.
+    pub env: Vec<String>,
+    pub stop_grace_ms: Option<u64>,
+    pub networks: Vec<ServiceNetwork>,
+    /// `--constraint` expressions as given (checked when stored).
+    pub constraints: Vec<String>,
+    pub restart: RestartPolicy,
+    /// `--force`: bumped to roll the tasks out again with the same spec.
+    pub force_update: u64,
+}
+
+impl TaskTemplate {
+    /// The process: the entrypoint, then the arguments.
+    pub fn argv(&self) -> Vec<String> {
+        self.command.iter().chain(&self.args).cloned().collect()
+    }
+
+    /// The parsed constraints (they were checked when the spec was stored).
+    pub fn parsed_constraints(&self) -> Vec<Constraint> {
+        self.constraints
+            .iter()
+            .filter_map(|c| Constraint::parse(c).ok())
+            .collect()
+    }
+}
+
+/// A published port (`-p 8080:3000`); refused until the routing mesh lands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortConfig {
+    pub protocol: String,
+    pub target: u16,
+    pub published: Option<u16>,
+    pub mode: String,
+}
+
+/// What the user asked for: `service create`'s flags, and what `update` changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub mode: ServiceMode,
+    pub task: TaskTemplate,
+    pub update: UpdateConfig,
+    pub rollback: UpdateConfig,
+    /// `vip` (the default) or `dnsrr`.
+    pub endpoint_mode: String,
+    pub ports: Vec<PortConfig>,
+}
+
+/// Where a rolling update is, as Docker's `UpdateStatus.State` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    Updating,
+    Paused,
+    Completed,
+    RollbackStarted,
+    RollbackPaused,
+    RollbackCompleted,
+}
+
+impl UpdateState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Updating => "updating",
+            UpdateState::Paused => "paused",
+            UpdateState::Completed => "completed",
+            UpdateState::RollbackStarted => "rollback_started",
+            UpdateState::RollbackPaused => "rollback_paused",
+            UpdateState::RollbackCompleted => "rollback_completed",
+        }
+    }
+
+    /// True while tasks are being replaced.
+    pub fn in_progress(self) -> bool {
+        matches!(self, UpdateState::Updating | UpdateState::RollbackStarted)
+    }
+}
+
+/// Docker's `UpdateStatus`: the last update's state and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStatus {
+    pub state: UpdateState,
+    pub started_at_ms: u64,
+    pub completed_at_ms: Option<u64>,
+    pub message: String,
+}
+
+/// A service as the manager stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: String,
+    pub spec: ServiceSpec,
+    /// The spec before the last update, for `service rollback`.
+    pub previous_spec: Option<ServiceSpec>,
+    /// The store revision of the last change, Docker's `Version.Index`.
+    pub version: u64,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    pub update_status: Option<UpdateStatus>,
+    /// When the last batch of an update started, for `--update-delay`.
+    #[serde(default)]
+    pub last_batch_ms: u64,
+}
+
+impl ServiceSpec {
+    /// Checks what a user may get wrong, in Docker's words where Docker has them.
+    /// Network names are resolved by the manager, which knows them.
+    pub fn check(&self) -> Result<(), ApiError> {
+        super::check_name("service", &self.name)?;
+        if !is_host_image(&self.task.image) {
+            return Err(ApiError::InvalidArgument(format!(
+                "image {:?} is not available: swarmnet runs commands from the host's filesystem, so the only image is {HOST_IMAGE:?} (for example: service create --name web host swarmnet whoami)",
+                self.task.image
+            )));
+        }
+        if self.task.argv().is_empty() {
+            return Err(ApiError::InvalidArgument(
+                "no command given: the image \"host\" runs the command after it, e.g. \"host swarmnet whoami --port 3000\"".into(),
+            ));
+        }
+        for c in &self.task.constraints {
+            Constraint::parse(c)?;
+        }
+        for kv in &self.task.env {
+            if kv.is_empty() || kv.starts_with('=') {
+                return Err(ApiError::InvalidArgument(format!(
+                    "invalid environment variable {kv:?}: use KEY=VALUE"
+                )));
+            }
+        }
+        if !self.ports.is_empty() {
+            return Err(ApiError::InvalidArgument(
+                "published ports (-p) are not supported yet: the ingress routing mesh is not built; create the service without -p and reach it on its overlay network".into(),
+            ));
+        }
+        if !matches!(self.endpoint_mode.as_str(), "" | "vip" | "dnsrr") {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid endpoint mode {:?}: use vip or dnsrr",
+                self.endpoint_mode
+            )));
+        }
+        for u in [&self.update, &self.rollback] {
+            if !(0.0..=1.0).contains(&u.max_failure_ratio) {
+                return Err(ApiError::InvalidArgument(
+                    "the maximum failure ratio must be between 0 and 1".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The replicas of a replicated service; none for a global one.
+    pub fn replicas(&self) -> Option<u64> {
+        match self.mode {
+            ServiceMode::Replicated { replicas } => Some(replicas),
+            ServiceMode::Global => None,
+        }
+    }
+}
