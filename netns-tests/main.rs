@@ -15,4 +15,5 @@ mod network;
 mod overlay;
 mod overlay_restart;
 mod restart;
+mod services;
 mod whoami;

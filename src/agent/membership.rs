@@ -166,6 +166,7 @@ async fn watch_loop(
                     tasks.send_replace(Some(TaskFeed {
                         tasks: update.tasks,
                         networks: update.networks,
+                        role: update.role,
                     }));
                 }
                 Err(ApiError::PermissionDenied(msg)) => {

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::model::{Network, Task, TaskState, TaskStatus, DEFAULT_STOP_GRACE_MS};
+use crate::model::{Network, NodeRole, Task, TaskState, TaskStatus, DEFAULT_STOP_GRACE_MS};
 use crate::proto::TaskUpdate;
 
 /// What the watch says about this node's tasks: the tasks, and the networks
@@ -14,6 +14,8 @@ use crate::proto::TaskUpdate;
 pub struct TaskFeed {
     pub tasks: Vec<Task>,
     pub networks: Vec<Network>,
+    /// This node's role in the store: a promoted node serves cluster calls.
+    pub role: Option<NodeRole>,
 }
 
 /// Where the agent publishes each watch answer's tasks for the daemon's runner.

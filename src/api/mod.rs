@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ApiError;
 
+pub mod services;
+
 pub use bollard_stubs::models;
 
 /// The API version served: what Debian's docker client 20.10 speaks.

@@ -3,7 +3,7 @@
 //! (create then start, logs and exec as multiplexed streams, see `stream`).
 
 mod list;
-mod stream;
+pub(super) mod stream;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

@@ -6,6 +6,7 @@ mod client;
 mod container;
 mod network;
 mod node;
+mod service;
 mod swarm;
 mod table;
 
@@ -38,6 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: node::NodeCmd,
     },
+    /// Manage swarm services.
+    Service {
+        #[command(subcommand)]
+        cmd: service::ServiceCmd,
+    },
     /// Display system-wide information.
     Info,
 }
@@ -49,6 +55,7 @@ pub fn run(host: &str, command: Command) -> anyhow::Result<i32> {
         Command::Container { cmd } => container::run(host, cmd),
         Command::Network { cmd } => network::run(host, cmd),
         Command::Node { cmd } => node::run(host, cmd),
+        Command::Service { cmd } => service::run(host, cmd),
         Command::Info => info(host),
     }
 }

@@ -1,5 +1,5 @@
-//! `swarmnet node ls|inspect|update|rm`, with Docker's columns, templates and
-//! words, over the API as Docker's CLI calls it.
+//! `swarmnet node ls|inspect|ps|update|promote|demote|rm`, with Docker's
+//! columns, templates and words, over the API as Docker's CLI calls it.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::client::{path, segment, Client};
 use super::table;
-use crate::api::models::{NodeSpec, NodeSpecAvailabilityEnum};
+use crate::api::models::{NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum};
 use crate::api::{InfoDoc, NodeDoc};
 use crate::model::Availability;
 
@@ -25,6 +25,23 @@ pub enum NodeCmd {
         #[arg(long)]
         pretty: bool,
         #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// List tasks running on one or more nodes, defaults to current node.
+    Ps {
+        #[command(flatten)]
+        list: super::service::ps::TaskListArgs,
+        #[arg(value_name = "NODE")]
+        nodes: Vec<String>,
+    },
+    /// Promote one or more nodes to manager in the swarm.
+    Promote {
+        #[arg(required = true, value_name = "NODE")]
+        nodes: Vec<String>,
+    },
+    /// Demote one or more nodes from manager in the swarm.
+    Demote {
+        #[arg(required = true, value_name = "NODE")]
         nodes: Vec<String>,
     },
     /// Update a node.
@@ -78,6 +95,9 @@ pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        NodeCmd::Ps { list, nodes } => super::service::ps::node_ps(&client, &nodes, &list),
+        NodeCmd::Promote { nodes } => change_role(&client, &nodes, NodeSpecRoleEnum::MANAGER),
+        NodeCmd::Demote { nodes } => change_role(&client, &nodes, NodeSpecRoleEnum::WORKER),
         NodeCmd::Update {
             availability,
             label_add,
@@ -119,6 +139,44 @@ pub fn run(host: &str, cmd: NodeCmd) -> anyhow::Result<i32> {
             Ok(code)
         }
     }
+}
+
+/// What `promote` (to manager) or `demote` (to worker) prints for a node:
+/// Docker's words when the role changed, or was already that.
+fn role_words(role: NodeSpecRoleEnum, node: &str, already: bool) -> String {
+    match (role, already) {
+        (NodeSpecRoleEnum::MANAGER, false) => {
+            format!("Node {node} promoted to a manager in the swarm.")
+        }
+        (NodeSpecRoleEnum::MANAGER, true) => format!("Node {node} is already a manager."),
+        (_, false) => format!("Manager {node} demoted in the swarm."),
+        (_, true) => format!("Node {node} is already a worker."),
+    }
+}
+
+/// `node promote|demote`: each node's spec posted back with the new role at
+/// the version it was read at, stopping at the first error as Docker does.
+fn change_role(client: &Client, nodes: &[String], role: NodeSpecRoleEnum) -> anyhow::Result<i32> {
+    for name in nodes {
+        let doc: NodeDoc = client.get(&format!("/nodes/{}", segment(name)))?;
+        let id = doc.node.id.clone().unwrap_or_default();
+        let mut spec = doc.node.spec.clone().unwrap_or_default();
+        if spec.role == Some(role) {
+            println!("{}", role_words(role, &id, true));
+            continue;
+        }
+        spec.role = Some(role);
+        let version = doc
+            .node
+            .version
+            .and_then(|v| v.index)
+            .unwrap_or_default()
+            .to_string();
+        let update = path(&format!("/nodes/{id}/update"), &[("version", &version)]);
+        client.post_empty(&update, Some(&spec))?;
+        println!("{}", role_words(role, name, false));
+    }
+    Ok(0)
 }
 
 /// The spec `node update` sends: the node's own, with the flags applied as
@@ -319,6 +377,28 @@ mod tests {
         assert_eq!(out.availability, Some(NodeSpecAvailabilityEnum::DRAIN));
         let err = updated_spec(spec, None, &[], &["nope".into()]).unwrap_err();
         assert_eq!(err.to_string(), "key nope doesn't exist in node's labels");
+    }
+
+    #[test]
+    fn role_changes_in_dockers_words() {
+        let manager = NodeSpecRoleEnum::MANAGER;
+        let worker = NodeSpecRoleEnum::WORKER;
+        assert_eq!(
+            role_words(manager, "vm2", false),
+            "Node vm2 promoted to a manager in the swarm."
+        );
+        assert_eq!(
+            role_words(manager, "abc", true),
+            "Node abc is already a manager."
+        );
+        assert_eq!(
+            role_words(worker, "vm1", false),
+            "Manager vm1 demoted in the swarm."
+        );
+        assert_eq!(
+            role_words(worker, "abc", true),
+            "Node abc is already a worker."
+        );
     }
 
     #[test]

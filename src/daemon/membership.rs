@@ -188,3 +188,14 @@ impl Daemon {
         serde_json::from_value(value).map_err(ApiError::internal)
     }
 }
+
+impl Daemon {
+    /// This node's ID and how it calls other nodes, or the error outside a swarm.
+    pub(super) async fn node_identity(
+        &self,
+    ) -> Result<(String, std::sync::Arc<rustls::ClientConfig>), ApiError> {
+        let slot = self.swarm.lock().await;
+        let swarm = slot.as_ref().ok_or_else(ApiError::not_in_swarm)?;
+        Ok((swarm.state.config.node_id.clone(), swarm.net.peer_tls.clone()))
+    }
+}

@@ -15,8 +15,10 @@ mod membership;
 pub mod metrics;
 mod namespaces;
 mod networking;
+mod peers;
 mod state;
 mod swarm;
+mod tasklogs;
 mod tasks;
 
 #[cfg(test)]
@@ -100,6 +102,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     let (task_sink, task_feed) = tasks::feed();
     let net = NetDeps {
         tasks: task_sink,
+        containers: containers.clone(),
         overlay: Arc::new(Overlay::new(NETNS_DIR.into())),
         lock: Arc::new(Mutex::new(())),
         // Read by the agent under the network lock; namespaces that are

@@ -108,6 +108,17 @@ impl SwarmState {
     }
 }
 
+impl SwarmState {
+    /// Rewrites the node's config in place (its role changed).
+    pub fn save_config(&self, state_dir: &Path) -> anyhow::Result<()> {
+        let path = swarm_dir(state_dir).join(CONFIG);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&self.config)?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+}
+
 /// A fresh staging directory for a new swarm state.
 pub fn staging_dir(state_dir: &Path) -> anyhow::Result<PathBuf> {
     let dir = state_dir.join("swarm.new");

@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::addrs::pick_gateway_subnet;
+use super::containers::Containers;
+use super::peers;
 use super::host;
 use super::metrics::Metrics;
 use super::state::{self, SwarmState};
@@ -35,6 +37,8 @@ pub struct NetDeps {
     pub local: LocalSource,
     /// Where the agent hands this node's tasks to the daemon's runner.
     pub tasks: TaskSink,
+    /// Whose task logs other nodes may read.
+    pub containers: Arc<Containers>,
 }
 
 /// What attaching a container to a network needs from the swarm.
@@ -49,6 +53,8 @@ pub struct NetCtx {
     pub underlay_mtu: u32,
     /// The gateway bridge's subnet; the bridge has its first address.
     pub gw_subnet: Ipv4Network,
+    /// How this node calls other nodes (task logs).
+    pub peer_tls: Arc<rustls::ClientConfig>,
 }
 
 /// A running swarm membership.
@@ -56,6 +62,7 @@ pub struct Swarm {
     pub state: SwarmState,
     pub manager: Option<Arc<Manager>>,
     api_stop: Option<watch::Sender<bool>>,
+    peer_stop: watch::Sender<bool>,
     pub agent: Agent,
     pub net: NetCtx,
 }
@@ -114,7 +121,9 @@ impl Swarm {
             vtep: cfg.tunnel_addr,
             underlay_mtu: host_mtu,
             gw_subnet: pick_gateway_subnet(&host::host_addresses()),
+            peer_tls: tls::peer_client_config(&state.ca_pem, &state.cert_pem, &state.key_pem)?,
         };
+        let peer_tls = tls::peer_server_config(&state.ca_pem, &state.cert_pem, &state.key_pem)?;
         let net_agent = Arc::new(NetAgent {
             overlay: deps.overlay,
             lock: deps.lock,
@@ -127,8 +136,15 @@ impl Swarm {
             gw_bridge: GW_BRIDGE.to_string(),
             gw_subnet: net.gw_subnet,
         };
+        let (peer_stop, peer_stop_rx) = watch::channel(false);
         let started = match firewall::apply(&rules) {
-            Ok(()) => Agent::start(link, wg, net_agent, deps.tasks).await,
+            Ok(()) => match Agent::start(link, wg, net_agent, deps.tasks).await {
+                Ok(agent) => {
+                    serve_peers(cfg.tunnel_addr, peer_tls, deps.containers, peer_stop_rx).await;
+                    Ok(agent)
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let agent = match started {
@@ -145,6 +161,7 @@ impl Swarm {
             state,
             manager,
             api_stop,
+            peer_stop,
             agent,
             net,
         })
@@ -155,6 +172,26 @@ impl Swarm {
         if let Some(stop) = self.api_stop {
             let _ = stop.send(true);
         }
+        let _ = self.peer_stop.send(true);
         self.agent.stop().await;
+    }
+}
+
+/// Serves node-to-node calls on the mesh address; without them `service
+/// logs` misses this node's tasks, which is logged, not fatal.
+async fn serve_peers(
+    addr: std::net::Ipv4Addr,
+    tls: Arc<rustls::ServerConfig>,
+    containers: Arc<Containers>,
+    stop: watch::Receiver<bool>,
+) {
+    match TcpListener::bind((addr, peers::PEER_PORT)).await {
+        Ok(listener) => {
+            tokio::spawn(peers::serve(listener, tls.into(), containers, stop));
+        }
+        Err(e) => tracing::warn!(
+            "cannot serve node-to-node calls on {addr}:{}: {e}; service logs will miss this node's tasks",
+            peers::PEER_PORT
+        ),
     }
 }

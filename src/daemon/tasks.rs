@@ -17,7 +17,7 @@ use super::swarm::NetCtx;
 use super::{blocking, Daemon};
 use crate::agent::tasks::{plan, Action, LocalTask, TaskFeed};
 use crate::model::{
-    mac_for, now_millis, ApiError, Endpoint, Task, TaskState, TaskStatus,
+    mac_for, now_millis, ApiError, Endpoint, NodeRole, Task, TaskState, TaskStatus,
 };
 use crate::netlink::netns;
 use crate::proto::{to_reply, TaskReport, TaskUpdate};
@@ -39,6 +39,9 @@ impl Daemon {
                 reported.clear();
                 continue;
             };
+            if let Some(role) = current.role {
+                self.follow_role(role).await;
+            }
             reported.retain(|id, state| {
                 current
                     .tasks
@@ -57,6 +60,23 @@ impl Daemon {
                 Ok(()) => reported.extend(updates.into_iter().map(|u| (u.task_id, u.status.state))),
                 Err(e) => tracing::warn!("cannot report task states to the manager; trying again: {e}"),
             }
+        }
+    }
+
+    /// Takes the role the store gives this node (after a promote or a
+    /// demote), so cluster calls are served or refused as it says.
+    async fn follow_role(&self, role: NodeRole) {
+        let mut slot = self.swarm.lock().await;
+        let Some(swarm) = slot.as_mut() else {
+            return;
+        };
+        if swarm.state.config.role == role {
+            return;
+        }
+        swarm.state.config.role = role;
+        tracing::info!(%role, "this node's role changed");
+        if let Err(e) = swarm.state.save_config(&self.state_dir) {
+            tracing::warn!("cannot record the node's new role: {e:#}");
         }
     }
 

@@ -172,21 +172,51 @@ fn exit_code(status: ExitStatus) -> i32 {
 /// Stops the daemon (SIGTERM with a grace period, or SIGKILL at once) and
 /// starts it again with its saved arguments.
 pub fn restart(lab: &Lab, name: &str, signal: StopSignal) -> Result<i32> {
+    eprintln!("Restarting machine {name}...");
+    stop_daemon(lab, name, signal)?;
+    start_daemon(lab, name)?;
+    println!("{name}");
+    Ok(0)
+}
+
+/// `machine stop`: the daemon stops; the machine stays.
+pub fn stop(lab: &Lab, name: &str, signal: StopSignal) -> Result<i32> {
+    eprintln!("Stopping machine {name}...");
+    stop_daemon(lab, name, signal)?;
+    println!("{name}");
+    Ok(0)
+}
+
+/// `machine start`: a stopped machine's daemon starts again.
+pub fn start(lab: &Lab, name: &str) -> Result<i32> {
+    if daemon::running(&lab.load(name)?) {
+        bail!("machine {name} is already running; use \"swarmnet machine restart {name}\" to restart its daemon");
+    }
+    start_daemon(lab, name)?;
+    println!("{name}");
+    Ok(0)
+}
+
+fn stop_daemon(lab: &Lab, name: &str, signal: StopSignal) -> Result<()> {
     lab.load(name)?;
     let _lock = lab.lock()?;
     let mut machine = lab.load(name)?;
     namespaces(lab, &machine)?;
-    eprintln!("Restarting machine {name}...");
     daemon::stop(&machine, signal)?;
     machine.daemon = None;
-    lab.save(&machine)?;
+    lab.save(&machine)
+}
+
+fn start_daemon(lab: &Lab, name: &str) -> Result<()> {
+    lab.load(name)?;
+    let _lock = lab.lock()?;
+    let mut machine = lab.load(name)?;
+    namespaces(lab, &machine)?;
     eprintln!("Starting daemon...");
     let (mut child, daemon) = daemon::start(lab, &machine)?;
     machine.daemon = Some(daemon);
     lab.save(&machine)?;
-    daemon::wait_ready(lab, &machine, &mut child)?;
-    println!("{name}");
-    Ok(0)
+    daemon::wait_ready(lab, &machine, &mut child)
 }
 
 #[cfg(test)]

@@ -77,6 +77,15 @@ pub enum MachineCmd {
         #[arg(long, value_enum, ignore_case = true, default_value = "TERM")]
         signal: StopSignal,
     },
+    /// Stop a machine's daemon (the machine and its namespaces stay).
+    Stop {
+        name: String,
+        /// TERM (then KILL after 10 s) or KILL at once.
+        #[arg(long, value_enum, ignore_case = true, default_value = "TERM")]
+        signal: StopSignal,
+    },
+    /// Start a stopped machine's daemon again.
+    Start { name: String },
     /// Remove machines, or with --all every machine and the lab.
     Rm {
         /// Carry on past errors and report them all at the end.
@@ -112,6 +121,8 @@ pub fn run(cmd: MachineCmd) -> Result<i32> {
         MachineCmd::Ls { quiet } => commands::ls(&Lab::from_env()?, quiet),
         MachineCmd::Ssh { name, command } => commands::ssh(&Lab::from_env()?, &name, &command),
         MachineCmd::Restart { name, signal } => commands::restart(&Lab::from_env()?, &name, signal),
+        MachineCmd::Stop { name, signal } => commands::stop(&Lab::from_env()?, &name, signal),
+        MachineCmd::Start { name } => commands::start(&Lab::from_env()?, &name),
         MachineCmd::Rm { force, all, names } => rm::rm(&Lab::from_env()?, &names, all, force),
         MachineCmd::Inspect { name } => commands::inspect(&Lab::from_env()?, &name),
         MachineCmd::Holder { lab, name } => holder::serve(&lab, name.as_deref()),

@@ -234,15 +234,15 @@ impl Server {
 }
 
 /// A member's call other than a join.
-async fn handle(manager: &Manager, (id, role): &(String, NodeRole), req: ManagerRequest) -> Reply {
+async fn handle(manager: &Manager, (id, _cert_role): &(String, NodeRole), req: ManagerRequest) -> Reply {
     if let ManagerRequest::GetCa = req {
         return answer::<GetCa>(Ok(manager.ca_pem().to_string()));
     }
-    if !manager.is_member(id)? {
+    let Some(role) = manager.role_of(id)? else {
         return Err(ApiError::PermissionDenied(format!(
             "node {id} was removed from the swarm: its certificate is no longer valid; run \"swarmnet swarm leave\" on it and join again"
         )));
-    }
+    };
     match req {
         ManagerRequest::GetCa | ManagerRequest::Join(_) => Err(ApiError::Internal(
             "a CA fetch or a join reached the member calls".into(),
@@ -261,7 +261,7 @@ async fn handle(manager: &Manager, (id, role): &(String, NodeRole), req: Manager
             answer::<crate::proto::TaskReport>(manager.task_report(id, report))
         }
         ManagerRequest::Cluster(call) => {
-            if *role != NodeRole::Manager {
+            if role != NodeRole::Manager {
                 return Err(ApiError::not_a_manager());
             }
             manager.cluster_call(call, id)

@@ -149,10 +149,11 @@ impl Manager {
         &self.self_id
     }
 
-    /// True when the node is in the store (a removed node's certificate stops working).
-    pub fn is_member(&self, id: &str) -> Result<bool, ApiError> {
+    /// The node's role as the store has it (promote and demote change it;
+    /// the certificate's stays as issued), or None when it is not a member.
+    pub fn role_of(&self, id: &str) -> Result<Option<NodeRole>, ApiError> {
         let node = self.store.read()?.node(id)?;
-        Ok(node.is_some_and(|n| !n.left))
+        Ok(node.filter(|n| !n.left).map(|n| n.role))
     }
 
     pub fn heartbeat(&self, id: &str) {
@@ -244,7 +245,11 @@ impl Manager {
         let node = self.store.update(|tx| {
             let views = self.views_in(tx)?;
             let mut node = nodes::resolve(&views, &update.node)?.node.clone();
-            nodes::apply_update(&mut node, &update)?;
+            let managers = views
+                .iter()
+                .filter(|v| v.node.role == NodeRole::Manager && !v.node.left)
+                .count();
+            nodes::apply_update(&mut node, &update, managers)?;
             node.updated_at = now_secs();
             tx.put_node(&node)?;
             Ok::<_, ApiError>(node)

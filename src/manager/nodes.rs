@@ -63,7 +63,11 @@ pub fn check_removable(view: &NodeView, self_id: &str, force: bool) -> Result<()
 }
 
 /// Applies `node update` to a node, or says what is wrong and changes nothing.
-pub fn apply_update(node: &mut Node, update: &NodeUpdate) -> Result<(), ApiError> {
+pub fn apply_update(
+    node: &mut Node,
+    update: &NodeUpdate,
+    managers: usize,
+) -> Result<(), ApiError> {
     if update.version != node.version {
         return Err(ApiError::InvalidArgument(format!(
             "update out of sequence: node {} is at version {}, not {}; read it again and retry",
@@ -71,10 +75,7 @@ pub fn apply_update(node: &mut Node, update: &NodeUpdate) -> Result<(), ApiError
         )));
     }
     if update.role != node.role {
-        return Err(ApiError::InvalidArgument(format!(
-            "node {} cannot change its role to {}: promote and demote are not supported yet; join the node again with the {} token",
-            node.hostname, update.role, update.role
-        )));
+        check_role_change(node, update.role, managers)?;
     }
     if let Some(key) = update.labels.keys().find(|k| k.is_empty()) {
         return Err(ApiError::InvalidArgument(format!(
@@ -83,6 +84,27 @@ pub fn apply_update(node: &mut Node, update: &NodeUpdate) -> Result<(), ApiError
     }
     node.labels = update.labels.clone();
     node.availability = update.availability;
+    node.role = update.role;
+    Ok(())
+}
+
+/// Promote and demote, with Docker's refusals. `managers` counts the
+/// managers now. The leader holds the store and stays a manager until
+/// several managers share it (etcd).
+fn check_role_change(node: &Node, role: NodeRole, managers: usize) -> Result<(), ApiError> {
+    if role == NodeRole::Worker && node.role == NodeRole::Manager {
+        if managers <= 1 {
+            return Err(ApiError::FailedPrecondition(
+                "attempting to demote the last manager of the swarm".into(),
+            ));
+        }
+        if node.leader {
+            return Err(ApiError::FailedPrecondition(format!(
+                "node {} is the leader, which holds the swarm's store: it cannot be demoted while the store lives on one manager; demote the other managers instead",
+                node.hostname
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -134,19 +156,41 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        apply_update(&mut n, &update(7, &[("zone", "a")], NodeRole::Worker)).unwrap();
+        apply_update(&mut n, &update(7, &[("zone", "a")], NodeRole::Worker), 1).unwrap();
         assert_eq!(n.labels["zone"], "a");
         assert_eq!(n.availability, Availability::Drain);
         let before = n.clone();
         for (bad, needle) in [
             (update(6, &[], NodeRole::Worker), "update out of sequence"),
-            (update(7, &[], NodeRole::Manager), "promote and demote"),
             (update(7, &[("", "x")], NodeRole::Worker), "needs a key"),
         ] {
-            let err = apply_update(&mut n, &bad).unwrap_err().to_string();
+            let err = apply_update(&mut n, &bad, 1).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");
             assert_eq!(n, before);
         }
+    }
+
+    #[test]
+    fn promote_and_demote_keep_a_manager_and_the_leader() {
+        let role = |version, role| NodeUpdate {
+            node: "vm".into(),
+            version,
+            role,
+            availability: Availability::Active,
+            labels: Default::default(),
+        };
+        let mut worker = node("b", "vm2", NodeRole::Worker, false);
+        apply_update(&mut worker, &role(0, NodeRole::Manager), 1).unwrap();
+        assert_eq!(worker.role, NodeRole::Manager, "promoted");
+        apply_update(&mut worker, &role(0, NodeRole::Worker), 2).unwrap();
+        assert_eq!(worker.role, NodeRole::Worker, "demoted while another manager stays");
+        let mut last = node("a", "vm1", NodeRole::Manager, false);
+        let err = apply_update(&mut last, &role(0, NodeRole::Worker), 1).unwrap_err();
+        assert_eq!(err.to_string(), "attempting to demote the last manager of the swarm");
+        let mut leader = node("a", "vm1", NodeRole::Manager, true);
+        let err = apply_update(&mut leader, &role(0, NodeRole::Worker), 2).unwrap_err();
+        assert!(err.to_string().contains("is the leader"), "{err}");
+        assert_eq!(leader.role, NodeRole::Manager);
     }
 
     #[test]

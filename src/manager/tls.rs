@@ -56,6 +56,92 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// Node-to-node calls, served: every caller shows a node certificate of the cluster CA.
+pub fn peer_server_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<Arc<ServerConfig>> {
+    let verifier = WebPkiClientVerifier::builder(roots(ca_pem)?).build()?;
+    let config = ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(cert_pem)?, key(key_pem)?)?;
+    Ok(Arc::new(config))
+}
+
+/// Node-to-node calls, made: the other node is verified as any node of the
+/// cluster CA (whatever role its certificate names), and this one shows its own.
+pub fn peer_client_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<Arc<ClientConfig>> {
+    let inner = rustls::client::WebPkiServerVerifier::builder(roots(ca_pem)?).build()?;
+    let config = ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyNode(inner)))
+        .with_client_auth_cert(certs(cert_pem)?, key(key_pem)?)?;
+    Ok(Arc::new(config))
+}
+
+/// The names a node certificate carries, one per role (see `ca::issue`).
+const NODE_NAMES: [&str; 3] = [
+    crate::proto::client::MANAGER_SERVER_NAME,
+    "swarm-manager-member",
+    "swarm-worker",
+];
+
+/// Verifies a server as a node of the cluster: the chain under the CA, and
+/// any of the node names.
+#[derive(Debug)]
+struct AnyNode(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyNode {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut last = rustls::Error::General("no node name to check".into());
+        for name in NODE_NAMES {
+            let name = ServerName::try_from(name).expect("static name is valid");
+            match self
+                .0
+                .verify_server_cert(end_entity, intermediates, &name, ocsp_response, now)
+            {
+                Ok(ok) => return Ok(ok),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 /// A joining client: verifies the manager under the CA it has checked against the token.
 pub fn joining_client_config(ca_pem: &str) -> anyhow::Result<Arc<ClientConfig>> {
     let config = ClientConfig::builder()

@@ -46,6 +46,7 @@ impl Manager {
                 .into_iter()
                 .filter(|t| t.node_id.as_deref() == Some(node))
                 .collect(),
+            role: view.node(node)?.map(|n| n.role),
         })
     }
 }

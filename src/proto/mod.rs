@@ -251,6 +251,9 @@ pub struct WatchResponse {
     /// The tasks assigned to the node that watches.
     #[serde(default)]
     pub tasks: Vec<Task>,
+    /// The watching node's role as the store has it (promote and demote change it).
+    #[serde(default)]
+    pub role: Option<NodeRole>,
 }
 
 /// One reply: a JSON value or a user-facing error.

@@ -56,7 +56,7 @@ impl Demux {
 }
 
 /// Copies a multiplexed body onto stdout and stderr until it ends.
-async fn copy_body(response: Streaming) -> anyhow::Result<()> {
+pub async fn copy_body(response: Streaming) -> anyhow::Result<()> {
     let mut body = response.into_body();
     let mut demux = Demux::default();
     while let Some(frame) = body.frame().await {

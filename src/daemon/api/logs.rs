@@ -16,10 +16,11 @@ use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::http::{stream_response, Answer, Query};
 use crate::daemon::containers::RunState;
+use crate::daemon::tasklogs::{read_from, tail};
 use crate::daemon::Daemon;
 use crate::model::ApiError;
 
@@ -50,25 +51,8 @@ pub fn frames(stream: u8, data: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// The last `n` lines of `log` (the last may lack its newline).
-fn tail(log: &[u8], n: usize) -> &[u8] {
-    if n == 0 {
-        return &[];
-    }
-    let body = log.strip_suffix(b"\n").unwrap_or(log);
-    let start = body
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(n - 1)
-        .map(|(i, _)| i + 1)
-        .unwrap_or(0);
-    &log[start..]
-}
-
 /// `tail`: "all" (or absent) or a number of lines.
-fn tail_lines(q: &Query) -> Result<Option<usize>, ApiError> {
+pub fn tail_lines(q: &Query) -> Result<Option<usize>, ApiError> {
     match q.get("tail") {
         None | Some("all") => Ok(None),
         Some(_) => q.number("tail"),
@@ -205,22 +189,6 @@ pub fn follow_log(
     })
 }
 
-/// What the log holds past `offset` (at most a few frames' worth).
-async fn read_from(path: &std::path::Path, offset: u64) -> Vec<u8> {
-    let Ok(mut file) = tokio::fs::File::open(path).await else {
-        return Vec::new();
-    };
-    if file.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    let _ = (&mut file)
-        .take(4 * FRAME_MAX as u64)
-        .read_to_end(&mut buf)
-        .await;
-    buf
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,12 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn tail_keeps_the_last_lines() {
-        assert_eq!(tail(b"a\nb\nc\n", 2), b"b\nc\n");
-        assert_eq!(tail(b"a\nb\nc", 2), b"b\nc");
-        assert_eq!(tail(b"a\nb\n", 5), b"a\nb\n");
-        assert_eq!(tail(b"a\nb\n", 0), b"");
-        assert_eq!(tail(b"", 3), b"");
+    fn tail_counts_all_or_a_number() {
         let q = Query::from_pairs(&[("tail", "all")]);
         assert_eq!(tail_lines(&q).unwrap(), None);
         let q = Query::from_pairs(&[("tail", "x")]);

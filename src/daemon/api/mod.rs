@@ -10,9 +10,12 @@ mod http;
 mod logs;
 mod networks;
 mod nodes;
+mod service_logs;
+mod services;
 mod swarm;
 mod swarmnet;
 mod system;
+mod tasks;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -49,6 +52,17 @@ fn router(daemon: Arc<Daemon>) -> Router {
         .route("/nodes", get(nodes::list))
         .route("/nodes/{id}", get(nodes::inspect).delete(nodes::remove))
         .route("/nodes/{id}/update", post(nodes::update))
+        .route("/services", get(services::list))
+        .route("/services/create", post(services::create))
+        .route(
+            "/services/{id}",
+            get(services::inspect).delete(services::remove),
+        )
+        .route("/services/{id}/update", post(services::update))
+        .route("/services/{id}/logs", get(service_logs::service))
+        .route("/tasks/{id}/logs", get(service_logs::task))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/{id}", get(tasks::inspect))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route(

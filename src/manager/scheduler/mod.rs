@@ -1,11 +1,26 @@
 //! The scheduler and orchestrator as one pure function: from the cluster's
 //! state (nodes, services, tasks) and the time, the changes that bring the
 //! tasks to what the services ask for. No I/O: the manager runs it inside a
-//! store transaction and applies the plan there.
+//! store transaction and applies the plan there, so `plan` on the state after
+//! its own plan is empty until time passes.
+//!
+//! `service` runs one service's pass, `instance` decides for one slot (or one
+//! global node), `placement` picks nodes, `update` drives rolling updates, and
+//! `work` holds the changes made so far.
 
-use std::collections::BTreeMap;
+mod instance;
+mod placement;
+mod service;
+mod update;
+mod work;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashSet};
 
 use crate::model::{Availability, NodeRole, Service, Task};
+use work::Work;
 
 /// A node as the scheduler sees it (nodes that left are not given).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +62,16 @@ pub struct Plan {
 }
 
 /// Decides the changes; `new_id` names each new task.
-pub fn plan(_state: &State<'_>, _new_id: &mut dyn FnMut() -> String) -> Plan {
-    Plan::default()
+pub fn plan(state: &State<'_>, new_id: &mut dyn FnMut() -> String) -> Plan {
+    let mut work = Work::new(state, new_id);
+    let known: HashSet<&str> = state.services.iter().map(|s| s.id.as_str()).collect();
+    for i in work.orphans(&known) {
+        work.remove(i);
+    }
+    let services = state
+        .services
+        .iter()
+        .filter_map(|s| service::reconcile(&mut work, s))
+        .collect();
+    work.into_plan(services)
 }
