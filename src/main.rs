@@ -65,8 +65,40 @@ fn run(args: Args) -> anyhow::Result<i32> {
     }
 }
 
+/// The arguments, or exit: help and version as clap prints them, a usage
+/// error as one line (clap's first paragraph) and exit code 2.
+fn args() -> Args {
+    use clap::error::ErrorKind;
+    match Args::try_parse() {
+        Ok(args) => args,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(&e.render().to_string()));
+            std::process::exit(2);
+        }
+    }
+}
+
+/// A usage error's first paragraph on one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() {
-    let code = match run(Args::parse()) {
+    let code = match run(args()) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("{}", cli::error_sentence(&err));

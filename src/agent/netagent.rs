@@ -224,6 +224,8 @@ mod tests {
             ip,
             mac: mac_for(ip),
             created_at: 0,
+            task_id: None,
+            service_id: None,
         }
     }
 
@@ -252,6 +254,8 @@ mod tests {
                 endpoint("e4", "blue0000000000", "gone", "10.20.0.4"),
                 endpoint("e5", "blue0000000000", "me", "10.20.0.5"),
             ],
+            tasks: Vec::new(),
+            role: None,
         };
         let used = LocalUse {
             networks: ["blue0000000000".to_string()].into(),

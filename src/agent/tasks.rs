@@ -69,11 +69,23 @@ pub fn ended(task: &Task, local: &LocalTask, now_ms: u64) -> TaskStatus {
         state
     };
     TaskStatus {
-        err: if state == TaskState::Shutdown { None } else { err },
+        err: if state == TaskState::Shutdown {
+            None
+        } else {
+            err
+        },
         exit_code: Some(code),
         container_id: Some(local.container_id.clone()),
         pid: Some(local.pid),
-        ..TaskStatus::new(state, now_ms, if state == TaskState::Shutdown { "shutdown" } else { message })
+        ..TaskStatus::new(
+            state,
+            now_ms,
+            if state == TaskState::Shutdown {
+                "shutdown"
+            } else {
+                message
+            },
+        )
     }
 }
 
@@ -107,7 +119,9 @@ pub fn plan(
             }
             None if task.desired_state == TaskState::Running => {
                 if task.status.state < TaskState::Running
-                    && reported.get(&task.id).is_none_or(|s| *s < TaskState::Running)
+                    && reported
+                        .get(&task.id)
+                        .is_none_or(|s| *s < TaskState::Running)
                 {
                     actions.push(Action::Start(Box::new(task.clone())));
                 } else if task.status.state == TaskState::Running {
@@ -199,7 +213,11 @@ mod tests {
                     "report {} {}{}",
                     u.task_id,
                     u.status.state.as_str(),
-                    u.status.err.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    u.status
+                        .err
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 ),
             })
             .collect()
@@ -213,8 +231,16 @@ mod tests {
         let cases: Vec<(Task, Option<LocalTask>, Vec<&str>)> = vec![
             (task("a", Running, Assigned), None, vec!["start a"]),
             (task("a", Ready, Assigned), None, vec![]),
-            (task("a", Running, Assigned), Some(local("a", true, None, true)), vec!["report a running"]),
-            (task("a", Running, Running), Some(local("a", true, None, true)), vec![]),
+            (
+                task("a", Running, Assigned),
+                Some(local("a", true, None, true)),
+                vec!["report a running"],
+            ),
+            (
+                task("a", Running, Running),
+                Some(local("a", true, None, true)),
+                vec![],
+            ),
             (
                 task("a", Running, Running),
                 Some(local("a", false, Some(137), true)),
@@ -225,8 +251,16 @@ mod tests {
                 Some(local("a", false, Some(0), false)),
                 vec!["report a complete"],
             ),
-            (task("a", Running, Failed), Some(local("a", false, Some(1), false)), vec![]),
-            (task("a", Shutdown, Running), Some(local("a", true, None, true)), vec!["stop a"]),
+            (
+                task("a", Running, Failed),
+                Some(local("a", false, Some(1), false)),
+                vec![],
+            ),
+            (
+                task("a", Shutdown, Running),
+                Some(local("a", true, None, true)),
+                vec!["stop a"],
+            ),
             (
                 task("a", Shutdown, Running),
                 Some(local("a", false, Some(143), true)),
@@ -242,14 +276,23 @@ mod tests {
         ];
         for (t, l, want) in cases {
             let locals: Vec<LocalTask> = l.into_iter().collect();
-            let got = kinds(&plan(&[t.clone()], &locals, &none, 5));
-            assert_eq!(got, want, "{:?}/{:?} with {locals:?}", t.desired_state, t.status.state);
+            let got = kinds(&plan(std::slice::from_ref(&t), &locals, &none, 5));
+            assert_eq!(
+                got, want,
+                "{:?}/{:?} with {locals:?}",
+                t.desired_state, t.status.state
+            );
         }
     }
 
     #[test]
     fn a_container_whose_task_is_gone_is_forgotten() {
-        let got = kinds(&plan(&[], &[local("old", true, None, true)], &HashMap::new(), 5));
+        let got = kinds(&plan(
+            &[],
+            &[local("old", true, None, true)],
+            &HashMap::new(),
+            5,
+        ));
         assert_eq!(got, ["forget c-old"]);
     }
 
@@ -258,7 +301,13 @@ mod tests {
         let t = task("a", Running, Assigned);
         let l = local("a", true, None, true);
         let reported = HashMap::from([("a".to_string(), Running)]);
-        assert!(plan(&[t.clone()], &[l.clone()], &reported, 5).is_empty());
+        assert!(plan(
+            std::slice::from_ref(&t),
+            std::slice::from_ref(&l),
+            &reported,
+            5
+        )
+        .is_empty());
         let started = HashMap::from([("a".to_string(), Running)]);
         assert!(
             plan(&[t], &[], &started, 5).is_empty(),

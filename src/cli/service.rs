@@ -2,11 +2,14 @@
 //! with Docker 20.10's flags, columns, progress and words, over the API as
 //! Docker's CLI calls it; each command's own logic is in `service/`.
 
+mod common;
+mod converge;
 mod create;
 mod flags;
 mod inspect;
 mod list;
 mod logs;
+mod ports;
 mod progress;
 pub(super) mod ps;
 mod update;
@@ -174,7 +177,7 @@ fn rollback(client: &Client, name: &str, detach: bool, quiet: bool) -> anyhow::R
     )?;
     println!("{name}");
     if !detach {
-        progress::wait(client, name, quiet)?;
+        converge::wait(client, name, quiet)?;
     }
     Ok(0)
 }
@@ -232,7 +235,7 @@ fn scale(client: &Client, args: &[String], detach: bool) -> anyhow::Result<i32> 
     }
     if !detach {
         for name in scaled_ones {
-            if let Err(e) = progress::wait(client, &name, false) {
+            if let Err(e) = converge::wait(client, &name, false) {
                 errors.push(format!("{name}: {}", without_prefix(&e)));
             }
         }

@@ -64,9 +64,12 @@ async fn a_worker_token_makes_a_worker_that_cannot_read_cluster_state() {
     assert_eq!(cert_role(&worker), NodeRole::Worker);
     assert_eq!(worker.config.tunnel_addr.to_string(), "100.64.0.2");
     call(&worker, ManagerRequest::Heartbeat).await.unwrap();
-    let err = call(&worker, ManagerRequest::Cluster(ClusterRequest::NodeLs))
-        .await
-        .unwrap_err();
+    let err = call(
+        &worker,
+        ManagerRequest::Cluster(Box::new(ClusterRequest::NodeLs)),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err, ApiError::not_a_manager());
     assert_eq!(f.manager.views().unwrap().len(), 2);
 }
@@ -78,9 +81,12 @@ async fn a_manager_token_makes_a_manager() {
         .await
         .unwrap();
     assert_eq!(cert_role(&second), NodeRole::Manager);
-    let nodes = call(&second, ManagerRequest::Cluster(ClusterRequest::NodeLs))
-        .await
-        .unwrap();
+    let nodes = call(
+        &second,
+        ManagerRequest::Cluster(Box::new(ClusterRequest::NodeLs)),
+    )
+    .await
+    .unwrap();
     assert_eq!(nodes["self"], second.config.node_id.as_str());
 }
 

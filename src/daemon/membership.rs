@@ -175,7 +175,7 @@ impl Daemon {
             .map_err(ApiError::internal)?;
         ManagerConn::connect(state.config.manager_addr, tls)
             .await?
-            .call(&ManagerRequest::Cluster(call))
+            .call(&ManagerRequest::Cluster(Box::new(call)))
             .await
     }
 
@@ -196,6 +196,9 @@ impl Daemon {
     ) -> Result<(String, std::sync::Arc<rustls::ClientConfig>), ApiError> {
         let slot = self.swarm.lock().await;
         let swarm = slot.as_ref().ok_or_else(ApiError::not_in_swarm)?;
-        Ok((swarm.state.config.node_id.clone(), swarm.net.peer_tls.clone()))
+        Ok((
+            swarm.state.config.node_id.clone(),
+            swarm.net.peer_tls.clone(),
+        ))
     }
 }

@@ -72,11 +72,9 @@ async fn answer(
 ) -> anyhow::Result<()> {
     let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await??;
     let mut stream = BufReader::new(tls);
-    let msg: Option<RawEnvelope> = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        read_msg_within(&mut stream, MAX_REQUEST),
-    )
-    .await??;
+    let msg: Option<RawEnvelope> =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, read_msg_within(&mut stream, MAX_REQUEST))
+            .await??;
     let Some(msg) = msg else {
         return Ok(());
     };

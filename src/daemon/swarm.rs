@@ -11,9 +11,9 @@ use tokio::sync::watch;
 
 use super::addrs::pick_gateway_subnet;
 use super::containers::Containers;
-use super::peers;
 use super::host;
 use super::metrics::Metrics;
+use super::peers;
 use super::state::{self, SwarmState};
 use crate::agent::membership::{Agent, ManagerLink};
 use crate::agent::netagent::{LocalSource, NetAgent, VXLAN_OVERHEAD};

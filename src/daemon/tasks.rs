@@ -58,7 +58,9 @@ impl Daemon {
             }
             match self.report(updates.clone()).await {
                 Ok(()) => reported.extend(updates.into_iter().map(|u| (u.task_id, u.status.state))),
-                Err(e) => tracing::warn!("cannot report task states to the manager; trying again: {e}"),
+                Err(e) => {
+                    tracing::warn!("cannot report task states to the manager; trying again: {e}")
+                }
             }
         }
     }
@@ -212,9 +214,9 @@ impl Daemon {
             false => Some(self.net_ctx(name).await?),
         };
         let _guard = self.net.lock.lock().await;
-        let mut prepared = self
-            .containers
-            .prepare(Some(name.to_string()), task.spec.argv(), Vec::new())?;
+        let mut prepared =
+            self.containers
+                .prepare(Some(name.to_string()), task.spec.argv(), Vec::new())?;
         prepared.env = task.spec.env.clone();
         prepared.task_id = Some(task.id.clone());
         let netns = PathBuf::from(NETNS_DIR).join(&prepared.id[..12]);
@@ -364,7 +366,10 @@ impl Daemon {
 const STOP_ALL_GRACE: Duration = Duration::from_secs(10);
 
 /// The feed's sender side, shared with the agent.
-pub(super) fn feed() -> (Arc<watch::Sender<Option<TaskFeed>>>, watch::Receiver<Option<TaskFeed>>) {
+pub(super) fn feed() -> (
+    Arc<watch::Sender<Option<TaskFeed>>>,
+    watch::Receiver<Option<TaskFeed>>,
+) {
     let (tx, rx) = watch::channel(None);
     (Arc::new(tx), rx)
 }

@@ -234,7 +234,11 @@ impl Server {
 }
 
 /// A member's call other than a join.
-async fn handle(manager: &Manager, (id, _cert_role): &(String, NodeRole), req: ManagerRequest) -> Reply {
+async fn handle(
+    manager: &Manager,
+    (id, _cert_role): &(String, NodeRole),
+    req: ManagerRequest,
+) -> Reply {
     if let ManagerRequest::GetCa = req {
         return answer::<GetCa>(Ok(manager.ca_pem().to_string()));
     }
@@ -264,7 +268,7 @@ async fn handle(manager: &Manager, (id, _cert_role): &(String, NodeRole), req: M
             if role != NodeRole::Manager {
                 return Err(ApiError::not_a_manager());
             }
-            manager.cluster_call(call, id)
+            manager.cluster_call(*call, id)
         }
     }
 }

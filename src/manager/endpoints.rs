@@ -157,7 +157,12 @@ pub(super) fn attach_task(tx: &mut Txn<'_>, task: &mut Task) -> Result<(), ApiEr
             .iter()
             .filter(|e| e.network_id == network.id)
             .map(|e| e.ip)
-            .chain(attachments.iter().filter(|a: &&TaskAttachment| a.network_id == network.id).map(|a| a.ip))
+            .chain(
+                attachments
+                    .iter()
+                    .filter(|a: &&TaskAttachment| a.network_id == network.id)
+                    .map(|a| a.ip),
+            )
             .collect();
         let ip = ipam::next_address(&network, &used)?;
         let endpoint = Endpoint {

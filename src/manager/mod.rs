@@ -15,9 +15,9 @@ pub mod ipam;
 pub mod join;
 mod networks;
 mod nodes;
+mod orchestrator;
 #[cfg(test)]
 mod race_test;
-mod orchestrator;
 pub mod scheduler;
 mod services;
 pub mod store;

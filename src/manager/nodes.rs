@@ -63,11 +63,7 @@ pub fn check_removable(view: &NodeView, self_id: &str, force: bool) -> Result<()
 }
 
 /// Applies `node update` to a node, or says what is wrong and changes nothing.
-pub fn apply_update(
-    node: &mut Node,
-    update: &NodeUpdate,
-    managers: usize,
-) -> Result<(), ApiError> {
+pub fn apply_update(node: &mut Node, update: &NodeUpdate, managers: usize) -> Result<(), ApiError> {
     if update.version != node.version {
         return Err(ApiError::InvalidArgument(format!(
             "update out of sequence: node {} is at version {}, not {}; read it again and retry",
@@ -183,10 +179,17 @@ mod tests {
         apply_update(&mut worker, &role(0, NodeRole::Manager), 1).unwrap();
         assert_eq!(worker.role, NodeRole::Manager, "promoted");
         apply_update(&mut worker, &role(0, NodeRole::Worker), 2).unwrap();
-        assert_eq!(worker.role, NodeRole::Worker, "demoted while another manager stays");
+        assert_eq!(
+            worker.role,
+            NodeRole::Worker,
+            "demoted while another manager stays"
+        );
         let mut last = node("a", "vm1", NodeRole::Manager, false);
         let err = apply_update(&mut last, &role(0, NodeRole::Worker), 1).unwrap_err();
-        assert_eq!(err.to_string(), "attempting to demote the last manager of the swarm");
+        assert_eq!(
+            err.to_string(),
+            "attempting to demote the last manager of the swarm"
+        );
         let mut leader = node("a", "vm1", NodeRole::Manager, true);
         let err = apply_update(&mut leader, &role(0, NodeRole::Worker), 2).unwrap_err();
         assert!(err.to_string().contains("is the leader"), "{err}");

@@ -69,7 +69,12 @@ impl Manager {
             let wait = match pass {
                 Ok(Ok(pass)) => {
                     if pass.created + pass.updated + pass.deleted > 0 {
-                        tracing::info!(created = pass.created, updated = pass.updated, deleted = pass.deleted, "tasks scheduled");
+                        tracing::info!(
+                            created = pass.created,
+                            updated = pass.updated,
+                            deleted = pass.deleted,
+                            "tasks scheduled"
+                        );
                     }
                     pass.wake_at_ms
                         .map(|at| Duration::from_millis(at.saturating_sub(now_millis())))
@@ -113,7 +118,11 @@ fn apply(tx: &mut super::store::Txn<'_>, plan: Plan) -> Result<Pass, ApiError> {
             task.networks.clear();
             task.status = TaskStatus {
                 err: Some(e.to_string()),
-                ..TaskStatus::new(TaskState::Rejected, now_millis(), "failed to allocate network addresses")
+                ..TaskStatus::new(
+                    TaskState::Rejected,
+                    now_millis(),
+                    "failed to allocate network addresses",
+                )
             };
         }
         tx.put_task(&task)?;

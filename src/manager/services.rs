@@ -15,10 +15,7 @@ use crate::proto::{to_reply, ClusterRequest, TaskReport};
 
 impl Manager {
     /// The service and task calls of `cluster_call`.
-    pub(super) fn service_call(
-        &self,
-        call: ClusterRequest,
-    ) -> Result<serde_json::Value, ApiError> {
+    pub(super) fn service_call(&self, call: ClusterRequest) -> Result<serde_json::Value, ApiError> {
         match call {
             ClusterRequest::ServiceCreate(spec) => to_reply(self.create_service(spec)?),
             ClusterRequest::ServiceLs => to_reply(self.store.read()?.services()?),

@@ -38,19 +38,17 @@ pub struct NodeFacts<'a> {
 impl Constraint {
     /// Parses one expression; the error says which part is wrong.
     pub fn parse(expr: &str) -> Result<Constraint, ApiError> {
-        let bad = |why: String| {
-            ApiError::InvalidArgument(format!("invalid constraint {expr:?}: {why}"))
-        };
-        let (at, equal) = match (expr.find("=="), expr.find("!=")) {
-            (Some(i), None) => (i, true),
-            (None, Some(i)) => (i, false),
-            _ => {
-                return Err(bad(
+        let bad =
+            |why: String| ApiError::InvalidArgument(format!("invalid constraint {expr:?}: {why}"));
+        let (at, equal) =
+            match (expr.find("=="), expr.find("!=")) {
+                (Some(i), None) => (i, true),
+                (None, Some(i)) => (i, false),
+                _ => return Err(bad(
                     "constraint expected one operator from ==, != (for example node.role==worker)"
                         .into(),
-                ))
-            }
-        };
+                )),
+            };
         let key = expr[..at].trim();
         let value = expr[at + 2..].trim();
         if value.contains("==") || value.contains("!=") {
@@ -138,7 +136,8 @@ mod tests {
         let labels = BTreeMap::from([("zone".to_string(), "East".to_string())]);
         let worker = facts(&labels, NodeRole::Worker);
         let manager = facts(&labels, NodeRole::Manager);
-        let holds = |expr: &str, node: &NodeFacts<'_>| Constraint::parse(expr).unwrap().matches(node);
+        let holds =
+            |expr: &str, node: &NodeFacts<'_>| Constraint::parse(expr).unwrap().matches(node);
         let cases: &[(&str, bool, bool)] = &[
             ("node.role==worker", true, false),
             ("node.role != worker", false, true),

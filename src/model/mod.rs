@@ -12,7 +12,7 @@ mod node;
 mod service;
 mod task;
 
-pub use constraint::{all_match, Constraint, ConstraintKey, NodeFacts};
+pub use constraint::{all_match, Constraint, NodeFacts};
 pub use counts::RequestCounts;
 pub use endpoint::{mac_for, AttachRequest, Endpoint};
 pub use error::ApiError;
@@ -25,13 +25,12 @@ pub use network::{
 pub use node::{
     random_id, Availability, ManagerStatus, Node, NodeRole, NodeState, NodeView, SWARM_PORT,
 };
+pub use service::is_host_image;
 pub use service::{
     FailureAction, PortConfig, RestartCondition, RestartPolicy, Service, ServiceMode,
     ServiceNetwork, ServiceSpec, TaskTemplate, UpdateConfig, UpdateOrder, UpdateState,
-    UpdateStatus, DEFAULT_MONITOR_MS, DEFAULT_RESTART_DELAY_MS, DEFAULT_STOP_GRACE_MS,
-    HOST_IMAGE, TASK_HISTORY_LIMIT,
+    UpdateStatus, DEFAULT_MONITOR_MS, DEFAULT_STOP_GRACE_MS, HOST_IMAGE, TASK_HISTORY_LIMIT,
 };
-pub use service::is_host_image;
 pub use task::{Task, TaskAttachment, TaskState, TaskStatus};
 
 /// The time now in Unix seconds, as the cluster records times.

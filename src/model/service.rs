@@ -42,27 +42,6 @@ pub enum RestartCondition {
     None,
 }
 
-impl RestartCondition {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "any" => Ok(RestartCondition::Any),
-            "on-failure" => Ok(RestartCondition::OnFailure),
-            "none" => Ok(RestartCondition::None),
-            other => Err(ApiError::InvalidArgument(format!(
-                "invalid restart condition {other:?}: use any, on-failure or none"
-            ))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RestartCondition::Any => "any",
-            RestartCondition::OnFailure => "on-failure",
-            RestartCondition::None => "none",
-        }
-    }
-}
-
 /// `--restart-*`: Docker's restart policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartPolicy {
@@ -106,14 +85,6 @@ impl FailureAction {
             ))),
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureAction::Pause => "pause",
-            FailureAction::Continue => "continue",
-            FailureAction::Rollback => "rollback",
-        }
-    }
 }
 
 /// Whether an update stops the old task before starting the new one.
@@ -133,13 +104,6 @@ impl UpdateOrder {
             other => Err(ApiError::InvalidArgument(format!(
                 "invalid update order {other:?}: use stop-first or start-first"
             ))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpdateOrder::StopFirst => "stop-first",
-            UpdateOrder::StartFirst => "start-first",
         }
     }
 }
@@ -250,17 +214,6 @@ pub enum UpdateState {
 }
 
 impl UpdateState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpdateState::Updating => "updating",
-            UpdateState::Paused => "paused",
-            UpdateState::Completed => "completed",
-            UpdateState::RollbackStarted => "rollback_started",
-            UpdateState::RollbackPaused => "rollback_paused",
-            UpdateState::RollbackCompleted => "rollback_completed",
-        }
-    }
-
     /// True while tasks are being replaced.
     pub fn in_progress(self) -> bool {
         matches!(self, UpdateState::Updating | UpdateState::RollbackStarted)

@@ -46,12 +46,6 @@ impl TaskState {
         }
     }
 
-    /// Docker's capitalised word, as `service ps` shows it ("Running").
-    pub fn title(self) -> String {
-        let s = self.as_str();
-        s[..1].to_uppercase() + &s[1..]
-    }
-
     pub fn parse(s: &str) -> Option<TaskState> {
         ALL_STATES.iter().copied().find(|t| t.as_str() == s)
     }
@@ -168,7 +162,6 @@ mod tests {
         assert!(!TaskState::Running.is_terminal());
         assert!(TaskState::Failed.is_terminal());
         assert!(TaskState::Shutdown.is_terminal());
-        assert_eq!(TaskState::Running.title(), "Running");
         for s in ALL_STATES {
             assert_eq!(TaskState::parse(s.as_str()), Some(s));
             assert_eq!(

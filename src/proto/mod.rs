@@ -108,7 +108,7 @@ pub enum ManagerRequest {
         since: u64,
     },
     Leave,
-    Cluster(ClusterRequest),
+    Cluster(Box<ClusterRequest>),
     /// Any node, for its own containers: an endpoint on a network.
     Attach(AttachRequest),
     /// Any node, for its own endpoints.

@@ -237,6 +237,7 @@ mod tests {
             name: "web.1".into(),
             cmd: ["sh", "-c", "echo -- --dir"].map(String::from).into(),
             netns: Some("/run/swarmnet/netns/abc".into()),
+            env: vec!["A=1".into(), "B=x y=z".into()],
         };
         assert_eq!(ShimArgs::parse(&args.to_args()).unwrap(), args);
         let no_cmd = ["--dir", "/d", "--name", "n", "--"].map(String::from);

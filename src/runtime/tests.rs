@@ -15,6 +15,7 @@ fn spec(root: &Path, name: &str, cmd: &[&str]) -> ContainerSpec {
         dir,
         netns: None,
         addresses: Vec::new(),
+        env: Vec::new(),
     }
 }
 

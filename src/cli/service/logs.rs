@@ -1,6 +1,6 @@
 //! `service logs SERVICE|TASK`: the daemon's multiplexed log stream, each
-//! line already prefixed with Docker's context (`web.1.abc123def456@vm2 |`)
-//! unless `--raw`, copied onto stdout and stderr.
+//! line already prefixed with Docker's context (`web.1.abc123def456@vm2 |`),
+//! copied onto stdout and stderr.
 
 use hyper::Method;
 
@@ -39,9 +39,9 @@ pub struct LogsArgs {
     pub target: String,
 }
 
-/// The query of the logs request: Docker's parameters (details asked for
-/// unless `--raw`, as Docker's CLI asks so it can print the context), and
-/// `no-task-ids`/`no-trunc` for the daemon, which writes the context.
+/// The query of the logs request: Docker's parameters (`details` only with
+/// `--details`: without it the daemon writes the context itself), and
+/// `raw`, `no-task-ids` and `no-trunc` for the daemon, which shapes that context.
 fn query(args: &LogsArgs) -> Vec<(&'static str, String)> {
     let mut query = vec![
         ("stdout", "1".to_string()),
@@ -51,7 +51,8 @@ fn query(args: &LogsArgs) -> Vec<(&'static str, String)> {
     let flags = [
         ("follow", args.follow),
         ("timestamps", args.timestamps),
-        ("details", args.details || !args.raw),
+        ("details", args.details),
+        ("raw", args.raw),
         ("no-task-ids", args.no_task_ids),
         ("no-trunc", args.no_trunc),
     ];
@@ -117,11 +118,11 @@ mod tests {
     fn flags_become_the_query() {
         assert_eq!(
             query_of(&["web"]),
-            "/services/x/logs?stdout=1&stderr=1&tail=all&details=1"
+            "/services/x/logs?stdout=1&stderr=1&tail=all"
         );
         assert_eq!(
             query_of(&["-f", "-n", "5", "-t", "--raw", "--no-task-ids", "--no-trunc", "web"]),
-            "/services/x/logs?stdout=1&stderr=1&tail=5&follow=1&timestamps=1&no-task-ids=1&no-trunc=1"
+            "/services/x/logs?stdout=1&stderr=1&tail=5&follow=1&timestamps=1&raw=1&no-task-ids=1&no-trunc=1"
         );
     }
 }

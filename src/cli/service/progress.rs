@@ -1,19 +1,13 @@
 //! The progress `service create|update|scale|rollback` shows until the
 //! service converges, as Docker 20.10's `service/progress`: a pure [`Watch`]
 //! turns each poll (the service, its up-to-date tasks, the live nodes) into
-//! display events, a [`Screen`] draws them (in place on a terminal, a line
-//! per change otherwise), and [`wait`] polls the daemon every 200 ms.
+//! the events to show and whether to go on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
 
-use super::super::client::{path, segment, Client};
 use crate::api::models::{
-    NodeState, Service, ServiceSpec, ServiceUpdateStatusStateEnum as UpdateState, Task, TaskState,
+    Service, ServiceSpec, ServiceUpdateStatusStateEnum as UpdateState, Task, TaskState,
 };
-use crate::api::NodeDoc;
-use crate::model::escape;
 
 /// The states a task goes through in Docker's `numberedStates` order:
 /// running is 9 of 9; the terminal ones after it only order.
@@ -37,10 +31,6 @@ const RUNNING: i64 = 9;
 const MAX_PROGRESS_BARS: u64 = 20;
 /// The width states are padded to ("preparing").
 const LONGEST_STATE: usize = 9;
-/// How long a converged service is watched before it counts as stable,
-/// unless its UpdateConfig.Monitor says otherwise.
-const DEFAULT_MONITOR_MS: u64 = 5_000;
-
 fn numbered(state: Option<TaskState>) -> i64 {
     state
         .and_then(|s| STATES.iter().position(|x| *x == s))
@@ -187,7 +177,7 @@ impl Watch {
             .as_ref()
             .and_then(|u| u.monitor)
             .filter(|m| *m > 0)
-            .map_or(DEFAULT_MONITOR_MS, |ns| ns as u64 / 1_000_000);
+            .map_or(crate::model::DEFAULT_MONITOR_MS, |ns| ns as u64 / 1_000_000);
         let mode = spec.mode.clone().unwrap_or_default();
         if self.kind.is_none() {
             self.kind = match (&mode.replicated, &mode.global) {
@@ -342,145 +332,6 @@ impl Watch {
             self.done = running == count;
         }
         running == count
-    }
-}
-
-/// Docker's progress bar for `current` of 9 steps, 50 characters wide.
-fn bar(current: i64) -> String {
-    let percent = (current as f64 / RUNNING as f64 * 100.0) as i64 / 2;
-    let filled = percent.clamp(0, 50) as usize;
-    format!("[{}>{}] ", "=".repeat(filled), " ".repeat(50 - filled))
-}
-
-/// Draws events: on a terminal each ID keeps its line and is redrawn in
-/// place (cursor up, clear line, cursor down, as Docker's jsonmessage); on
-/// anything else a line is printed only when it changes.
-#[derive(Debug)]
-pub struct Screen {
-    tty: bool,
-    ids: Vec<String>,
-    shown: HashMap<String, String>,
-}
-
-impl Screen {
-    pub fn new(tty: bool) -> Screen {
-        Screen {
-            tty,
-            ids: Vec::new(),
-            shown: HashMap::new(),
-        }
-    }
-
-    /// What to write for one event.
-    pub fn draw(&mut self, event: &Event) -> String {
-        match event {
-            Event::Progress { id, action, bar: b } => {
-                let text = format!(
-                    "{id}: {} {}",
-                    escape(action),
-                    b.map(bar).unwrap_or_default()
-                );
-                if !self.tty {
-                    let line = text.trim_end().to_string();
-                    if self.shown.get(id) == Some(&line) {
-                        return String::new();
-                    }
-                    self.shown.insert(id.clone(), line.clone());
-                    return format!("{line}\n");
-                }
-                let (index, new) = match self.ids.iter().position(|i| i == id) {
-                    Some(i) => (i, ""),
-                    None => {
-                        self.ids.push(id.clone());
-                        (self.ids.len() - 1, "\n")
-                    }
-                };
-                let up = self.ids.len() - index;
-                format!("{new}\x1b[{up}A\x1b[2K\r{text}\r\x1b[{up}B")
-            }
-            Event::Message { id, text } => {
-                self.ids.clear();
-                match id.as_str() {
-                    "" => format!("{}\n", escape(text)),
-                    id => format!("{id}: {}\n", escape(text)),
-                }
-            }
-        }
-    }
-}
-
-/// The nodes whose tasks count: all but those down.
-fn active_nodes(nodes: &[NodeDoc]) -> HashSet<String> {
-    nodes
-        .iter()
-        .filter(|n| n.node.status.as_ref().and_then(|s| s.state) != Some(NodeState::DOWN))
-        .filter_map(|n| n.node.id.clone())
-        .collect()
-}
-
-/// Polls `service` until it converges (or its update pauses: an error),
-/// showing the progress unless `quiet`. Ctrl-C stops the watch, not the
-/// update, and says so as Docker does.
-pub fn wait(client: &Client, service: &str, quiet: bool) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = client.block_on(async { signal(SignalKind::interrupt()) })?;
-    let stdout = std::io::stdout();
-    let mut screen = Screen::new(stdout.is_terminal());
-    let mut show = |events: &[Event]| -> std::io::Result<()> {
-        if quiet {
-            return Ok(());
-        }
-        let mut out = stdout.lock();
-        for event in events {
-            out.write_all(screen.draw(event).as_bytes())?;
-        }
-        out.flush()
-    };
-    let mut watch = Watch::default();
-    let started = Instant::now();
-    let service_path = format!("/services/{}", segment(service));
-    loop {
-        let current: Service = client
-            .get(&service_path)
-            .map_err(|e| super::not_found(e, "service", service))?;
-        let id = current.id.clone().unwrap_or_default();
-        let filters: BTreeMap<&str, BTreeMap<&str, bool>> = [
-            ("service", [(id.as_str(), true)].into()),
-            ("_up-to-date", [("true", true)].into()),
-        ]
-        .into();
-        let filters = serde_json::to_string(&filters)?;
-        let tasks: Vec<Task> = client.get(&path("/tasks", &[("filters", &filters)]))?;
-        let nodes: Vec<NodeDoc> = client.get("/nodes")?;
-        let now = started.elapsed().as_millis() as u64;
-        let (events, outcome) = watch.step(now, &current, &tasks, &active_nodes(&nodes));
-        show(&events)?;
-        match outcome {
-            Outcome::Waiting => {}
-            Outcome::Done => return Ok(()),
-            Outcome::Failed(why) => anyhow::bail!(why),
-        }
-        let interrupted = client.block_on(async {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => false,
-                _ = interrupt.recv() => true,
-            }
-        });
-        if interrupted {
-            if !watch.converged() {
-                let message = |text: String| Event::Message {
-                    id: String::new(),
-                    text,
-                };
-                show(&[
-                    message("Operation continuing in background.".into()),
-                    message(format!(
-                        "Use `swarmnet service ps {service}` to check progress."
-                    )),
-                ])?;
-            }
-            return Ok(());
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the progress display: Docker's lines for replicated and
 //! global services from fixed polls, and how they are drawn.
 
+use super::super::converge::Screen;
 use super::*;
 
 fn service(mode: serde_json::Value, update: Option<(&str, &str)>) -> Service {
@@ -220,32 +221,4 @@ fn long_errors_are_cut_to_one_short_line() {
     assert_eq!(cut.chars().count(), 75);
     assert!(cut.ends_with('…'));
     assert_eq!(trunc_error("a\nb"), "a b");
-}
-
-#[test]
-fn a_terminal_redraws_lines_in_place() {
-    let mut screen = Screen::new(true);
-    let first = screen.draw(&progress("overall progress", "0 out of 1 tasks", None));
-    assert_eq!(
-        first,
-        "\n\x1b[1A\x1b[2K\roverall progress: 0 out of 1 tasks \r\x1b[1B"
-    );
-    let second = screen.draw(&progress("1/1", "running  ", Some(9)));
-    assert_eq!(
-        second,
-        format!(
-            "\n\x1b[1A\x1b[2K\r1/1: running   [{}>] \r\x1b[1B",
-            "=".repeat(50)
-        )
-    );
-    let again = screen.draw(&progress("overall progress", "1 out of 1 tasks", None));
-    assert_eq!(
-        again,
-        "\x1b[2A\x1b[2K\roverall progress: 1 out of 1 tasks \r\x1b[2B"
-    );
-    let message = screen.draw(&Event::Message {
-        id: "rollback".into(),
-        text: "done\x1b[31m".into(),
-    });
-    assert_eq!(message, "rollback: done\\u{1b}[31m\n");
 }

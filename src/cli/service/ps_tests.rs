@@ -78,11 +78,11 @@ fn tasks() -> Vec<Task> {
 fn tasks_are_grouped_by_slot_newest_first() {
     let out = render(&tasks(), &names(), T0 + 60, &TaskListArgs::default()).unwrap();
     let expected = "\
-ID             NAME          IMAGE   NODE   DESIRED STATE   CURRENT STATE                ERROR                              PORTS
-cccccccccccc   web.1         host    vm1    Running         Running 40 seconds ago
-bbbbbbbbbbbb    \\_ web.1    host    vm2    Shutdown        Failed 50 seconds ago        \"task: non-zero exit (1): the…\"
-dddddddddddd   web.2         host    vm2    Running         Starting 5 seconds ago
-aaaaaaaaaaaa   web.10        host    vm1    Running         Running 10 seconds ago
+ID             NAME        IMAGE   NODE   DESIRED STATE   CURRENT STATE            ERROR                              PORTS
+cccccccccccc   web.1       host    vm1    Running         Running 40 seconds ago
+bbbbbbbbbbbb    \\_ web.1   host    vm2    Shutdown        Failed 50 seconds ago    \"task: non-zero exit (1): the …\"
+dddddddddddd   web.2       host    vm2    Running         Starting 5 seconds ago
+aaaaaaaaaaaa   web.10      host    vm1    Running         Running 10 seconds ago
 ";
     assert_eq!(out, expected);
 }

@@ -2,9 +2,10 @@
 //! `updateService` edits it, and posted at the version it was read at.
 
 use super::super::client::Client;
-use super::create::ServiceFlags;
+use super::common::ServiceFlags;
+use super::converge;
 use super::flags::{self, env_key};
-use super::progress;
+use super::ports;
 use crate::api::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     ServiceSpec,
@@ -103,7 +104,7 @@ fn edit_ports(
     rm: &[String],
 ) -> anyhow::Result<Vec<EndpointPortConfig>> {
     let parse = |values: &[String]| -> anyhow::Result<Vec<EndpointPortConfig>> {
-        let parsed: Result<Vec<_>, String> = values.iter().map(|v| flags::parse_port(v)).collect();
+        let parsed: Result<Vec<_>, String> = values.iter().map(|v| ports::parse_port(v)).collect();
         Ok(parsed.map_err(anyhow::Error::msg)?.concat())
     };
     let (add, rm) = (parse(add)?, parse(rm)?);
@@ -183,7 +184,7 @@ pub fn run(client: &Client, args: UpdateArgs) -> anyhow::Result<i32> {
     super::post_update(client, &service, &spec, false)?;
     println!("{}", args.service);
     if !args.flags.detach {
-        progress::wait(client, &args.service, args.flags.quiet)?;
+        converge::wait(client, &args.service, args.flags.quiet)?;
     }
     Ok(0)
 }
@@ -313,7 +314,7 @@ mod tests {
 
     #[test]
     fn ports_keep_one_of_each_and_sort() {
-        let same = |p: &str| flags::parse_port(p).unwrap();
+        let same = |p: &str| ports::parse_port(p).unwrap();
         let current = [same("8080:3000"), same("8080:3000"), same("7070:70")].concat();
         let out = edit_ports(current, &["8080:3000".into()], &[]).unwrap();
         let keys: Vec<String> = out.iter().map(port_key).collect();

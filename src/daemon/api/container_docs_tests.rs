@@ -32,6 +32,8 @@ fn view(state: RunState) -> ContainerView {
                 aliases: vec!["db".into()],
             }],
             egress: None,
+            env: Vec::new(),
+            task_id: None,
         },
         state,
         exit_code: (state == RunState::Exited).then_some(5),

@@ -35,22 +35,51 @@ struct Source {
     prefix: Vec<u8>,
 }
 
+/// How lines are marked: Docker's details for its client, or the name as
+/// `docker service logs` prints it, shaped by its `--raw`, `--no-task-ids`
+/// and `--no-trunc` (which the swarmnet CLI passes on as query flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Marks {
+    details: bool,
+    raw: bool,
+    no_task_ids: bool,
+    no_trunc: bool,
+}
+
+impl Marks {
+    fn of(q: &Query) -> Marks {
+        Marks {
+            details: q.flag("details"),
+            raw: q.flag("raw"),
+            no_task_ids: q.flag("no-task-ids"),
+            no_trunc: q.flag("no-trunc"),
+        }
+    }
+}
+
 impl Source {
-    fn of(task: &Task, hostname: &str, details: bool) -> Source {
+    fn of(task: &Task, hostname: &str, marks: Marks) -> Source {
         let node = task.node_id.as_deref().unwrap_or_default();
-        let prefix = match details {
-            true => format!(
+        let prefix = if marks.details {
+            format!(
                 "com.docker.swarm.node.id={node},com.docker.swarm.service.id={},com.docker.swarm.task.id={} ",
                 task.service_id, task.id
-            ),
-            false => {
-                let id = &task.id[..task.id.len().min(12)];
-                let name = match task.slot {
-                    0 => format!("{}.{node}.{id}", task.service_name),
-                    slot => format!("{}.{slot}.{id}", task.service_name),
-                };
-                format!("{name}@{hostname}    | ")
+            )
+        } else if marks.raw {
+            String::new()
+        } else {
+            let id = match marks.no_trunc {
+                true => &task.id[..],
+                false => &task.id[..task.id.len().min(12)],
+            };
+            let mut name = match task.slot {
+                0 => format!("{}.{node}", task.service_name),
+                slot => format!("{}.{slot}", task.service_name),
+            };
+            if !marks.no_task_ids {
+                name = format!("{name}.{id}");
             }
+            format!("{name}@{hostname}    | ")
         };
         Source {
             prefix: prefix.into_bytes(),
@@ -108,7 +137,7 @@ pub async fn service(
         .into_iter()
         .filter(|t| t.service_id == service.id)
         .collect();
-    tasks.sort_by(|a, b| (a.slot, a.created_at_ms).cmp(&(b.slot, b.created_at_ms)));
+    tasks.sort_by_key(|t| (t.slot, t.created_at_ms));
     stream(d, tasks, &q).await
 }
 
@@ -132,7 +161,7 @@ async fn stream(d: Arc<Daemon>, tasks: Vec<Task>, q: &Query) -> Answer<Response>
         .into());
     }
     let tail = tail_lines(q)?;
-    let (follow, details) = (q.flag("follow"), q.flag("details"));
+    let (follow, marks) = (q.flag("follow"), Marks::of(q));
     let nodes: NodeList = d.cluster_as(ClusterRequest::NodeLs).await?;
     let nodes: HashMap<String, NodeView> = nodes
         .nodes
@@ -148,14 +177,19 @@ async fn stream(d: Arc<Daemon>, tasks: Vec<Task>, q: &Query) -> Answer<Response>
         if task.status.container_id.is_none() {
             continue;
         }
-        let source = Source::of(&task, &node.node.hostname, details);
+        let source = Source::of(&task, &node.node.hostname, marks);
         let req = LogRequest {
             task_id: task.id.clone(),
             tail,
             follow,
         };
         let raw: BoxStream<'static, std::io::Result<Bytes>> = if node.node.id == self_id {
-            match d.containers.all().into_iter().find(|c| c.task_id.as_ref() == Some(&task.id)) {
+            match d
+                .containers
+                .all()
+                .into_iter()
+                .find(|c| c.task_id.as_ref() == Some(&task.id))
+            {
                 Some(c) => log_stream(d.containers.clone(), c.id, tail, follow).boxed(),
                 None => continue,
             }
@@ -219,15 +253,39 @@ mod tests {
 
     #[tokio::test]
     async fn lines_carry_their_task_and_node_as_docker_prints_them() {
-        let source = Source::of(&task(1), "vm2", false);
+        let plain = Marks::default();
+        let source = Source::of(&task(1), "vm2", plain);
         let out = collect(source, &["hel", "lo\nwor", "ld\nlast"]).await;
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "web.1.kq2v4q9l8s3s@vm2    | hello\nweb.1.kq2v4q9l8s3s@vm2    | world\nweb.1.kq2v4q9l8s3s@vm2    | last\n"
         );
-        let global = Source::of(&task(0), "vm3", false);
-        assert!(String::from_utf8(global.prefix).unwrap().starts_with("web.node1.kq2v4q9l8s3s@vm3"));
-        let details = Source::of(&task(2), "vm2", true);
+        let global = Source::of(&task(0), "vm3", plain);
+        assert!(String::from_utf8(global.prefix)
+            .unwrap()
+            .starts_with("web.node1.kq2v4q9l8s3s@vm3"));
+        let no_ids = Marks {
+            no_task_ids: true,
+            ..plain
+        };
+        assert_eq!(
+            Source::of(&task(1), "vm2", no_ids).prefix,
+            b"web.1@vm2    | "
+        );
+        let raw = Marks { raw: true, ..plain };
+        assert!(Source::of(&task(1), "vm2", raw).prefix.is_empty());
+        let full = Marks {
+            no_trunc: true,
+            ..plain
+        };
+        assert!(String::from_utf8(Source::of(&task(1), "vm2", full).prefix)
+            .unwrap()
+            .starts_with("web.1.kq2v4q9l8s3sabcdefghijklm@vm2"));
+        let details = Marks {
+            details: true,
+            ..plain
+        };
+        let details = Source::of(&task(2), "vm2", details);
         let out = collect(details, &["x\n"]).await;
         assert_eq!(
             String::from_utf8(out).unwrap(),

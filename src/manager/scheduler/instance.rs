@@ -25,27 +25,27 @@ pub(super) fn ended_by_itself(state: TaskState) -> bool {
 /// The task the instance runs: the newest one meant to run that has not
 /// ended, or else the newest one meant to run.
 pub(super) fn current(work: &Work, tasks: &[usize]) -> Option<usize> {
-    let meant = || {
-        tasks
-            .iter()
-            .copied()
-            .filter(|&i| !work.is_gone(i) && work.task(i).desired_state <= TaskState::Running)
-    };
-    meant()
-        .filter(|&i| !work.task(i).status.state.is_terminal())
-        .last()
-        .or_else(|| meant().last())
+    let mut meant = tasks
+        .iter()
+        .rev()
+        .copied()
+        .filter(|&i| !work.is_gone(i) && work.task(i).desired_state <= TaskState::Running);
+    let newest = meant.clone().next();
+    meant
+        .find(|&i| !work.task(i).status.state.is_terminal())
+        .or(newest)
 }
 
 /// Picks the current task and stops the others meant to run, but keeps the
-/// old task a start-first replacement has not taken over from yet (it stops
-/// once the new one runs). Returns the current task and that old one.
+/// old task (on a node, meant to run) that a start-first replacement (meant
+/// to run, not running yet) has not taken over from: it stops once the new
+/// one runs. Returns the current task and that old one.
 pub(super) fn settle(work: &mut Work, tasks: &[usize]) -> (Option<usize>, Option<usize>) {
     let Some(cur) = current(work, tasks) else {
         return (None, None);
     };
     let c = work.task(cur);
-    let handing_over = c.is_live() && c.status.state < TaskState::Running;
+    let handing_over = c.desired_state == TaskState::Running && c.status.state < TaskState::Running;
     let mut kept = None;
     for &i in tasks.iter().rev() {
         let t = work.task(i);
@@ -56,6 +56,7 @@ pub(super) fn settle(work: &mut Work, tasks: &[usize]) -> (Option<usize>, Option
             && kept.is_none()
             && t.is_live()
             && t.desired_state == TaskState::Running
+            && t.node_id.is_some()
             && t.spec != work.task(cur).spec;
         if old_of_pair {
             kept = Some(i);
@@ -137,7 +138,11 @@ pub(super) fn promote(work: &mut Work, tasks: &[usize]) {
 /// Forgets the oldest finished tasks beyond the history limit, but not the
 /// attempts a restart limit still counts.
 pub(super) fn prune(work: &mut Work, service: &Service, tasks: &[usize]) {
-    let kept: Vec<usize> = tasks.iter().copied().filter(|&i| !work.is_gone(i)).collect();
+    let kept: Vec<usize> = tasks
+        .iter()
+        .copied()
+        .filter(|&i| !work.is_gone(i))
+        .collect();
     let mut excess = kept.len().saturating_sub(TASK_HISTORY_LIMIT);
     for i in kept {
         if excess == 0 {

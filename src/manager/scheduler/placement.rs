@@ -1,6 +1,7 @@
 //! Where a task goes: which nodes take new tasks, which match a task's
 //! constraints, the least loaded of those, and Docker's sentence when none fits.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 
 use super::NodeInfo;
@@ -71,10 +72,16 @@ pub(super) fn choose<'n, 't>(
 /// first; on a tie, readiness before constraints (the filters' own order).
 pub(super) fn no_suitable_node(unavailable: usize, unfit: usize) -> String {
     let mut reasons = [
-        (unavailable, format!("{} not available for new tasks", nodes(unavailable))),
-        (unfit, format!("scheduling constraints not satisfied on {}", nodes(unfit))),
+        (
+            unavailable,
+            format!("{} not available for new tasks", nodes(unavailable)),
+        ),
+        (
+            unfit,
+            format!("scheduling constraints not satisfied on {}", nodes(unfit)),
+        ),
     ];
-    reasons.sort_by(|a, b| b.0.cmp(&a.0));
+    reasons.sort_by_key(|(count, _)| Reverse(*count));
     let said: Vec<&str> = reasons
         .iter()
         .filter(|(count, _)| *count > 0)

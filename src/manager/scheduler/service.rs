@@ -20,47 +20,69 @@ pub(super) enum Key {
 /// Each instance's tasks, oldest first.
 pub(super) type Groups = BTreeMap<Key, Vec<usize>>;
 
-/// Brings one service's tasks to what it asks for; returns the service if it changed.
+/// Brings one service's tasks to what it asks for; returns the service if it
+/// changed. Failures are checked before the pass (no batch starts after one)
+/// and on the state it leaves; if that pauses or rolls back the update, the
+/// pass runs again, so the next plan finds nothing more to do.
 pub(super) fn reconcile(work: &mut Work, original: &Service) -> Option<Service> {
     let mut service = original.clone();
     update::check_failures(work, &mut service);
-    let mut groups = group(work, &service);
+    let wake = work.wake();
+    loop {
+        pass(work, &mut service);
+        if !update::check_failures(work, &mut service) {
+            break;
+        }
+        work.rewind_wake(wake);
+    }
+    (service != *original).then_some(service)
+}
+
+/// One pass over the service's instances, its update, and its history.
+fn pass(work: &mut Work, service: &mut Service) {
+    let mut groups = group(work, service);
     let nodes = work.nodes;
     match service.spec.mode {
         ServiceMode::Replicated { replicas } => {
             for slot in 1..=replicas {
                 let tasks = groups.entry(Key::Slot(slot)).or_default();
-                replicated_slot(work, &service, slot, tasks);
+                replicated_slot(work, service, slot, tasks);
             }
         }
         ServiceMode::Global => {
             for node in nodes {
                 let tasks = groups.entry(Key::Node(node.id.clone())).or_default();
-                global_node(work, &service, node, tasks);
+                global_node(work, service, node, tasks);
             }
         }
     }
-    update::roll(work, &mut service, &mut groups);
+    update::roll(work, service, &mut groups);
     for tasks in groups.values() {
         instance::promote(work, tasks);
     }
-    update::complete(work, &mut service, &groups);
+    update::complete(work, service, &groups);
     for tasks in groups.values() {
-        instance::prune(work, &service, tasks);
+        instance::prune(work, service, tasks);
     }
-    (service != *original).then_some(service)
 }
 
-/// Groups the service's tasks by instance; removes the tasks that belong to
-/// none (slots above the replicas, nodes gone) and the ones asked to go.
+/// Groups the service's tasks by instance, oldest first; removes the tasks
+/// that belong to none (slots above the replicas, nodes gone) and the ones
+/// asked to go. Of tasks made in the same millisecond, one of the service's
+/// template counts as the newer (it replaced the other).
 fn group(work: &mut Work, service: &Service) -> Groups {
+    let mut tasks = work.tasks_of(&service.id);
+    tasks.sort_by_cached_key(|&i| {
+        let t = work.task(i);
+        (t.created_at_ms, t.spec == service.spec.task, t.id.clone())
+    });
     let mut groups = Groups::new();
-    for i in work.tasks_of(&service.id) {
+    for i in tasks {
         let t = work.task(i);
         let key = match service.spec.mode {
-            ServiceMode::Replicated { replicas } => {
-                (1..=replicas).contains(&t.slot).then_some(Key::Slot(t.slot))
-            }
+            ServiceMode::Replicated { replicas } => (1..=replicas)
+                .contains(&t.slot)
+                .then_some(Key::Slot(t.slot)),
             ServiceMode::Global => t
                 .node_id
                 .as_deref()
@@ -78,12 +100,17 @@ fn group(work: &mut Work, service: &Service) -> Groups {
 }
 
 /// A slot: one task meant to run, placed, off nodes that no longer run it,
-/// restarted when it ends if the policy says so.
+/// restarted when it ends if the policy says so. When the new task of a
+/// start-first replacement must leave its node, the old one carries on.
 fn replicated_slot(work: &mut Work, service: &Service, slot: u64, tasks: &mut Vec<usize>) {
     let (current, old) = instance::settle(work, tasks);
-    if let Some(old) = old.filter(|&o| must_leave(work, o)) {
-        work.shut_down(old);
-    }
+    let old = match old {
+        Some(o) if must_leave(work, o) => {
+            work.shut_down(o);
+            None
+        }
+        kept => kept,
+    };
     let Some(cur) = current else {
         tasks.push(work.create(service, slot, None, TaskState::Running));
         return;
@@ -96,7 +123,9 @@ fn replicated_slot(work: &mut Work, service: &Service, slot: u64, tasks: &mut Ve
     } else if must_leave(work, cur) {
         let desired = t.desired_state;
         work.shut_down(cur);
-        tasks.push(work.create(service, slot, None, desired));
+        if old.is_none() {
+            tasks.push(work.create(service, slot, None, desired));
+        }
     }
 }
 

@@ -5,12 +5,11 @@
 use std::collections::BTreeSet;
 
 use super::instance::{self, ended_by_itself};
+use super::placement;
 use super::service::{Groups, Key};
 use super::work::Work;
-use super::placement;
 use crate::model::{
-    FailureAction, Service, Task, TaskState, UpdateConfig, UpdateOrder, UpdateState,
-    UpdateStatus,
+    FailureAction, Service, Task, TaskState, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus,
 };
 
 /// An update in progress.
@@ -58,12 +57,13 @@ fn failed_early(t: &Task, monitor_ms: u64) -> bool {
 /// Applies the failure action when too many new tasks failed early (more
 /// than `max_failure_ratio` of the instances the update touches): pause,
 /// or roll back to the previous spec. A rollback is never rolled back.
-pub(super) fn check_failures(work: &Work, service: &mut Service) {
+/// Returns true when it changed the update.
+pub(super) fn check_failures(work: &Work, service: &mut Service) -> bool {
     let Some(r) = rollout(service) else {
-        return;
+        return false;
     };
     if r.config.failure_action == FailureAction::Continue {
-        return;
+        return false;
     }
     let tasks: Vec<&Task> = work
         .tasks_of(&service.id)
@@ -80,7 +80,7 @@ pub(super) fn check_failures(work: &Work, service: &mut Service) {
         .max_by_key(|t| (t.status.timestamp_ms, &t.id))
         .map(|t| t.id.clone())
     else {
-        return;
+        return false;
     };
     let touched: BTreeSet<(u64, Option<&str>)> = tasks
         .iter()
@@ -88,7 +88,7 @@ pub(super) fn check_failures(work: &Work, service: &mut Service) {
         .map(|t| (t.slot, t.node_id.as_deref().filter(|_| t.slot == 0)))
         .collect();
     if failed.len() as f64 / touched.len() as f64 <= r.config.max_failure_ratio {
-        return;
+        return false;
     }
     let why = format!("due to failure or early termination of task {culprit}");
     match r.config.failure_action {
@@ -100,6 +100,7 @@ pub(super) fn check_failures(work: &Work, service: &mut Service) {
         }
         _ => pause(service, format!("update paused {why}")),
     }
+    true
 }
 
 fn pause(service: &mut Service, message: String) {
@@ -188,21 +189,41 @@ pub(super) fn roll(work: &mut Work, service: &mut Service, groups: &mut Groups) 
         }
     }
     for (key, old) in outdated.into_iter().take(room) {
-        let (slot, node) = match &key {
-            Key::Slot(slot) => (*slot, None),
-            Key::Node(id) => (0, Some(id.as_str())),
-        };
-        let desired = match r.config.order {
-            UpdateOrder::StopFirst => {
-                work.shut_down(old);
-                TaskState::Ready
-            }
-            UpdateOrder::StartFirst => TaskState::Running,
-        };
-        let new = work.create(service, slot, node, desired);
-        groups.entry(key).or_default().push(new);
+        replace(work, service, r.config.order, key, old, groups);
     }
     service.last_batch_ms = work.now;
+}
+
+/// Replaces the instance's outdated current task `old`. Stop-first stops
+/// every task of the instance and prepares the new one (it starts once they
+/// have stopped); start-first starts the new one and keeps only `old`, if it
+/// is on a node and meant to run, until the new one runs.
+fn replace(
+    work: &mut Work,
+    service: &Service,
+    order: UpdateOrder,
+    key: Key,
+    old: usize,
+    groups: &mut Groups,
+) {
+    let (slot, node) = match &key {
+        Key::Slot(slot) => (*slot, None),
+        Key::Node(id) => (0, Some(id.as_str())),
+    };
+    let keep = order == UpdateOrder::StartFirst
+        && work.task(old).desired_state == TaskState::Running
+        && work.task(old).node_id.is_some();
+    let tasks = groups.entry(key.clone()).or_default();
+    for &i in tasks.iter() {
+        if work.task(i).desired_state <= TaskState::Running && !(keep && i == old) {
+            work.shut_down(i);
+        }
+    }
+    let desired = match order {
+        UpdateOrder::StopFirst => TaskState::Ready,
+        UpdateOrder::StartFirst => TaskState::Running,
+    };
+    tasks.push(work.create(service, slot, node, desired));
 }
 
 /// Completes the update once no outdated task is left, every new task runs,
@@ -219,9 +240,7 @@ pub(super) fn complete(work: &mut Work, service: &mut Service, groups: &Groups) 
         .into_iter()
         .map(|i| work.task(i))
         .filter(|t| {
-            is_fresh(t, service, r.started)
-                && t.is_live()
-                && t.status.state == TaskState::Running
+            is_fresh(t, service, r.started) && t.is_live() && t.status.state == TaskState::Running
         })
         .map(|t| t.status.timestamp_ms.saturating_add(r.config.monitor_ms))
         .max();
@@ -232,7 +251,10 @@ pub(super) fn complete(work: &mut Work, service: &mut Service, groups: &Groups) 
     let now = work.now;
     if let Some(s) = service.update_status.as_mut() {
         (s.state, s.message) = if r.rolling_back {
-            (UpdateState::RollbackCompleted, "rollback completed".to_string())
+            (
+                UpdateState::RollbackCompleted,
+                "rollback completed".to_string(),
+            )
         } else {
             (UpdateState::Completed, "update completed".to_string())
         };

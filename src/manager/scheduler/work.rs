@@ -52,22 +52,15 @@ impl<'a> Work<'a> {
         self.gone[i]
     }
 
-    /// A service's tasks still kept, oldest first (those made now last).
+    /// A service's tasks still kept.
     pub fn tasks_of(&self, service_id: &str) -> Vec<usize> {
-        let mut found: Vec<usize> = self
-            .by_service
+        self.by_service
             .get(service_id)
             .into_iter()
             .flatten()
             .copied()
             .filter(|&i| !self.gone[i])
-            .collect();
-        let made_now = self.original.len();
-        found.sort_by(|&a, &b| {
-            let (ta, tb) = (&self.tasks[a], &self.tasks[b]);
-            (a >= made_now, ta.created_at_ms, &ta.id).cmp(&(b >= made_now, tb.created_at_ms, &tb.id))
-        });
-        found
+            .collect()
     }
 
     /// The tasks of services that no longer exist.
@@ -83,12 +76,25 @@ impl<'a> Work<'a> {
 
     /// The node a task is assigned to, if the cluster still has it.
     pub fn node_of(&self, i: usize) -> Option<&'a NodeInfo> {
-        self.tasks[i].node_id.as_deref().and_then(|id| self.node(id))
+        self.tasks[i]
+            .node_id
+            .as_deref()
+            .and_then(|id| self.node(id))
     }
 
     /// True when the task may still be running: it has not ended and its node is up.
     pub fn may_run(&self, i: usize) -> bool {
         !self.tasks[i].status.state.is_terminal() && self.node_of(i).is_some_and(|n| n.ready)
+    }
+
+    /// The wake-up time asked for so far.
+    pub fn wake(&self) -> Option<u64> {
+        self.wake
+    }
+
+    /// Forgets the wake-up times asked for since `wake` (a pass that runs again asks anew).
+    pub fn rewind_wake(&mut self, wake: Option<u64>) {
+        self.wake = wake;
     }
 
     /// Asks the caller to run the scheduler again at `at` (if that is still to come).

@@ -4,17 +4,22 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{FailureAction, UpdateOrder};
+use crate::model::{FailureAction, RestartCondition, UpdateOrder};
 
 /// Random event sequences per run.
 const CASES: u32 = 300;
 
+/// A named change to a settled cluster.
+type Scenario = (&'static str, fn(&mut Cluster));
+
 #[test]
 fn planning_again_after_applying_a_plan_changes_nothing() {
-    let scenarios: Vec<(&str, fn(&mut Cluster))> = vec![
+    let scenarios: Vec<Scenario> = vec![
         ("new services", |_| {}),
         ("a node down", |c| c.node_mut("n1").ready = false),
-        ("a node drained", |c| c.node_mut("n2").availability = Availability::Drain),
+        ("a node drained", |c| {
+            c.node_mut("n2").availability = Availability::Drain
+        }),
         ("every node paused", |c| {
             for n in &mut c.nodes {
                 n.availability = Availability::Pause;
@@ -23,12 +28,16 @@ fn planning_again_after_applying_a_plan_changes_nothing() {
         ("scaled down", |c| {
             c.service_mut("web").spec.mode = ServiceMode::Replicated { replicas: 1 }
         }),
-        ("a service removed", |c| c.services.retain(|s| s.id != "web")),
+        ("a service removed", |c| {
+            c.services.retain(|s| s.id != "web")
+        }),
         ("tasks ended", |c| {
             c.end("t1", TaskState::Failed);
             c.end("t5", TaskState::Complete);
         }),
-        ("an update", |c| c.update_template("web", |t| t.force_update += 1)),
+        ("an update", |c| {
+            c.update_template("web", |t| t.force_update += 1)
+        }),
         ("a start-first update", |c| {
             c.service_mut("agent").spec.update.order = UpdateOrder::StartFirst;
             c.update_template("agent", |t| t.force_update += 1);
@@ -60,6 +69,8 @@ enum Event {
     End(usize, TaskState),
     Scale(u64),
     Update(UpdateOrder, FailureAction),
+    /// The restart policy changes (condition, attempts, window), no update.
+    Policy(RestartCondition, u64, u64),
     Run,
     Wait(u64),
 }
@@ -72,6 +83,11 @@ fn event() -> impl Strategy<Value = Event> {
     ];
     let ended = prop_oneof![Just(TaskState::Failed), Just(TaskState::Complete)];
     let order = prop_oneof![Just(UpdateOrder::StopFirst), Just(UpdateOrder::StartFirst)];
+    let condition = prop_oneof![
+        Just(RestartCondition::Any),
+        Just(RestartCondition::OnFailure),
+        Just(RestartCondition::None)
+    ];
     let action = prop_oneof![
         Just(FailureAction::Pause),
         Just(FailureAction::Continue),
@@ -86,6 +102,8 @@ fn event() -> impl Strategy<Value = Event> {
         (0..8usize, ended).prop_map(|(k, state)| Event::End(k, state)),
         (0..6u64).prop_map(Event::Scale),
         (order, action).prop_map(|(o, a)| Event::Update(o, a)),
+        (condition, 0..3u64, prop_oneof![Just(0u64), Just(5_000u64)])
+            .prop_map(|(c, attempts, window)| Event::Policy(c, attempts, window)),
         Just(Event::Run),
         Just(Event::Run),
         Just(Event::Run),
@@ -123,7 +141,14 @@ impl Cluster {
                 web.spec.update.order = order;
                 web.spec.update.failure_action = action;
                 web.spec.rollback.order = order;
+                web.spec.rollback.failure_action = action;
                 self.update_template("web", |t| t.force_update += 1)
+            }
+            Event::Policy(condition, max_attempts, window_ms) => {
+                let restart = &mut self.service_mut("web").spec.task.restart;
+                restart.condition = condition;
+                restart.max_attempts = max_attempts;
+                restart.window_ms = window_ms;
             }
             Event::Run => self.run(),
             Event::Wait(ms) => self.advance(ms),
@@ -155,13 +180,14 @@ proptest! {
             }
             prop_assert!(c.tasks.iter().all(|t| t.slot <= c.services[0].spec.replicas().unwrap_or(0) || !t.is_live()));
         }
-        // Once every node is back, active and unlabelled, and the update is
-        // left to finish, the services converge.
+        // Once every node is back, active and unlabelled, tasks restart
+        // again, and the update is left to finish, the services converge.
         for n in &mut c.nodes {
             n.ready = true;
             n.availability = Availability::Active;
             n.labels.clear();
         }
+        c.happen(&Event::Policy(RestartCondition::Any, 0, 0));
         for _ in 0..20 {
             c.advance(10_000);
             c.settle();

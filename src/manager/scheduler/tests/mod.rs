@@ -197,7 +197,11 @@ impl Cluster {
     /// Ends a task by itself (its process exits) now.
     pub fn end(&mut self, id: &str, state: TaskState) {
         let now = self.now;
-        let t = self.tasks.iter_mut().find(|t| t.id == id).expect("the task");
+        let t = self
+            .tasks
+            .iter_mut()
+            .find(|t| t.id == id)
+            .expect("the task");
         t.status = TaskStatus {
             exit_code: Some(i32::from(state != TaskState::Complete)),
             ..TaskStatus::new(state, now, state.as_str())
@@ -205,11 +209,17 @@ impl Cluster {
     }
 
     pub fn node_mut(&mut self, id: &str) -> &mut NodeInfo {
-        self.nodes.iter_mut().find(|n| n.id == id).expect("the node")
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("the node")
     }
 
     pub fn service_mut(&mut self, id: &str) -> &mut Service {
-        self.services.iter_mut().find(|s| s.id == id).expect("the service")
+        self.services
+            .iter_mut()
+            .find(|s| s.id == id)
+            .expect("the service")
     }
 
     /// Changes the service's template as `service update` does: the old spec

@@ -23,11 +23,18 @@ fn replicas_spread_over_the_nodes_with_the_fewest_tasks() {
         }
         let mut c = Cluster::new(nodes(count), services);
         let plan = c.step();
-        let web: Vec<&Task> = plan.create.iter().filter(|t| t.service_id == "web").collect();
+        let web: Vec<&Task> = plan
+            .create
+            .iter()
+            .filter(|t| t.service_id == "web")
+            .collect();
         let slots: Vec<u64> = web.iter().map(|t| t.slot).collect();
         assert_eq!(slots, (1..=replicas).collect::<Vec<_>>());
         let placed: Vec<&str> = web.iter().map(|t| t.node_id.as_deref().unwrap()).collect();
-        assert_eq!(placed, expect, "{replicas} replicas on {count} nodes, {others} others");
+        assert_eq!(
+            placed, expect,
+            "{replicas} replicas on {count} nodes, {others} others"
+        );
         for t in web {
             assert_eq!(t.desired_state, TaskState::Running);
             assert_eq!(t.status.state, TaskState::Assigned);
@@ -47,10 +54,22 @@ fn constraints_choose_the_nodes() {
     };
     let east = |n| labelled(node(n), "zone", "east");
     let cases: Vec<(&str, Vec<NodeInfo>, &[&str])> = vec![
-        ("node.role==worker", vec![manager, node(2), node(3)], &["n2", "n3", "n2"]),
+        (
+            "node.role==worker",
+            vec![manager, node(2), node(3)],
+            &["n2", "n3", "n2"],
+        ),
         ("node.hostname!=vm2", nodes(3), &["n1", "n3", "n1"]),
-        ("node.labels.zone==east", vec![east(1), node(2), east(3)], &["n1", "n3", "n1"]),
-        ("node.labels.zone!=east", vec![east(1), node(2), east(3)], &["n2", "n2", "n2"]),
+        (
+            "node.labels.zone==east",
+            vec![east(1), node(2), east(3)],
+            &["n1", "n3", "n1"],
+        ),
+        (
+            "node.labels.zone!=east",
+            vec![east(1), node(2), east(3)],
+            &["n2", "n2", "n2"],
+        ),
     ];
     for (constraint, nodes, expect) in cases {
         let mut web = replicated("web", 3);
@@ -147,7 +166,11 @@ fn a_pending_task_is_rewritten_only_when_its_reason_changes_and_placed_when_it_c
         Some("no suitable node (scheduling constraints not satisfied on 1 node)")
     );
     c.advance(1_000);
-    assert_eq!(c.step(), Plan::default(), "the same reason is not written again");
+    assert_eq!(
+        c.step(),
+        Plan::default(),
+        "the same reason is not written again"
+    );
 
     c.nodes.push(node(2));
     c.advance(1_000);

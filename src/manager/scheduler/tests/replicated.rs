@@ -35,9 +35,16 @@ fn scaling_down_removes_the_highest_slots_then_forgets_them_once_stopped() {
 
     c.service_mut("web").spec.mode = ServiceMode::Replicated { replicas: 1 };
     let plan = c.step();
-    assert_eq!(plan.delete, ["t3"], "an ended task of a removed slot goes at once");
+    assert_eq!(
+        plan.delete,
+        ["t3"],
+        "an ended task of a removed slot goes at once"
+    );
     assert_eq!(ids(&plan.update), ["t2", "t4"]);
-    assert!(plan.update.iter().all(|t| t.desired_state == TaskState::Remove));
+    assert!(plan
+        .update
+        .iter()
+        .all(|t| t.desired_state == TaskState::Remove));
     assert!(plan.create.is_empty());
 
     c.run();
@@ -70,9 +77,16 @@ fn drain_moves_tasks_off_pause_keeps_them_and_active_takes_new_ones() {
     let plan = c.step();
     assert_eq!(ids(&plan.update), ["t2"]);
     assert_eq!(plan.update[0].desired_state, TaskState::Shutdown);
-    assert_eq!(plan.update[0].status.state, TaskState::Running, "the node stops it");
+    assert_eq!(
+        plan.update[0].status.state,
+        TaskState::Running,
+        "the node stops it"
+    );
     assert_eq!(plan.create.len(), 1);
-    assert_eq!((plan.create[0].slot, plan.create[0].node_id.as_deref()), (2, Some("n1")));
+    assert_eq!(
+        (plan.create[0].slot, plan.create[0].node_id.as_deref()),
+        (2, Some("n1"))
+    );
     c.settle();
     assert_eq!(c.placement("web"), ["n1", "n1", "n3"]);
 
@@ -80,7 +94,11 @@ fn drain_moves_tasks_off_pause_keeps_them_and_active_takes_new_ones() {
     c.service_mut("web").spec.mode = ServiceMode::Replicated { replicas: 4 };
     let plan = c.step();
     assert!(plan.update.is_empty(), "a paused node keeps its task");
-    assert_eq!(plan.create[0].node_id.as_deref(), Some("n1"), "but takes no new one");
+    assert_eq!(
+        plan.create[0].node_id.as_deref(),
+        Some("n1"),
+        "but takes no new one"
+    );
     c.settle();
 
     c.node_mut("n2").availability = Availability::Active;
@@ -99,7 +117,10 @@ fn a_down_nodes_tasks_are_replaced_in_the_same_plan() {
     assert_eq!(plan.update[0].desired_state, TaskState::Shutdown);
     assert_eq!(plan.update[0].status.state, TaskState::Running);
     assert_eq!(plan.create.len(), 1);
-    assert_eq!((plan.create[0].slot, plan.create[0].node_id.as_deref()), (3, Some("n1")));
+    assert_eq!(
+        (plan.create[0].slot, plan.create[0].node_id.as_deref()),
+        (3, Some("n1"))
+    );
 
     // The node comes back: its agent stops the old task; nothing moves back.
     c.settle();
@@ -115,7 +136,10 @@ fn a_node_that_left_has_its_tasks_replaced() {
     c.nodes.retain(|n| n.id != "n2");
     let plan = c.step();
     assert_eq!(ids(&plan.update), ["t2"]);
-    assert_eq!((plan.create[0].slot, plan.create[0].node_id.as_deref()), (2, Some("n1")));
+    assert_eq!(
+        (plan.create[0].slot, plan.create[0].node_id.as_deref()),
+        (2, Some("n1"))
+    );
 }
 
 #[test]

@@ -85,7 +85,11 @@ fn max_attempts_stops_restarting_for_good_without_a_window() {
         c.advance(1_000);
         c.end(ends, TaskState::Failed);
         let plan = c.step();
-        assert_eq!(plan.create.first().map(|t| t.id.as_str()), next, "after {ends}");
+        assert_eq!(
+            plan.create.first().map(|t| t.id.as_str()),
+            next,
+            "after {ends}"
+        );
         assert_eq!(plan.wake_at_ms, None);
         c.settle();
     }
@@ -137,7 +141,11 @@ fn each_slot_keeps_at_most_five_tasks() {
         c.end(&current, TaskState::Failed);
         c.settle();
         let slot = c.slot("web", 1, None);
-        assert_eq!(slot.len(), (round + 1).min(TASK_HISTORY_LIMIT), "round {round}");
+        assert_eq!(
+            slot.len(),
+            (round + 1).min(TASK_HISTORY_LIMIT),
+            "round {round}"
+        );
     }
     assert_eq!(c.slot("web", 1, None), ["t5", "t6", "t7", "t8", "t9"]);
 }

@@ -48,7 +48,10 @@ fn stop_first_replaces_one_at_a_time_preparing_the_new_task_until_the_old_one_st
 
     c.run();
     let plan = c.step();
-    assert_eq!(plan.create[0].slot, 2, "the next slot once the new task runs");
+    assert_eq!(
+        plan.create[0].slot, 2,
+        "the next slot once the new task runs"
+    );
     c.settle();
     assert_eq!(rolled(&c), [true, true, true]);
 
@@ -88,16 +91,43 @@ fn start_first_starts_the_new_task_before_stopping_the_old_one() {
     c.update_template("web", new_version);
     let plan = c.step();
     assert!(plan.update.is_empty(), "the old task keeps running");
-    assert_eq!((plan.create[0].slot, plan.create[0].desired_state), (1, TaskState::Running));
+    assert_eq!(
+        (plan.create[0].slot, plan.create[0].desired_state),
+        (1, TaskState::Running)
+    );
     assert_eq!(c.live("web").len(), 3);
 
     c.run();
     let plan = c.step();
-    assert_eq!(ids(&plan.update), ["t1"], "the new one runs: the old one stops");
+    assert_eq!(
+        ids(&plan.update),
+        ["t1"],
+        "the new one runs: the old one stops"
+    );
     assert_eq!(plan.update[0].desired_state, TaskState::Shutdown);
     assert_eq!(plan.create[0].slot, 2);
     c.settle();
     assert_eq!(rolled(&c), [true, true]);
+}
+
+#[test]
+fn when_a_start_first_task_loses_its_node_the_old_task_carries_on() {
+    let config = UpdateConfig {
+        order: UpdateOrder::StartFirst,
+        ..UpdateConfig::default()
+    };
+    let mut c = running(1, config);
+    c.update_template("web", new_version);
+    let new = c.step().create[0].clone();
+    assert_eq!(new.node_id.as_deref(), Some("n2"));
+
+    c.node_mut("n2").ready = false;
+    let plan = c.step();
+    assert_eq!(ids(&plan.update), [new.id.as_str()]);
+    assert_eq!(plan.update[0].desired_state, TaskState::Shutdown);
+    assert_eq!(c.task("t1").desired_state, TaskState::Running);
+    // The update tries again elsewhere.
+    assert_eq!(plan.create[0].node_id.as_deref(), Some("n3"));
 }
 
 #[test]
@@ -129,7 +159,11 @@ fn parallelism_bounds_the_new_tasks_not_yet_running() {
         c.update_template("web", new_version);
         let plan = c.step();
         let slots: Vec<u64> = plan.create.iter().map(|t| t.slot).collect();
-        assert_eq!(slots, (1..=first_batch).collect::<Vec<_>>(), "parallelism {parallelism}");
+        assert_eq!(
+            slots,
+            (1..=first_batch).collect::<Vec<_>>(),
+            "parallelism {parallelism}"
+        );
     }
 }
 
@@ -158,7 +192,11 @@ fn a_new_task_failing_early_pauses_the_update() {
         format!("update paused due to failure or early termination of task {failed}")
     );
     c.settle();
-    assert_eq!(rolled(&c), [true, false, false], "the other slots keep the old template");
+    assert_eq!(
+        rolled(&c),
+        [true, false, false],
+        "the other slots keep the old template"
+    );
 }
 
 #[test]

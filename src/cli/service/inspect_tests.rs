@@ -1,0 +1,90 @@
+//! Unit tests of `service inspect`: Docker's `--pretty` text and JSON.
+
+use super::*;
+
+#[test]
+fn pretty_follows_dockers_template() {
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "ID": "svc1",
+        "Spec": {
+            "Name": "web",
+            "Labels": {"tier": "front", "flag": ""},
+            "Mode": {"Replicated": {"Replicas": 3}},
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "host", "Args": ["swarmnet", "whoami"], "Init": false},
+                "Resources": {"Limits": {}, "Reservations": {}},
+                "Placement": {"Constraints": ["node.role==worker", "node.hostname!=vm2"]},
+                "Networks": [{"Target": "net1"}]
+            },
+            "UpdateConfig": {"Parallelism": 1, "Delay": 10_000_000_000i64, "FailureAction": "pause",
+                             "Monitor": 5_000_000_000i64, "MaxFailureRatio": 0.2, "Order": "stop-first"},
+            "EndpointSpec": {"Mode": "vip"}
+        },
+        "Endpoint": {"Ports": [{"Protocol": "tcp", "TargetPort": 3000, "PublishedPort": 8080, "PublishMode": "ingress"}]},
+        "UpdateStatus": {"State": "completed", "StartedAt": "2024-01-01T00:00:00Z",
+                         "CompletedAt": "2024-01-01T00:01:00Z", "Message": "update completed"}
+    }))
+    .unwrap();
+    let networks: HashMap<String, String> = [("net1".to_string(), "appnet".to_string())].into();
+    let now = 1_704_067_200 + 150;
+    let expected = "
+ID:\t\tsvc1
+Name:\t\tweb
+Labels:
+ flag
+ tier=front
+Service Mode:\tReplicated
+ Replicas:\t3
+UpdateStatus:
+ State:\t\tcompleted
+ Started:\t2 minutes ago
+ Completed:\tAbout a minute ago
+ Message:\tupdate completed
+Placement:
+ Constraints:\t[node.role==worker node.hostname!=vm2]
+UpdateConfig:
+ Parallelism:\t1
+ Delay:\t\t10s
+ On failure:\tpause
+ Monitoring Period: 5s
+ Max failure ratio: 0.2
+ Update order:      stop-first
+ContainerSpec:
+ Image:\t\thost
+ Args:\t\tswarmnet whoami 
+ Init:\t\tfalse
+Resources:
+Networks: appnet 
+Endpoint Mode:\tvip
+Ports:
+ PublishedPort = 8080
+  Protocol = tcp
+  TargetPort = 3000
+  PublishMode = ingress 
+";
+    assert_eq!(pretty(&service, &networks, now), expected);
+}
+
+#[test]
+fn global_services_and_json() {
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "ID": "g", "Spec": {"Name": "agent", "Mode": {"Global": {}}, "TaskTemplate": {"ContainerSpec": {"Image": "host"}}}
+    }))
+    .unwrap();
+    let out = pretty(&service, &HashMap::new(), 0);
+    assert!(
+        out.contains("Service Mode:\tGlobal\nPlacement:\nContainerSpec:"),
+        "{out}"
+    );
+    assert!(out.ends_with("Endpoint Mode:\t\n"), "{out}");
+    let doc = ServiceDoc {
+        service,
+        previous_spec: Some(ServiceSpec::default()),
+    };
+    let json = indented(&[doc]).unwrap();
+    assert!(
+        json.starts_with("[\n    {\n        \"ID\": \"g\""),
+        "{json}"
+    );
+    assert!(json.contains("\"PreviousSpec\": {}"), "{json}");
+}
