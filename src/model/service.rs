@@ -11,9 +11,15 @@ use super::{ApiError, Constraint};
 /// The one image swarmnet runs: the host's own filesystem.
 pub const HOST_IMAGE: &str = "host";
 
-/// True for the built-in image, in the forms a client may name it.
+/// True for the built-in image, in the forms a client may name it (the
+/// docker client pins the digest it resolved: `host:latest@sha256:...`).
 pub fn is_host_image(image: &str) -> bool {
-    matches!(image, HOST_IMAGE | "host:latest")
+    let named = match image.split_once('@') {
+        Some((named, digest)) if digest.starts_with("sha256:") => named,
+        Some(_) => return false,
+        None => image,
+    };
+    matches!(named, HOST_IMAGE | "host:latest")
 }
 /// Docker's default restart delay (5 s).
 pub const DEFAULT_RESTART_DELAY_MS: u64 = 5_000;
@@ -298,6 +304,26 @@ impl ServiceSpec {
         match self.mode {
             ServiceMode::Replicated { replicas } => Some(replicas),
             ServiceMode::Global => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_image_is_known_by_its_names_and_a_pinned_digest() {
+        for name in [
+            "host",
+            "host:latest",
+            "host:latest@sha256:ab12",
+            "host@sha256:ab12",
+        ] {
+            assert!(is_host_image(name), "{name}");
+        }
+        for name in ["nginx", "host:1.0", "host@md5:ab", "hosts", "library/host"] {
+            assert!(!is_host_image(name), "{name}");
         }
     }
 }

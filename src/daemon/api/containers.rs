@@ -221,6 +221,28 @@ pub async fn remove(
     no_content()
 }
 
+/// `GET /distribution/{name}/json`: the built-in image's descriptor, so the
+/// docker client pins `host` to a digest (as it pins registry images) instead
+/// of warning that it cannot; any other image is not there.
+pub async fn distribution(Path(name): Path<String>) -> Answer<Response> {
+    if !is_host_image(&name) {
+        return Err(no_such_image(&name).into());
+    }
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(b"swarmnet built-in image host"));
+    json(serde_json::json!({
+        "Descriptor": {
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": format!("sha256:{digest}"),
+            "size": 0,
+        },
+        "Platforms": [{
+            "architecture": super::system::arch(),
+            "os": std::env::consts::OS,
+        }],
+    }))
+}
+
 /// `POST /images/create?fromImage=&tag=`: `host` is always there; any other image is refused.
 pub async fn pull(q: Query) -> Answer<Response> {
     let image = q.get("fromImage").unwrap_or_default();

@@ -84,6 +84,7 @@ fn router(daemon: Arc<Daemon>) -> Router {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/images/create", post(containers::pull))
+        .route("/distribution/{name}/json", get(containers::distribution))
         .route("/swarmnet/namespaces/attach", post(swarmnet::attach))
         .route("/swarmnet/namespaces/detach", post(swarmnet::detach))
         .fallback(http::page_not_found)

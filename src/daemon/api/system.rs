@@ -57,7 +57,7 @@ fn hostname() -> String {
 }
 
 /// Docker's name for this machine's architecture.
-fn arch() -> &'static str {
+pub(super) fn arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -19,6 +19,7 @@ struct Rollout {
     rolling_back: bool,
 }
 
+/// The update in progress, with the config it follows (`--rollback-*` while rolling back).
 fn rollout(service: &Service) -> Option<Rollout> {
     let status = service
         .update_status
@@ -103,6 +104,7 @@ pub(super) fn check_failures(work: &Work, service: &mut Service) -> bool {
     true
 }
 
+/// Pauses the update, or the rollback, saying why.
 fn pause(service: &mut Service, message: String) {
     if let Some(s) = service.update_status.as_mut() {
         s.state = match s.state {

@@ -181,12 +181,16 @@ proptest! {
             prop_assert!(c.tasks.iter().all(|t| t.slot <= c.services[0].spec.replicas().unwrap_or(0) || !t.is_live()));
         }
         // Once every node is back, active and unlabelled, tasks restart
-        // again, and the update is left to finish, the services converge.
+        // again, and the update is left to finish (no failure rolls it back
+        // to a spec that does not restart), the services converge.
         for n in &mut c.nodes {
             n.ready = true;
             n.availability = Availability::Active;
             n.labels.clear();
         }
+        let web = c.service_mut("web");
+        web.spec.update.failure_action = FailureAction::Continue;
+        web.spec.rollback.failure_action = FailureAction::Continue;
         c.happen(&Event::Policy(RestartCondition::Any, 0, 0));
         for _ in 0..20 {
             c.advance(10_000);
