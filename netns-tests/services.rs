@@ -149,6 +149,8 @@ fn services_spread_scale_follow_constraints_and_go_global() {
         ],
     )));
     assert!(reply.contains(&format!("Hostname: {task}")), "{reply}");
+    let logs = stdout(&ok(&lab.sn("vm2", &["container", "logs", &task])));
+    assert!(logs.contains("listening"), "{logs}");
 
     // Scale up spreads, scale down removes.
     ok(&lab.sn("vm1", &["service", "scale", "web=5"]));
@@ -339,6 +341,23 @@ fn tasks_are_replaced_after_a_kill_a_drain_and_a_lost_node() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // A worker leaves: its tasks stop cleanly there and run on the others.
+    ok(&lab.sn("vm2", &["swarm", "leave"]));
+    let on_vm2 = stdout(&ok(
+        &lab.sn("vm2", &["container", "ls", "-a", "--format", "{{.Names}}"])
+    ));
+    assert!(
+        !on_vm2.contains("web."),
+        "the tasks left with the node: {on_vm2}"
+    );
+    eventually("vm2's tasks elsewhere", WITHIN, || {
+        let now = running(&lab, "vm1", "web");
+        let placed = now.get("vm1").copied().unwrap_or(0) + now.get("vm3").copied().unwrap_or(0);
+        (placed == 6)
+            .then_some(())
+            .ok_or_else(|| tasks(&lab, "web"))
+    });
 }
 
 #[test]
