@@ -82,7 +82,8 @@ fn whoami_service<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 #[ignore = "needs root"]
 fn services_spread_scale_follow_constraints_and_go_global() {
     let lab = Lab::new();
-    lab.machines(&["vm1", "vm2", "vm3"]);
+    lab.machines(&["vm1", "vm2"]);
+    lab.machine("vm3", &["--label", "disk=ssd"]);
     let token = lab.swarm("vm1", "192.168.99.100", &["vm2", "vm3"]);
     ok(&lab.sn("vm1", &["network", "create", "-d", "overlay", "app"]));
 
@@ -205,6 +206,15 @@ fn services_spread_scale_follow_constraints_and_go_global() {
         ),
     ));
     converges(&lab, "east", &[("vm2", 2)], WITHIN);
+    // An engine label: the daemon's own --label.
+    ok(&lab.sn(
+        "vm1",
+        &whoami_service(
+            "ssd",
+            &["--replicas", "2", "--constraint", "engine.labels.disk==ssd"],
+        ),
+    ));
+    converges(&lab, "ssd", &[("vm3", 2)], WITHIN);
 
     // Nowhere to go: Pending, with Docker's reason.
     ok(&lab.sn(
@@ -243,7 +253,10 @@ fn services_spread_scale_follow_constraints_and_go_global() {
     );
 
     // service rm: the tasks stop and their containers go.
-    ok(&lab.sn("vm1", &["service", "rm", "everywhere", "east", "mars"]));
+    ok(&lab.sn(
+        "vm1",
+        &["service", "rm", "everywhere", "east", "mars", "ssd"],
+    ));
     eventually("no everywhere containers", WITHIN, || {
         let ls = stdout(&ok(
             &lab.sn("vm4", &["container", "ls", "-a", "--format", "{{.Names}}"])

@@ -2,6 +2,7 @@
 //! manager's watch stream to keep the WireGuard peers equal to the other nodes
 //! and the overlay sandboxes equal to the endpoint table (`netagent`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use super::tasks::{TaskFeed, TaskSink};
 use crate::mesh::{Device, DeviceConfig, DeviceStats, PeerConfig};
 use crate::model::ApiError;
 use crate::proto::client::ManagerConn;
-use crate::proto::{Call, Heartbeat, MeshPeer, Watch};
+use crate::proto::{Call, EngineLabels, Heartbeat, MeshPeer, Watch};
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -56,6 +57,7 @@ impl Agent {
         wg: DeviceConfig,
         net: Arc<NetAgent>,
         tasks: TaskSink,
+        engine_labels: BTreeMap<String, String>,
     ) -> anyhow::Result<Agent> {
         let name = wg.name.clone();
         let device = Arc::new(
@@ -66,6 +68,11 @@ impl Agent {
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(heartbeat_loop(link.clone(), stop_rx.clone())),
+            tokio::spawn(announce_labels(
+                link.clone(),
+                engine_labels,
+                stop_rx.clone(),
+            )),
             tokio::spawn(watch_loop(link, device.clone(), net, tasks, stop_rx)),
         ];
         Ok(Agent {
@@ -102,6 +109,30 @@ async fn connect(link: &ManagerLink, stop: &mut watch::Receiver<bool>) -> Option
         }
         tokio::select! {
             _ = stop.changed() => return None,
+            _ = tokio::time::sleep(RETRY_AFTER) => {}
+        }
+    }
+}
+
+/// Tells the manager this daemon's engine labels, until it has heard them.
+async fn announce_labels(
+    link: ManagerLink,
+    labels: BTreeMap<String, String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let told = tokio::select! {
+            _ = stop.changed() => return,
+            told = link.ask(EngineLabels { labels: labels.clone() }) => told,
+        };
+        match told {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(manager = %link.addr, error = %e, "engine labels not told yet")
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
             _ = tokio::time::sleep(RETRY_AFTER) => {}
         }
     }

@@ -54,6 +54,17 @@ pub struct DaemonArgs {
     /// UDP port of the WireGuard mesh.
     #[arg(long, default_value_t = 51820)]
     pub wg_port: u16,
+    /// An engine label, `key=value` (repeatable), for `engine.labels.KEY` constraints.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = engine_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+/// One `--label key=value`.
+fn engine_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("invalid label {s:?}: use key=value")),
+    }
 }
 
 /// How long `swarm leave` waits to tell the manager before leaving anyway.
@@ -101,6 +112,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     let namespaces = Arc::new(Namespaces::new(&args.state_dir));
     let (task_sink, task_feed) = tasks::feed();
     let net = NetDeps {
+        engine_labels: args.labels.iter().cloned().collect(),
         tasks: task_sink,
         containers: containers.clone(),
         overlay: Arc::new(Overlay::new(NETNS_DIR.into())),

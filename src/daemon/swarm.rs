@@ -39,6 +39,8 @@ pub struct NetDeps {
     pub tasks: TaskSink,
     /// Whose task logs other nodes may read.
     pub containers: Arc<Containers>,
+    /// The daemon's `--label`s, told to the manager at start.
+    pub engine_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What attaching a container to a network needs from the swarm.
@@ -138,7 +140,8 @@ impl Swarm {
         };
         let (peer_stop, peer_stop_rx) = watch::channel(false);
         let started = match firewall::apply(&rules) {
-            Ok(()) => match Agent::start(link, wg, net_agent, deps.tasks).await {
+            Ok(()) => match Agent::start(link, wg, net_agent, deps.tasks, deps.engine_labels).await
+            {
                 Ok(agent) => {
                     serve_peers(cfg.tunnel_addr, peer_tls, deps.containers, peer_stop_rx).await;
                     Ok(agent)

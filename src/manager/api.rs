@@ -261,6 +261,9 @@ async fn handle(
         ManagerRequest::Detach { endpoint_id } => {
             answer::<Detach>(manager.detach(id, &endpoint_id))
         }
+        ManagerRequest::EngineLabels(labels) => {
+            answer::<crate::proto::EngineLabels>(manager.set_engine_labels(id, labels.labels))
+        }
         ManagerRequest::TaskReport(report) => {
             answer::<crate::proto::TaskReport>(manager.task_report(id, report))
         }

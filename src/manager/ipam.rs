@@ -245,6 +245,7 @@ mod tests {
             left: false,
             created_at: 0,
             labels: Default::default(),
+            engine_labels: Default::default(),
             version: 0,
             updated_at: 0,
         }

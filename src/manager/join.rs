@@ -124,6 +124,7 @@ impl Manager {
                 left: false,
                 created_at: now_secs(),
                 labels: Default::default(),
+                engine_labels: Default::default(),
                 version: 0,
                 updated_at: 0,
             };

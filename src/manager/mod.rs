@@ -103,6 +103,7 @@ impl Manager {
             left: false,
             created_at: now_secs(),
             labels: Default::default(),
+            engine_labels: Default::default(),
             version: 0,
             updated_at: 0,
         };
@@ -154,6 +155,29 @@ impl Manager {
     pub fn role_of(&self, id: &str) -> Result<Option<NodeRole>, ApiError> {
         let node = self.store.read()?.node(id)?;
         Ok(node.filter(|n| !n.left).map(|n| n.role))
+    }
+
+    /// Records a node's engine labels when they changed (its daemon restarted with other ones).
+    pub fn set_engine_labels(
+        &self,
+        id: &str,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let changed = self.store.update(|tx| {
+            let Some(mut node) = tx.node(id)? else {
+                return Ok(false);
+            };
+            if node.engine_labels == labels {
+                return Ok(false);
+            }
+            node.engine_labels = labels.clone();
+            tx.put_node(&node)?;
+            Ok::<_, ApiError>(true)
+        })?;
+        if changed {
+            tracing::info!(node = %id, ?labels, "engine labels recorded");
+        }
+        Ok(())
     }
 
     pub fn heartbeat(&self, id: &str) {

@@ -44,7 +44,7 @@ impl Manager {
                     role: v.node.role,
                     availability: v.node.availability,
                     labels: v.node.labels,
-                    engine_labels: Default::default(),
+                    engine_labels: v.node.engine_labels,
                 })
                 .collect();
             let services = tx.services()?;

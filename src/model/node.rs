@@ -144,6 +144,9 @@ pub struct Node {
     /// `node update --label-add`; constraints will match on them.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The daemon's own `--label k=v` (Docker's engine labels), as it last said.
+    #[serde(default)]
+    pub engine_labels: std::collections::BTreeMap<String, String>,
     /// The store revision of the node's last change, Docker's `Version.Index`:
     /// an update must name it, so two updates never overwrite each other.
     #[serde(default)]

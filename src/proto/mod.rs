@@ -117,6 +117,8 @@ pub enum ManagerRequest {
     },
     /// Any node, for its own tasks: what happened to them.
     TaskReport(TaskReport),
+    /// Any node, at start: its daemon's `--label`s, for constraints.
+    EngineLabels(EngineLabels),
 }
 
 /// A request to the manager and the type of its reply: the client reads the
@@ -145,6 +147,12 @@ pub struct Detach {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskReport {
     pub updates: Vec<TaskUpdate>,
+}
+
+/// A daemon's `--label k=v` pairs (Docker's engine labels).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineLabels {
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// One task's new status.
@@ -176,6 +184,7 @@ calls! {
     AttachRequest => Attachment, |c| ManagerRequest::Attach(c);
     Detach => (), |c| ManagerRequest::Detach { endpoint_id: c.endpoint_id };
     TaskReport => (), |c| ManagerRequest::TaskReport(c);
+    EngineLabels => (), |c| ManagerRequest::EngineLabels(c);
 }
 
 /// A call's typed answer as the wire's reply.

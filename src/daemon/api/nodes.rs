@@ -58,6 +58,7 @@ pub fn node_doc(view: &NodeView) -> NodeDoc {
                 }),
                 engine: Some(EngineDescription {
                     engine_version: Some(env!("CARGO_PKG_VERSION").into()),
+                    labels: Some(n.engine_labels.clone().into_iter().collect()),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -211,6 +212,7 @@ mod tests {
                 left: false,
                 created_at: 0,
                 labels: [("zone".to_string(), "a".to_string())].into(),
+                engine_labels: Default::default(),
                 version: 9,
                 updated_at: 0,
             },

@@ -170,6 +170,7 @@ mod tests {
                 left: false,
                 created_at: 0,
                 labels: BTreeMap::new(),
+                engine_labels: Default::default(),
                 version: 1,
                 updated_at: 0,
             },

@@ -20,6 +20,7 @@ fn node(id: &str) -> Node {
         left: false,
         created_at: 1,
         labels: Default::default(),
+        engine_labels: Default::default(),
         version: 0,
         updated_at: 0,
     }
