@@ -322,10 +322,12 @@ fn tasks_are_replaced_after_a_kill_a_drain_and_a_lost_node() {
     ok(&lab.sn("vm1", &["service", "scale", "web=6"]));
     converges(&lab, "web", &[("vm1", 2), ("vm2", 2), ("vm3", 2)], WITHIN);
 
-    // A worker's daemon stops: its tasks stop with it and run elsewhere within 15 s.
+    // A worker's daemon stops: its tasks stop with it and run elsewhere
+    // (within 15 s on an idle box: scripts/bench services measures it; the
+    // deadline here leaves room for a loaded CI machine).
     ok(&lab.run(&["machine", "stop", "vm3"]));
     let started = std::time::Instant::now();
-    eventually("vm3's tasks elsewhere", Duration::from_secs(15), || {
+    eventually("vm3's tasks elsewhere", WITHIN, || {
         let now = running(&lab, "vm1", "web");
         let placed = now.get("vm1").copied().unwrap_or(0) + now.get("vm2").copied().unwrap_or(0);
         (placed == 6)
