@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::containers::{Containers, RunState};
@@ -55,37 +55,54 @@ pub fn log_stream(
     tail_lines: Option<usize>,
     follow: bool,
 ) -> impl Stream<Item = std::io::Result<Bytes>> {
-    futures::stream::unfold(Some(None), move |at: Option<Option<u64>>| {
+    let head = {
         let (containers, id) = (containers.clone(), id.clone());
         async move {
-            let at = at?;
             let view = containers.find(&id).ok();
-            let path = view.as_ref().map(|v| v.log_path.clone());
-            let Some(mut offset) = at else {
-                let log = match &path {
-                    Some(path) => tokio::fs::read(path).await.unwrap_or_default(),
-                    None => Vec::new(),
-                };
-                let past = match tail_lines {
-                    Some(n) => tail(&log, n),
-                    None => &log,
-                };
-                let ended = view.is_none_or(|v| v.state == RunState::Exited);
-                let next = (follow && !ended).then_some(Some(log.len() as u64));
-                return Some((Ok(Bytes::copy_from_slice(past)), next));
+            let log = match &view {
+                Some(v) => tokio::fs::read(&v.log_path).await.unwrap_or_default(),
+                None => Vec::new(),
             };
+            let past = match tail_lines {
+                Some(n) => tail(&log, n),
+                None => &log,
+            };
+            let ended = view.is_none_or(|v| v.state == RunState::Exited);
+            let rest = (follow && !ended).then_some(log.len() as u64);
+            (Bytes::copy_from_slice(past), rest)
+        }
+    };
+    futures::stream::once(head).flat_map(move |(past, rest)| {
+        let first = futures::stream::once(async move { Ok(past) });
+        let rest = rest.map(|offset| follow_from(containers.clone(), id.clone(), offset));
+        first.chain(futures::stream::iter(rest).flatten())
+    })
+}
+
+/// What the container writes from `offset` on, until it has ended and all it
+/// wrote is sent.
+pub fn follow_from(
+    containers: Arc<Containers>,
+    id: String,
+    offset: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> {
+    futures::stream::unfold(Some(offset), move |at| {
+        let (containers, id) = (containers.clone(), id.clone());
+        async move {
+            let mut offset = at?;
             loop {
                 // Read after the state: output written before the end is all sent.
-                let ended = containers
-                    .find(&id)
-                    .map_or(true, |v| v.state == RunState::Exited);
+                let (ended, path) = match containers.find(&id) {
+                    Ok(v) => (v.state == RunState::Exited, Some(v.log_path)),
+                    Err(_) => (true, None),
+                };
                 let more = match &path {
                     Some(path) => read_from(path, offset).await,
                     None => Vec::new(),
                 };
                 if !more.is_empty() {
                     offset += more.len() as u64;
-                    return Some((Ok(Bytes::from(more)), Some(Some(offset))));
+                    return Some((Ok(Bytes::from(more)), Some(offset)));
                 }
                 if ended {
                     return None;

@@ -29,15 +29,27 @@ fn roots(ca_pem: &str) -> anyhow::Result<Arc<RootCertStore>> {
     Ok(Arc::new(roots))
 }
 
-/// The manager's listener configuration.
+/// The manager's listener configuration: a joining node may come in without a certificate.
 pub fn server_config(
     ca_pem: &str,
     cert_pem: &str,
     key_pem: &str,
 ) -> anyhow::Result<Arc<ServerConfig>> {
-    let verifier = WebPkiClientVerifier::builder(roots(ca_pem)?)
-        .allow_unauthenticated()
-        .build()?;
+    listener(ca_pem, cert_pem, key_pem, true)
+}
+
+/// A listener with the node's certificate that verifies callers' under the CA.
+fn listener(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    guests: bool,
+) -> anyhow::Result<Arc<ServerConfig>> {
+    let verifier = WebPkiClientVerifier::builder(roots(ca_pem)?);
+    let verifier = match guests {
+        true => verifier.allow_unauthenticated().build()?,
+        false => verifier.build()?,
+    };
     let config = ServerConfig::builder()
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs(cert_pem)?, key(key_pem)?)?;
@@ -62,11 +74,7 @@ pub fn peer_server_config(
     cert_pem: &str,
     key_pem: &str,
 ) -> anyhow::Result<Arc<ServerConfig>> {
-    let verifier = WebPkiClientVerifier::builder(roots(ca_pem)?).build()?;
-    let config = ServerConfig::builder()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(cert_pem)?, key(key_pem)?)?;
-    Ok(Arc::new(config))
+    listener(ca_pem, cert_pem, key_pem, false)
 }
 
 /// Node-to-node calls, made: the other node is verified as any node of the

@@ -7,7 +7,6 @@
 //! hijacked connection (as `docker run` without `-d` attaches before start).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -20,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::http::{stream_response, Answer, Query};
 use crate::daemon::containers::RunState;
-use crate::daemon::tasklogs::{read_from, tail};
+use crate::daemon::tasklogs::{follow_from, tail};
 use crate::daemon::Daemon;
 use crate::model::ApiError;
 
@@ -30,8 +29,6 @@ pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
 /// The largest payload of one frame.
 const FRAME_MAX: usize = 32 * 1024;
-/// How often a followed log is read for more.
-const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
 /// One frame: the header, then `payload`.
 pub fn frame(stream: u8, payload: &[u8]) -> Bytes {
@@ -157,35 +154,11 @@ pub fn follow_log(
     offset: u64,
     stdout: bool,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    futures::stream::unfold(Some(offset), move |at| {
-        let (d, id) = (d.clone(), id.clone());
-        async move {
-            let mut offset = at?;
-            loop {
-                // Read after the state: output written before the end is all sent.
-                let (ended, path) = match d.containers.find(&id) {
-                    Ok(v) => (v.state == RunState::Exited, Some(v.log_path)),
-                    Err(_) => (true, None),
-                };
-                let more = match path {
-                    Some(path) => read_from(&path, offset).await,
-                    None => Vec::new(),
-                };
-                if !more.is_empty() {
-                    offset += more.len() as u64;
-                    let framed = if stdout {
-                        frames(STDOUT, &more)
-                    } else {
-                        Bytes::new()
-                    };
-                    return Some((Ok(framed), Some(offset)));
-                }
-                if ended {
-                    return None;
-                }
-                tokio::time::sleep(FOLLOW_EVERY).await;
-            }
-        }
+    follow_from(d.containers.clone(), id, offset).map(move |chunk| {
+        chunk.map(|bytes| match stdout {
+            true => frames(STDOUT, &bytes),
+            false => Bytes::new(),
+        })
     })
 }
 
