@@ -20,6 +20,8 @@ mod orchestrator;
 mod race_test;
 pub mod scheduler;
 mod services;
+#[cfg(test)]
+mod services_test;
 pub mod store;
 pub mod tls;
 pub mod token;
