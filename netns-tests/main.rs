@@ -7,6 +7,7 @@ mod cluster;
 mod container;
 mod docker_cli;
 mod docker_containers;
+mod docker_services;
 mod hardening_crash;
 mod hardening_join;
 mod hardening_store;

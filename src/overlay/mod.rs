@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::netlink::mac_text;
+use crate::netlink::{mac_text, Ns};
 
 pub use crate::model::{GW_BRIDGE, VXLAN_PORT};
 /// The sandbox's bridge.
@@ -178,7 +178,14 @@ impl Overlay {
     pub async fn remove_sandbox(&self, network_id: &str) -> anyhow::Result<()> {
         check_id("network id", network_id)?;
         let _serial = self.lock.lock().await;
-        crate::netlink::netns::remove(&self.sandbox_path(network_id))
+        let path = self.sandbox_path(network_id);
+        // The kernel tears a namespace down later, and until then its VXLAN
+        // device keeps the VNI (and its socket in the host namespace): a
+        // sandbox made again at once would find it taken. Delete it first.
+        if crate::netlink::netns::is_namespace(&path) {
+            Ns::open(&path).await?.delete(VXLAN).await?;
+        }
+        crate::netlink::netns::remove(&path)
     }
 
     /// The network-id prefixes (after "1-") of the sandboxes present.

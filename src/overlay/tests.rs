@@ -390,3 +390,18 @@ fn the_gateway_bridge_routes_containers_out() {
     assert_eq!(links(&host.ns, &[]), ["lo", GW_BRIDGE]);
     assert_eq!(links(&c, &[]), ["lo"]);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_sandbox_removed_can_be_made_again_at_once() {
+    let lab = Lab::new("ovt-again", 1);
+    let host = &lab.hosts[0];
+    for round in 0..10 {
+        let spec = spec(NET, 9, 81, Ipv4Addr::new(192, 168, 78, 1));
+        let made = host.call(move |ov| async move {
+            ov.ensure_sandbox(&spec).await?;
+            ov.remove_sandbox(NET).await
+        });
+        assert!(made.is_ok(), "round {round}: {:#}", made.unwrap_err());
+    }
+}

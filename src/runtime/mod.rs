@@ -78,7 +78,9 @@ pub struct Process {
 /// logs) and leaves naming the container to the caller.
 pub fn start(spec: &ContainerSpec) -> Result<Process> {
     validate(spec)?;
-    let exe = std::env::current_exe().context("could not find the swarmnet executable")?;
+    // This very executable, even if its file was replaced since it started
+    // (an upgrade): the shim must speak the daemon's language.
+    let exe = Path::new("/proc/self/exe");
     let layout = Layout(&spec.dir);
     for stale in [layout.shim_json(), layout.pid_json(), layout.exit_code()] {
         match fs::remove_file(&stale) {
@@ -104,12 +106,17 @@ pub fn start(spec: &ContainerSpec) -> Result<Process> {
         env: spec.env.clone(),
     };
     let mut cmd = Command::new(exe);
-    cmd.arg("runtime-shim")
-        .args(args.to_args())
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+    cmd.arg0(
+        std::env::args_os()
+            .next()
+            .unwrap_or_else(|| "swarmnet".into()),
+    )
+    .arg("runtime-shim")
+    .args(args.to_args())
+    .current_dir("/")
+    .stdin(Stdio::null())
+    .stdout(log.try_clone()?)
+    .stderr(log);
     // SAFETY: setsid and close_range are async-signal-safe syscalls.
     unsafe {
         cmd.pre_exec(|| {
