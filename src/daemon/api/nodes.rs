@@ -58,7 +58,8 @@ pub fn node_doc(view: &NodeView) -> NodeDoc {
                 }),
                 engine: Some(EngineDescription {
                     engine_version: Some(env!("CARGO_PKG_VERSION").into()),
-                    labels: Some(n.engine_labels.clone().into_iter().collect()),
+                    labels: (!n.engine_labels.is_empty())
+                        .then(|| n.engine_labels.clone().into_iter().collect()),
                     ..Default::default()
                 }),
                 ..Default::default()
