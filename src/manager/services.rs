@@ -8,7 +8,7 @@ use super::networks::find_network;
 use super::store::Txn;
 use super::Manager;
 use crate::model::{
-    find, now_millis, random_id, ApiError, Service, ServiceMode, ServiceSpec, UpdateState,
+    find, now_millis, random_id, ApiError, Service, ServiceMode, ServiceSpec, Task, UpdateState,
     UpdateStatus,
 };
 use crate::proto::{to_reply, ClusterRequest, TaskReport};
@@ -148,10 +148,11 @@ impl Manager {
     /// task that ended gives its addresses back.
     pub fn task_report(&self, node: &str, report: TaskReport) -> Result<(), ApiError> {
         let changed = self.store.update(|tx| {
+            let mut tasks: std::collections::HashMap<String, Task> =
+                tx.tasks()?.into_iter().map(|t| (t.id.clone(), t)).collect();
             let mut changed = 0;
             for update in &report.updates {
-                let Some(mut task) = tx.tasks()?.into_iter().find(|t| t.id == update.task_id)
-                else {
+                let Some(task) = tasks.get_mut(&update.task_id) else {
                     continue;
                 };
                 if task.node_id.as_deref() != Some(node) {
@@ -168,7 +169,7 @@ impl Manager {
                 if task.status.state.is_terminal() {
                     drop_task_endpoints(tx, &task.id)?;
                 }
-                tx.put_task(&task)?;
+                tx.put_task(task)?;
                 changed += 1;
             }
             Ok::<_, ApiError>(changed)

@@ -132,6 +132,7 @@ pub fn start(spec: &ContainerSpec) -> Result<Process> {
         let why = files::start_failure(&shim_log, &container_log);
         anyhow::anyhow!("{what}: {why}")
     };
+    let mut pause = Backoff::default();
     let status = loop {
         if let Some(status) = launcher.try_wait()? {
             break status;
@@ -141,12 +142,13 @@ pub fn start(spec: &ContainerSpec) -> Result<Process> {
             let _ = launcher.wait();
             return Err(failed("its shim did not start in time"));
         }
-        sleep(Duration::from_millis(10));
+        pause.sleep();
     };
     let shim_process = match files::read_process(&layout.shim_json())? {
         Some(shim_process) if status.success() => shim_process,
         _ => return Err(failed("its shim could not start")),
     };
+    let mut pause = Backoff::default();
     loop {
         // Read before pid.json: a shim that wrote it and ended is a success.
         let shim_alive = shim_process.alive();
@@ -161,7 +163,24 @@ pub fn start(spec: &ContainerSpec) -> Result<Process> {
             shim_process.signal(nix::sys::signal::Signal::SIGKILL)?;
             return Err(failed("its process did not start in time"));
         }
-        sleep(Duration::from_millis(10));
+        pause.sleep();
+    }
+}
+
+/// Polling that starts at 1 ms and doubles to 10 ms: a shim usually answers
+/// within a few milliseconds, and a fixed 10 ms made most of a start's time.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(1))
+    }
+}
+
+impl Backoff {
+    fn sleep(&mut self) {
+        sleep(self.0);
+        self.0 = (self.0 * 2).min(Duration::from_millis(10));
     }
 }
 
