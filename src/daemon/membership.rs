@@ -146,6 +146,9 @@ impl Daemon {
         }
         let swarm = slot.take().expect("checked above");
         swarm.stop().await;
+        // A watch answer may have fed the runner between the first stop and
+        // the agent's end: whatever it started goes too.
+        self.stop_all_tasks(None).await;
         // While a sandbox is left (containers still on its network), its VXLAN
         // socket listens: the rule that keeps the underlay out must stay.
         if self.net.overlay.sandboxes().is_empty() {

@@ -186,6 +186,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
         // and the manager places them elsewhere once this node is Down.
         daemon.stop_all_tasks(Some(&swarm.net)).await;
         swarm.stop().await;
+        daemon.stop_all_tasks(None).await;
     }
     let _ = std::fs::remove_file(socket);
     if let Ok(path) = fatal_rx.try_recv() {
