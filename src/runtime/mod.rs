@@ -184,6 +184,16 @@ impl Backoff {
     }
 }
 
+/// Waits, up to `timeout`, for a container's shim to end, so its last writes
+/// (the exit code, the logs) are done before its files are removed. True
+/// when it has ended (or there is none).
+pub fn wait_for_shim(dir: &Path, timeout: Duration) -> bool {
+    match files::read_process(&Layout(dir).shim_json()) {
+        Ok(Some(shim)) => shim.gone_within(timeout),
+        _ => true,
+    }
+}
+
 /// Checks what can be checked before anything is started.
 fn validate(spec: &ContainerSpec) -> Result<()> {
     let Some(program) = spec.cmd.first() else {

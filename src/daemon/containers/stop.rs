@@ -3,6 +3,9 @@
 use nix::sys::signal::Signal;
 
 use super::{Container, ContainerView, Containers, RunState, KILL_GRACE};
+
+/// How long `rm` waits for a stopped container's shim to write its last files.
+const SHIM_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::model::ApiError;
 use crate::runtime;
 
@@ -54,7 +57,11 @@ impl Containers {
 
     /// Last step of `container rm`: its files go.
     pub fn forget(&self, c: &Container) -> Result<(), ApiError> {
-        std::fs::remove_dir_all(self.dir(&c.id)).map_err(|e| {
+        let dir = self.dir(&c.id);
+        if !runtime::wait_for_shim(&dir, SHIM_GRACE) {
+            tracing::warn!(container = %c.name, "its shim is still running; removing its files anyway");
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| {
             ApiError::Internal(format!(
                 "cannot remove the files of container {}: {e}",
                 c.name
