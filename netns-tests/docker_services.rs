@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::harness::*;
+use crate::services::{by_node, ps_running};
 
 const WITHIN: Duration = Duration::from_secs(30);
 
@@ -38,25 +39,7 @@ fn converged(lab: &Lab, args: &[&str]) -> String {
 
 /// Running tasks of a service by node, from `docker service ps`.
 fn running(lab: &Lab, service: &str) -> BTreeMap<String, usize> {
-    let ps = on_vm1(
-        lab,
-        &[
-            "service",
-            "ps",
-            service,
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.Node}} {{.CurrentState}}",
-        ],
-    );
-    let mut by_node = BTreeMap::new();
-    for (node, state) in ps.lines().filter_map(|l| l.split_once(' ')) {
-        if state.starts_with("Running") {
-            *by_node.entry(node.to_string()).or_insert(0) += 1;
-        }
-    }
-    by_node
+    by_node(&on_vm1(lab, &ps_running(service)))
 }
 
 /// Waits until the service runs exactly `want` tasks on each node.

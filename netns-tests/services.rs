@@ -9,29 +9,33 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-/// Running tasks of a service by node hostname, as `service ps` shows them.
-pub fn running(lab: &Lab, on: &str, service: &str) -> BTreeMap<String, usize> {
-    let out = ok(&lab.sn(
-        on,
-        &[
-            "service",
-            "ps",
-            service,
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.Node}} {{.CurrentState}}",
-        ],
-    ));
+/// `service ps SERVICE` arguments that list the tasks meant to run, as "NODE STATE".
+pub fn ps_running(service: &str) -> [&str; 7] {
+    [
+        "service",
+        "ps",
+        service,
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Node}} {{.CurrentState}}",
+    ]
+}
+
+/// Running tasks by node hostname, from the output of `ps_running`.
+pub fn by_node(ps: &str) -> BTreeMap<String, usize> {
     let mut by_node = BTreeMap::new();
-    for line in stdout(&out).lines() {
-        if let Some((node, state)) = line.split_once(' ') {
-            if state.starts_with("Running") {
-                *by_node.entry(node.to_string()).or_insert(0) += 1;
-            }
+    for (node, state) in ps.lines().filter_map(|l| l.split_once(' ')) {
+        if state.starts_with("Running") {
+            *by_node.entry(node.to_string()).or_insert(0) += 1;
         }
     }
     by_node
+}
+
+/// Running tasks of a service by node hostname, as `service ps` shows them.
+pub fn running(lab: &Lab, on: &str, service: &str) -> BTreeMap<String, usize> {
+    by_node(&stdout(&ok(&lab.sn(on, &ps_running(service)))))
 }
 
 /// Waits until the service runs exactly `want` tasks per node.
