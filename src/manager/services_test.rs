@@ -177,6 +177,11 @@ fn a_service_is_scheduled_reported_updated_and_rolled_back() {
         .into_iter()
         .filter(|t| !t.status.state.is_terminal())
         .collect();
+    assert_eq!(
+        left.len(),
+        3,
+        "the two first tasks and the update's new one run until their node stops them"
+    );
     assert!(
         left.iter().all(|t| t.desired_state == TaskState::Remove),
         "{left:?}"
