@@ -97,7 +97,11 @@ fn docker_cli_creates_scales_drains_and_constrains_a_service() {
         "vm1",
         &["network", "create", "-d", "overlay", "app"],
     ));
-    let create = whoami_service("web", "3000", &["--replicas", "3", "--network", "app"]);
+    let create = whoami_service(
+        "web",
+        "3000",
+        &["--replicas", "3", "--network", "name=app,alias=front"],
+    );
     let progress = converged(&lab, &create);
     assert!(
         progress.contains("overall progress: 3 out of 3 tasks"),
@@ -111,6 +115,14 @@ fn docker_cli_creates_scales_drains_and_constrains_a_service() {
             .collect::<Vec<_>>(),
         ["web replicated 3/3 host"],
         "{ls}"
+    );
+    // The long --network form: docker sends the alias, inspect shows it back.
+    let inspect = on_vm1(&lab, &["service", "inspect", "web"]);
+    let doc: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(
+        doc[0]["Spec"]["TaskTemplate"]["Networks"][0]["Aliases"],
+        serde_json::json!(["front"]),
+        "{inspect}"
     );
     let ps = on_vm1(&lab, &["service", "ps", "web"]);
     let mut tasks = rows(&ps);

@@ -94,7 +94,10 @@ fn services_spread_scale_follow_constraints_and_go_global() {
     // Three replicas, one per node; create waits until they run.
     let out = ok(&lab.sn(
         "vm1",
-        &whoami_service("web", &["--replicas", "3", "--network", "app"]),
+        &whoami_service(
+            "web",
+            &["--replicas", "3", "--network", "name=app,alias=front"],
+        ),
     ));
     let text = stdout(&out);
     assert!(
@@ -103,6 +106,14 @@ fn services_spread_scale_follow_constraints_and_go_global() {
     );
     assert!(text.contains("verify: Service converged"), "{text}");
     converges(&lab, "web", &[("vm1", 1), ("vm2", 1), ("vm3", 1)], WITHIN);
+    // The long --network form: its alias is in the spec, where Docker shows it.
+    let inspect = stdout(&ok(&lab.sn("vm1", &["service", "inspect", "web"])));
+    let doc: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(
+        doc[0]["Spec"]["TaskTemplate"]["Networks"][0]["Aliases"],
+        serde_json::json!(["front"]),
+        "{inspect}"
+    );
     let ls = stdout(&ok(&lab.sn("vm1", &["service", "ls"])));
     let row = ls.lines().find(|l| l.contains(" web ")).unwrap_or_default();
     assert!(
@@ -480,6 +491,10 @@ fn bad_service_input_gets_one_line_and_changes_nothing() {
         (
             whoami_service("a", &["--network", "nope"]),
             "No such network: nope",
+        ),
+        (
+            whoami_service("a", &["--network", "name=nope,colour=red"]),
+            "invalid field key colour",
         ),
         (
             whoami_service("a", &["--replicas", "2", "--mode", "global"]),

@@ -5,6 +5,7 @@ mod agent;
 mod api;
 mod cli;
 mod daemon;
+mod dns;
 mod machine;
 mod manager;
 mod mesh;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::netagent::NetAgent;
 use super::tasks::{TaskFeed, TaskSink};
+use crate::dns::{Resolver, View};
 use crate::mesh::{Device, DeviceConfig, DeviceStats, PeerConfig};
 use crate::model::ApiError;
 use crate::proto::client::ManagerConn;
@@ -47,6 +48,7 @@ impl ManagerLink {
 /// The running agent.
 pub struct Agent {
     device: Arc<Device>,
+    dns: Arc<Resolver>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -57,6 +59,7 @@ impl Agent {
         wg: DeviceConfig,
         net: Arc<NetAgent>,
         tasks: TaskSink,
+        dns: Arc<Resolver>,
         engine_labels: BTreeMap<String, String>,
     ) -> anyhow::Result<Agent> {
         let name = wg.name.clone();
@@ -65,6 +68,8 @@ impl Agent {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot start WireGuard interface {name}: {e:#}"))?,
         );
+        // Until the manager is heard, a swarm name cannot be told from another.
+        dns.set_view(View::pending());
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(heartbeat_loop(link.clone(), stop_rx.clone())),
@@ -73,10 +78,18 @@ impl Agent {
                 engine_labels,
                 stop_rx.clone(),
             )),
-            tokio::spawn(watch_loop(link, device.clone(), net, tasks, stop_rx)),
+            tokio::spawn(watch_loop(
+                link,
+                device.clone(),
+                net,
+                tasks,
+                dns.clone(),
+                stop_rx,
+            )),
         ];
         Ok(Agent {
             device,
+            dns,
             stop,
             tasks,
         })
@@ -86,12 +99,14 @@ impl Agent {
         self.device.stats()
     }
 
-    /// Stops the loops and removes the WireGuard interface.
+    /// Stops the loops and removes the WireGuard interface; the swarm's
+    /// names are no longer answered.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+        self.dns.set_view(View::empty());
         match Arc::try_unwrap(self.device) {
             Ok(device) => device.shutdown().await,
             Err(_) => tracing::warn!("WireGuard device still in use at shutdown"),
@@ -170,6 +185,7 @@ async fn watch_loop(
     device: Arc<Device>,
     net: Arc<NetAgent>,
     tasks: TaskSink,
+    dns: Arc<Resolver>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut since = 0;
@@ -192,6 +208,8 @@ async fn watch_loop(
                         device.set_peers(peers);
                     }
                     since = update.revision;
+                    // Names first: a task leaves the answers before its node stops it.
+                    dns.set_view(View::from_watch(&update));
                     // Every answer, changed or not: repairs what was changed behind our back.
                     net.reconcile(&link, &update).await;
                     tasks.send_replace(Some(TaskFeed {

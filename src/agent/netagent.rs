@@ -256,6 +256,8 @@ mod tests {
             ],
             tasks: Vec::new(),
             role: None,
+            services: Vec::new(),
+            running_tasks: Vec::new(),
         };
         let used = LocalUse {
             networks: ["blue0000000000".to_string()].into(),

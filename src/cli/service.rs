@@ -9,6 +9,7 @@ mod flags;
 mod inspect;
 mod list;
 mod logs;
+mod networks;
 mod ports;
 mod progress;
 pub(super) mod ps;

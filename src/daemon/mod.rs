@@ -8,6 +8,7 @@ mod addrs;
 mod api;
 mod attach;
 pub mod containers;
+mod dns;
 mod enroll;
 mod execs;
 mod host;
@@ -31,6 +32,7 @@ use clap::Args;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
+use crate::dns::{Resolver, View};
 use crate::model::ApiError;
 use crate::overlay::Overlay;
 use crate::proto::Reply;
@@ -103,6 +105,9 @@ pub fn run(args: DaemonArgs, socket: &Path) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Where the host's resolvers are, for the names that are not the swarm's.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
 async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.state_dir)?;
     private_dir(&args.state_dir)?;
@@ -111,7 +116,9 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     networking::sweep_strays(&containers);
     let namespaces = Arc::new(Namespaces::new(&args.state_dir));
     let (task_sink, task_feed) = tasks::feed();
+    let resolver = Arc::new(Resolver::start(RESOLV_CONF.into())?);
     let net = NetDeps {
+        resolver: resolver.clone(),
         engine_labels: args.labels.iter().cloned().collect(),
         tasks: task_sink,
         containers: containers.clone(),
@@ -159,6 +166,10 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
             daemon.state_dir.display()
         ),
     }
+    if daemon.swarm.lock().await.is_none() {
+        resolver.set_view(View::empty());
+    }
+    daemon.serve_dns_again().await;
     tokio::spawn(daemon.clone().run_tasks(task_feed));
     if let Some(addr) = args.metrics_addr {
         let metrics_listener = tokio::net::TcpListener::bind(addr)

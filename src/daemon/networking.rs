@@ -133,6 +133,7 @@ impl Daemon {
         let result = async {
             netns::create(&netns).map_err(|e| ApiError::Internal(format!("{e:#}")))?;
             done.push(Step::Netns(netns.clone()));
+            self.serve_dns(&netns, &prepared.id).await?;
             let mut networks = Vec::new();
             for (i, req) in prepared.networks.iter().enumerate() {
                 let attach = AttachRequest {
@@ -343,6 +344,8 @@ impl Daemon {
                     }
                 }
                 Step::Netns(path) => {
+                    // Its sockets would keep the namespace alive.
+                    self.net.resolver.remove(&path).await;
                     if let Err(e) = netns::remove(&path) {
                         tracing::warn!(netns = %path.display(), "cannot remove the namespace: {e:#}");
                     }

@@ -18,6 +18,7 @@ use super::state::{self, SwarmState};
 use crate::agent::membership::{Agent, ManagerLink};
 use crate::agent::netagent::{LocalSource, NetAgent, VXLAN_OVERHEAD};
 use crate::agent::tasks::TaskSink;
+use crate::dns::Resolver;
 use crate::manager::{api, tls, Manager};
 use crate::mesh::DeviceConfig;
 use crate::model::GW_BRIDGE;
@@ -41,6 +42,8 @@ pub struct NetDeps {
     pub containers: Arc<Containers>,
     /// The daemon's `--label`s, told to the manager at start.
     pub engine_labels: std::collections::BTreeMap<String, String>,
+    /// The containers' resolver, whose view the agent keeps current.
+    pub resolver: Arc<Resolver>,
 }
 
 /// What attaching a container to a network needs from the swarm.
@@ -140,7 +143,15 @@ impl Swarm {
         };
         let (peer_stop, peer_stop_rx) = watch::channel(false);
         let started = match firewall::apply(&rules) {
-            Ok(()) => match Agent::start(link, wg, net_agent, deps.tasks, deps.engine_labels).await
+            Ok(()) => match Agent::start(
+                link,
+                wg,
+                net_agent,
+                deps.tasks,
+                deps.resolver,
+                deps.engine_labels,
+            )
+            .await
             {
                 Ok(agent) => {
                     serve_peers(cfg.tunnel_addr, peer_tls, deps.containers, peer_stop_rx).await;

@@ -224,6 +224,7 @@ impl Daemon {
         let result = async {
             netns::create(&netns).map_err(|e| ApiError::Internal(format!("{e:#}")))?;
             done.push(Step::Netns(netns.clone()));
+            self.serve_dns(&netns, &task.id).await?;
             let mut plugged: Vec<NetAttachment> = Vec::new();
             for (i, attachment) in task.networks.iter().enumerate() {
                 let ctx = ctx.as_ref().expect("a task with networks has a swarm");

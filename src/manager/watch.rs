@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::Manager;
-use crate::model::ApiError;
-use crate::proto::{MeshPeer, WatchResponse};
+use crate::model::{ApiError, TaskState};
+use crate::proto::{MeshPeer, ServiceName, WatchResponse};
 
 /// How long a watch waits for a change before answering with the same revision.
 const WATCH_WAIT: Duration = Duration::from_secs(10);
@@ -36,17 +36,35 @@ impl Manager {
             .collect();
         let mut networks = view.networks()?;
         networks.sort_by(|a, b| a.name.cmp(&b.name));
+        let tasks = view.tasks()?;
+        let running_tasks = tasks
+            .iter()
+            .filter(|t| t.status.state == TaskState::Running)
+            .filter(|t| t.desired_state == TaskState::Running)
+            .map(|t| t.id.clone())
+            .collect();
+        let services = view
+            .services()?
+            .into_iter()
+            .map(|s| ServiceName {
+                id: s.id,
+                name: s.spec.name,
+                endpoint_mode: s.spec.endpoint_mode,
+                vips: Vec::new(),
+            })
+            .collect();
         Ok(WatchResponse {
             revision: view.base(),
             peers,
             networks,
             endpoints: view.endpoints()?,
-            tasks: view
-                .tasks()?
+            tasks: tasks
                 .into_iter()
                 .filter(|t| t.node_id.as_deref() == Some(node))
                 .collect(),
             role: view.node(node)?.map(|n| n.role),
+            services,
+            running_tasks,
         })
     }
 }

@@ -271,6 +271,9 @@ impl ServiceSpec {
         for c in &self.task.constraints {
             Constraint::parse(c)?;
         }
+        for alias in self.task.networks.iter().flat_map(|n| &n.aliases) {
+            super::check_name("network alias", alias)?;
+        }
         for kv in &self.task.env {
             if kv.is_empty() || kv.starts_with('=') {
                 return Err(ApiError::InvalidArgument(format!(

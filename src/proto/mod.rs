@@ -263,6 +263,31 @@ pub struct WatchResponse {
     /// The watching node's role as the store has it (promote and demote change it).
     #[serde(default)]
     pub role: Option<NodeRole>,
+    /// Every service, as service discovery names it.
+    #[serde(default)]
+    pub services: Vec<ServiceName>,
+    /// The tasks, on any node, that run and are meant to: the only ones DNS answers with.
+    #[serde(default)]
+    pub running_tasks: Vec<String>,
+}
+
+/// A service as service discovery needs it: its name, how its name answers,
+/// and its virtual IPs (one per network, in vip mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceName {
+    pub id: String,
+    pub name: String,
+    /// "vip" or "dnsrr".
+    pub endpoint_mode: String,
+    #[serde(default)]
+    pub vips: Vec<ServiceVip>,
+}
+
+/// A service's virtual IP on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceVip {
+    pub network_id: String,
+    pub ip: std::net::Ipv4Addr,
 }
 
 /// One reply: a JSON value or a user-facing error.

@@ -10,7 +10,22 @@ use anyhow::{Context, Result};
 
 use super::Process;
 
-pub(super) const RESOLV_CONF: &str = "nameserver 127.0.0.11\noptions ndots:0\n";
+/// A container's resolv.conf: the resolver at 127.0.0.11, and the host's
+/// search domains (from `host`, the host's own resolv.conf), as Docker writes it.
+pub(super) fn resolv_conf(host: &str) -> String {
+    let search: Vec<&str> = host
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("search"))
+        .filter(|rest| rest.starts_with([' ', '\t']))
+        .flat_map(str::split_whitespace)
+        .collect();
+    let mut conf = String::from("nameserver 127.0.0.11\n");
+    if !search.is_empty() {
+        conf.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    conf.push_str("options ndots:0\n");
+    conf
+}
 pub(super) const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 /// A container directory's paths.
@@ -119,7 +134,13 @@ mod tests {
 
     #[test]
     fn container_files_say_what_docker_says() {
-        assert_eq!(RESOLV_CONF, "nameserver 127.0.0.11\noptions ndots:0\n");
+        assert_eq!(resolv_conf(""), "nameserver 127.0.0.11\noptions ndots:0\n");
+        let host =
+            "nameserver 192.0.2.1\nsearch lab.test corp.example\nsearchx no\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(host),
+            "nameserver 127.0.0.11\nsearch lab.test corp.example\noptions ndots:0\n"
+        );
         assert!(HOSTS.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(HOSTS.contains("::1\tlocalhost ip6-localhost ip6-loopback\n"));
         let with = hosts("c1", &["10.0.1.5".parse().unwrap()]);

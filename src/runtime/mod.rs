@@ -90,7 +90,11 @@ pub fn start(spec: &ContainerSpec) -> Result<Process> {
             _ => {}
         }
     }
-    files::write_atomic(&layout.resolv_conf(), files::RESOLV_CONF.as_bytes())?;
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    files::write_atomic(
+        &layout.resolv_conf(),
+        files::resolv_conf(&host_resolv).as_bytes(),
+    )?;
     let hosts = files::hosts(&spec.name, &spec.addresses);
     files::write_atomic(&layout.hosts(), hosts.as_bytes())?;
     let log = OpenOptions::new()

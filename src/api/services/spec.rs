@@ -354,9 +354,8 @@ fn rollout(field: &str, u: Option<Rollout>) -> Result<UpdateConfig, ApiError> {
 
 fn network(n: models::NetworkAttachmentConfig) -> Result<ServiceNetwork, ApiError> {
     if map(&n.driver_opts) {
-        return Err(unsupported(
-            "TaskTemplate.Networks.DriverOpts",
-            "--network name=...,driver-opt=...",
+        return Err(ApiError::InvalidArgument(
+            "TaskTemplate.Networks.DriverOpts (--network name=...,driver-opt=...) is not supported: swarmnet's overlay driver takes no options per attachment; leave driver-opt out".into(),
         ));
     }
     let target = n.target.filter(|t| !t.is_empty()).ok_or_else(|| {

@@ -3,16 +3,15 @@
 
 use std::collections::HashMap;
 
-use super::super::client::{segment, Client};
+use super::super::client::Client;
 use super::common::ServiceFlags;
 use super::converge;
-use super::{flags, ports};
+use super::{flags, networks, ports};
 use crate::api::models::{
     EndpointSpec, Limit, NetworkAttachmentConfig, ResourceObject, ServiceCreateResponse,
     ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec,
     TaskSpecContainerSpecDnsConfig, TaskSpecPlacement, TaskSpecResources,
 };
-use crate::api::NetworkDoc;
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
@@ -22,9 +21,9 @@ pub struct CreateArgs {
     /// Service mode (replicated or global).
     #[arg(long, default_value = "replicated")]
     pub mode: String,
-    /// Network attachments.
-    #[arg(long = "network", value_name = "NETWORK")]
-    pub networks: Vec<String>,
+    /// Network attachments: a name, or `name=NET,alias=ALIAS...`.
+    #[arg(long = "network", value_name = "NETWORK", value_parser = networks::parse_network)]
+    pub networks: Vec<NetworkAttachmentConfig>,
     /// Placement constraints.
     #[arg(long = "constraint", value_name = "EXPR")]
     pub constraints: Vec<String>,
@@ -63,7 +62,7 @@ fn environment(values: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 /// The spec `service create` sends, shaped as Docker 20.10's: networks are
-/// still named as given (see [`resolve_networks`]).
+/// still named as given (see [`networks::resolve`]).
 pub fn to_spec(args: &CreateArgs) -> anyhow::Result<ServiceSpec> {
     let mode = match args.mode.as_str() {
         "replicated" => ServiceSpecMode {
@@ -92,14 +91,7 @@ pub fn to_spec(args: &CreateArgs) -> anyhow::Result<ServiceSpec> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?
         .concat();
-    let networks: Vec<NetworkAttachmentConfig> = args
-        .networks
-        .iter()
-        .map(|n| NetworkAttachmentConfig {
-            target: Some(n.clone()),
-            ..Default::default()
-        })
-        .collect();
+    let networks = args.networks.clone();
     let mut spec = ServiceSpec {
         name: args.name.clone(),
         labels: Some(flags::labels(&args.labels)?.into_iter().collect()),
@@ -136,33 +128,10 @@ pub fn to_spec(args: &CreateArgs) -> anyhow::Result<ServiceSpec> {
     Ok(spec)
 }
 
-/// Names the spec's networks by ID, sorted, as Docker's CLI sends them.
-fn resolve_networks(client: &Client, spec: &mut ServiceSpec) -> anyhow::Result<()> {
-    let networks = spec
-        .task_template
-        .as_mut()
-        .and_then(|t| t.networks.as_mut());
-    for network in networks.into_iter().flatten() {
-        let name = network.target.clone().unwrap_or_default();
-        let doc: NetworkDoc = client
-            .get(&format!("/networks/{}", segment(&name)))
-            .map_err(|e| super::not_found(e, "network", &name))?;
-        network.target = doc.network.id;
-    }
-    if let Some(networks) = spec
-        .task_template
-        .as_mut()
-        .and_then(|t| t.networks.as_mut())
-    {
-        networks.sort_by(|a, b| a.target.cmp(&b.target));
-    }
-    Ok(())
-}
-
 /// `service create`: prints the new service's ID, then its progress.
 pub fn run(client: &Client, args: CreateArgs) -> anyhow::Result<i32> {
     let mut spec = to_spec(&args)?;
-    resolve_networks(client, &mut spec)?;
+    networks::resolve(client, &mut spec)?;
     let created: ServiceCreateResponse = client.post("/services/create", &spec)?;
     for warning in created.warnings.unwrap_or_default() {
         eprintln!("{warning}");
@@ -283,6 +252,33 @@ mod tests {
         assert_eq!(
             serde_json::to_value(to_spec(&replicas).unwrap()).unwrap()["Mode"],
             serde_json::json!({"Replicated": {"Replicas": 2}})
+        );
+    }
+
+    #[test]
+    fn networks_take_dockers_long_form_with_aliases() {
+        let args = parse(&[
+            "--network",
+            "back",
+            "--network",
+            "name=app,alias=x,alias=y",
+            "host",
+        ]);
+        let json = serde_json::to_value(to_spec(&args).unwrap()).unwrap();
+        assert_eq!(
+            json["TaskTemplate"]["Networks"],
+            serde_json::json!([{"Target": "back"}, {"Target": "app", "Aliases": ["x", "y"]}])
+        );
+        let bad = Cli::try_parse_from(["create", "--network", "name=app,colour=red", "host"])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("invalid field key colour"), "{bad}");
+        let unnamed = Cli::try_parse_from(["create", "--network", "alias=x", "host"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unnamed.contains("network name/id is not specified"),
+            "{unnamed}"
         );
     }
 

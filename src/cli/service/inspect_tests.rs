@@ -88,3 +88,30 @@ fn global_services_and_json() {
     );
     assert!(json.contains("\"PreviousSpec\": {}"), "{json}");
 }
+
+#[test]
+fn networks_show_by_name_as_docker_shows_them() {
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "ID": "s", "Spec": {"Name": "web", "Mode": {"Replicated": {"Replicas": 1}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "host"},
+                "Networks": [{"Target": "net1", "Aliases": ["api", "www"]}, {"Target": "gone"}]},
+            "EndpointSpec": {"Mode": "vip"}}
+    }))
+    .unwrap();
+    let networks: HashMap<String, String> = [("net1".to_string(), "appnet".to_string())].into();
+    let out = pretty(&service, &networks, 0);
+    assert!(
+        out.contains("\nNetworks: appnet gone \nEndpoint Mode:\tvip\n"),
+        "names (an unknown ID as is), no aliases, as Docker's template: {out}"
+    );
+    let json = indented(&[ServiceDoc {
+        service,
+        previous_spec: None,
+    }])
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        doc[0]["Spec"]["TaskTemplate"]["Networks"][0],
+        serde_json::json!({"Target": "net1", "Aliases": ["api", "www"]})
+    );
+}

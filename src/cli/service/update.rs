@@ -5,10 +5,10 @@ use super::super::client::Client;
 use super::common::ServiceFlags;
 use super::converge;
 use super::flags::{self, env_key};
-use super::ports;
+use super::{networks, ports};
 use crate::api::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    ServiceSpec,
+    NetworkAttachmentConfig, ServiceSpec,
 };
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +46,12 @@ pub struct UpdateArgs {
     /// Remove a published port by its target port.
     #[arg(long = "publish-rm", value_name = "TARGET")]
     pub publish_rm: Vec<String>,
+    /// Add a network: a name, or `name=NET,alias=ALIAS...`.
+    #[arg(long = "network-add", value_name = "NETWORK", value_parser = networks::parse_network)]
+    pub network_add: Vec<NetworkAttachmentConfig>,
+    /// Remove a network.
+    #[arg(long = "network-rm", value_name = "NETWORK")]
+    pub network_rm: Vec<String>,
     #[command(flatten)]
     pub flags: ServiceFlags,
     pub service: String,
@@ -177,10 +183,16 @@ pub fn edit_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> anyhow::Result<Ser
     Ok(spec)
 }
 
-/// `service update`: prints the service as named, then its progress.
+/// `service update`: prints the service as named, then its progress. The
+/// networks added and removed are looked up first, as Docker's
+/// `updateNetworks` does, so an unknown one changes nothing.
 pub fn run(client: &Client, args: UpdateArgs) -> anyhow::Result<i32> {
     let service = super::get(client, &args.service)?;
-    let spec = edit_spec(service.spec.clone().unwrap_or_default(), &args)?;
+    let mut spec = edit_spec(service.spec.clone().unwrap_or_default(), &args)?;
+    if !args.network_add.is_empty() || !args.network_rm.is_empty() {
+        let change = networks::resolve_edit(client, &args.network_add, &args.network_rm)?;
+        networks::edit(&mut spec, &change)?;
+    }
     super::post_update(client, &service, &spec, false)?;
     println!("{}", args.service);
     if !args.flags.detach {
@@ -310,6 +322,29 @@ mod tests {
             err.to_string(),
             "replicas can only be used with replicated mode"
         );
+    }
+
+    #[test]
+    fn network_flags_take_dockers_long_form() {
+        let args = Cli::try_parse_from([
+            "update",
+            "--network-add",
+            "name=app,alias=api",
+            "--network-rm",
+            "old",
+            "web",
+        ])
+        .unwrap()
+        .update;
+        assert_eq!(
+            serde_json::to_value(&args.network_add).unwrap(),
+            serde_json::json!([{"Target": "app", "Aliases": ["api"]}])
+        );
+        assert_eq!(args.network_rm, ["old"]);
+        let bad = Cli::try_parse_from(["update", "--network-add", "name=app,ip=10.0.0.9", "web"])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("invalid field key ip"), "{bad}");
     }
 
     #[test]

@@ -415,3 +415,41 @@ fn what_inspect_shows_reads_back_as_the_same_spec() {
         json!({ "Mode": "vip", "Ports": [{ "Protocol": "udp", "TargetPort": 53, "PublishedPort": 5353, "PublishMode": "host" }] })
     );
 }
+
+/// `docker service create --network name=app,alias=api,alias=www ...`: the
+/// aliases reach swarmnet's spec, and inspect shows them where Docker does.
+#[test]
+fn network_aliases_go_both_ways() {
+    let body = with(
+        "/TaskTemplate/Networks",
+        json!([{ "Target": APP, "Aliases": ["api", "www"] }]),
+    );
+    let spec = service_spec(body).unwrap();
+    assert_eq!(
+        spec.task.networks,
+        [ServiceNetwork {
+            target: APP.into(),
+            aliases: vec!["api".into(), "www".into()],
+        }]
+    );
+    let shown = serde_json::to_value(docker_spec(&spec)).unwrap();
+    assert_eq!(
+        shown["TaskTemplate"]["Networks"],
+        json!([{ "Target": APP, "Aliases": ["api", "www"] }])
+    );
+    assert_eq!(service_spec(shown).unwrap(), spec);
+    let none = serde_json::to_value(docker_spec(&web_spec())).unwrap();
+    assert_eq!(
+        none["TaskTemplate"]["Networks"],
+        json!([{ "Target": APP }]),
+        "no aliases, no Aliases key (Docker's omitempty)"
+    );
+    let bad = with(
+        "/TaskTemplate/Networks",
+        json!([{ "Target": APP, "Aliases": ["no spaces"] }]),
+    );
+    assert!(
+        refusal(bad).starts_with("invalid network alias name \"no spaces\""),
+        "aliases are names"
+    );
+}

@@ -1,0 +1,32 @@
+//! The containers' resolver in the daemon's life: each container namespace
+//! gets one when it is made (before its process runs) and loses it just
+//! before the namespace is removed; a restarted daemon serves again every
+//! namespace its containers kept.
+
+use std::path::Path;
+
+use super::Daemon;
+use crate::model::ApiError;
+use crate::netlink::netns;
+
+impl Daemon {
+    /// Serves 127.0.0.11 in `netns` for `owner` (a task's ID, or the container's).
+    pub(super) async fn serve_dns(&self, netns: &Path, owner: &str) -> Result<(), ApiError> {
+        self.net.resolver.add(netns, owner).await.map_err(|e| {
+            ApiError::Internal(format!("cannot start the DNS resolver of {owner}: {e:#}"))
+        })
+    }
+
+    /// At start: every recorded container whose namespace is still there.
+    pub(super) async fn serve_dns_again(&self) {
+        for c in self.containers.all() {
+            if !netns::is_namespace(&c.netns) {
+                continue;
+            }
+            let owner = c.task_id.as_deref().unwrap_or(&c.id);
+            if let Err(e) = self.serve_dns(&c.netns, owner).await {
+                tracing::warn!(container = %c.name, "{e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Service discovery: a resolver at 127.0.0.11 inside every container and
+//! task, answering the swarm's names from a view of the endpoint table that
+//! is swapped whole when it changes, scoped to the asker's networks, and
+//! forwarding every other name to the host's resolvers.
+
+mod answer;
+mod cache;
+mod forward;
+mod server;
+mod view;
+
+pub use server::Resolver;
+pub use view::View;
+
+#[cfg(test)]
+mod fuzz_test;
