@@ -144,6 +144,8 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
         execs: Execs::default(),
         net,
     });
+    // First: the containers that outlived the last daemon ask from now on.
+    daemon.serve_dns_again().await;
     match SwarmState::load(&daemon.state_dir) {
         Ok(Some(state)) => {
             let started = Swarm::start(
@@ -169,7 +171,6 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     if daemon.swarm.lock().await.is_none() {
         resolver.set_view(View::empty());
     }
-    daemon.serve_dns_again().await;
     tokio::spawn(daemon.clone().run_tasks(task_feed));
     if let Some(addr) = args.metrics_addr {
         let metrics_listener = tokio::net::TcpListener::bind(addr)

@@ -14,3 +14,6 @@ pub use view::View;
 
 #[cfg(test)]
 mod fuzz_test;
+
+#[cfg(test)]
+mod server_test;

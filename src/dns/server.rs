@@ -6,12 +6,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::FutureExt;
 use hickory_proto::op::{Header, Message};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -202,8 +204,20 @@ fn start(
         shared: shared.clone(),
     });
     server.register_listener(tcp, TCP_IDLE, 16);
-    let udp = tokio::spawn(serve_udp(udp, owner, shared.clone()));
+    let udp = tokio::spawn(supervise_udp(udp, owner, shared.clone()));
     Ok(Served { udp, tcp: server })
+}
+
+/// Runs the namespace's UDP loop again if it ever panics: a fault in one
+/// namespace's answers stays there, and is not fatal even there.
+async fn supervise_udp(socket: Arc<UdpSocket>, owner: Arc<str>, shared: Arc<Shared>) {
+    loop {
+        let run = serve_udp(socket.clone(), owner.clone(), shared.clone());
+        if AssertUnwindSafe(run).catch_unwind().await.is_ok() {
+            return;
+        }
+        tracing::error!(owner = %owner, "the resolver's UDP loop panicked; starting it again");
+    }
 }
 
 /// The UDP loop: a ready-made reply when there is one, else the answer
