@@ -87,6 +87,29 @@ impl Lab {
         }
         token
     }
+
+    /// `machine inspect NAME` as JSON.
+    pub fn machine_info(&self, machine: &str) -> serde_json::Value {
+        let out = ok(&self.run(&["machine", "inspect", machine]));
+        serde_json::from_str(&stdout(&out)).expect("machine inspect gives JSON")
+    }
+
+    /// Rewrites a machine's /etc/resolv.conf in place (truncate, then write),
+    /// as its daemon must see it through the bind mount: a rename would not.
+    pub fn set_resolv_conf(&self, machine: &str, text: &str) {
+        use std::io::Write;
+        let info = self.machine_info(machine);
+        let path = info["resolv_conf"]
+            .as_str()
+            .expect("machine inspect names the machine's resolv.conf");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+        file.write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("write {path}: {e}"));
+    }
 }
 
 impl Drop for Lab {

@@ -5,6 +5,7 @@
 mod bad_input;
 mod cluster;
 mod container;
+mod dns;
 mod docker_cli;
 mod docker_containers;
 mod docker_services;

@@ -81,6 +81,7 @@ pub fn inspect(lab: &Lab, name: &str) -> Result<i32> {
         "lib_dir": paths.lib,
         "socket": paths.socket,
         "log": paths.log,
+        "resolv_conf": paths.resolv_conf,
     });
     println!("{}", serde_json::to_string_pretty(&info)?);
     Ok(0)

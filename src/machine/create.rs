@@ -73,6 +73,8 @@ pub fn create(lab: &Lab, name: &str, daemon_args: &[String]) -> Result<i32> {
     for dir in [&paths.run, &paths.lib] {
         fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
     }
+    fs::write(&paths.resolv_conf, state::resolv_conf(name))
+        .with_context(|| format!("could not write {}", paths.resolv_conf.display()))?;
     let (_holder_child, holder) = holder::spawn(lab, Some(name))?;
     let mut machine = Machine {
         name: name.to_string(),

@@ -8,6 +8,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
+use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -130,8 +131,14 @@ pub fn serve(lab: &str, name: Option<&str>) -> Result<i32> {
     }
 }
 
+/// The file the machine's own resolv.conf is bound over.
+const ETC_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// Symbolic links followed to the host's resolv.conf, as the kernel's limit.
+const MAX_LINKS: usize = 40;
+
 /// Hostname, a private mount tree, /var/lib/swarmnet and /run bound to the
-/// machine's dirs, and a sysfs of the machine's network namespace.
+/// machine's dirs, its own resolv.conf, and a sysfs of the machine's network
+/// namespace.
 fn setup_machine(lab: &Lab, name: &str) -> Result<()> {
     let paths = lab.machine(name);
     nix::unistd::sethostname(name).context("sethostname")?;
@@ -157,10 +164,75 @@ fn setup_machine(lab: &Lab, name: &str) -> Result<()> {
             }
         }
     }
+    // The machine's resolv.conf is under the host's /run: held open across
+    // the bind of /run that hides it, and bound through its descriptor.
+    let resolv_conf = File::open(&paths.resolv_conf)
+        .with_context(|| format!("open {}", paths.resolv_conf.display()))?;
     mount(Some(&paths.run), "/run", none, MsFlags::MS_BIND, none).context("bind /run")?;
+    bind_resolv_conf(&resolv_conf)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("sysfs"), "/sys", Some("sysfs"), flags, none).context("mount /sys")?;
     Ok(())
+}
+
+/// Binds the machine's resolv.conf over the host's, so the machine's daemon
+/// reads its own upstream resolvers (none until a test writes some). Where
+/// /etc/resolv.conf is a link (systemd-resolved's into /run), the bind goes
+/// over the file it names; under /run, now the machine's own, that file is
+/// made first. A bind follows the file in place: it is rewritten in place,
+/// never replaced by a rename, to be seen inside.
+fn bind_resolv_conf(file: &File) -> Result<()> {
+    let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let target = follow_links(Path::new(ETC_RESOLV_CONF), |p| fs::read_link(p).ok());
+    if fs::metadata(&target).is_err() {
+        if !target.starts_with("/run/") {
+            bail!(
+                "the host has no {} (it names {}) for the machine's own to cover: \
+                 create one, even empty",
+                ETC_RESOLV_CONF,
+                target.display()
+            );
+        }
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        File::create(&target).with_context(|| format!("create {}", target.display()))?;
+    }
+    let none: Option<&str> = None;
+    mount(Some(source.as_str()), &target, none, MsFlags::MS_BIND, none)
+        .with_context(|| format!("bind the machine's resolv.conf on {}", target.display()))
+}
+
+/// The path a chain of symbolic links ends at (`read_link` gives a link's
+/// contents, None for a file or nothing), relative links read from the
+/// link's own directory; stops after MAX_LINKS, as the kernel does.
+fn follow_links(path: &Path, read_link: impl Fn(&Path) -> Option<PathBuf>) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let Some(next) = read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) if next.is_relative() => dir.join(next),
+            _ => next,
+        };
+    }
+    normalize(&path)
+}
+
+/// `..` and `.` folded away, by the names alone (/etc/../run is /run).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The lab namespace carries no addresses at all, IPv6 link-local included.
@@ -222,6 +294,27 @@ mod tests {
             ["machine", "holder", "--lab", "lab1"]
         );
         assert_eq!(holder_args("l", Some("vm1"))[4..], ["--name", "vm1"]);
+    }
+
+    #[test]
+    fn resolv_conf_links_are_followed_to_their_file() {
+        let stub = "/run/systemd/resolve/stub-resolv.conf";
+        let links = |p: &Path| match p.to_str()? {
+            "/etc/resolv.conf" => Some(PathBuf::from("../run/systemd/resolve/./stub-resolv.conf")),
+            "/etc/../run/systemd/resolve/./stub-resolv.conf" => Some(PathBuf::from("r.conf")),
+            _ => None,
+        };
+        let stubs = |p: &Path| (p == Path::new("/etc/resolv.conf")).then(|| PathBuf::from(stub));
+        let file = |_: &Path| None;
+        let resolv = Path::new("/etc/resolv.conf");
+        assert_eq!(follow_links(resolv, file), resolv);
+        assert_eq!(follow_links(resolv, stubs), Path::new(stub));
+        assert_eq!(
+            follow_links(resolv, links),
+            Path::new("/run/systemd/resolve/r.conf")
+        );
+        let forever = |p: &Path| Some(p.to_path_buf());
+        assert_eq!(follow_links(resolv, forever), resolv, "a loop ends");
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //! - The machine's mount tree is made rprivate; /var/lib/swarmnet (created
 //!   empty on the host if missing, as the bind target) and /run are bound to
 //!   its own dirs, mounts under the host's /run are detached, /sys is fresh.
+//!   /etc/resolv.conf is the machine's own `resolv.conf` (bound over it, made
+//!   at create with no nameserver, so the lab never asks a real resolver);
+//!   rewrite it in place to give the machine upstreams, as a rename is not
+//!   seen through the bind.
 //! - Other processes (the daemon, ssh commands) enter a holder's namespaces
 //!   with setns in `pre_exec`; netlink sockets are opened on a short-lived
 //!   thread that entered one (see `ip`); never on the CLI's own threads.

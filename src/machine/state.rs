@@ -65,6 +65,8 @@ pub struct MachinePaths {
     /// The daemon's socket as the host reaches it.
     pub socket: PathBuf,
     pub log: PathBuf,
+    /// Bound on /etc/resolv.conf inside the machine: its upstream resolvers.
+    pub resolv_conf: PathBuf,
     record: PathBuf,
 }
 
@@ -98,6 +100,7 @@ impl Lab {
             lib: dir.join("lib"),
             socket: dir.join("run/swarmnet/swarmnet.sock"),
             log: dir.join("daemon.log"),
+            resolv_conf: dir.join("resolv.conf"),
             record: dir.join("machine.json"),
             dir,
         }
@@ -186,6 +189,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("could not write {}", path.display()))
 }
 
+/// A new machine's /etc/resolv.conf: no nameserver, so nothing in the lab
+/// ever asks a real resolver; a test writes its own lab resolvers in place.
+pub fn resolv_conf(name: &str) -> String {
+    format!(
+        "# resolv.conf of swarmnet machine {name}: no upstream resolver; add nameserver lines\n"
+    )
+}
+
 pub fn address(host: u8) -> Ipv4Addr {
     Ipv4Addr::new(UNDERLAY[0], UNDERLAY[1], UNDERLAY[2], host)
 }
@@ -247,6 +258,19 @@ mod tests {
             daemon_argv: Vec::new(),
         };
         assert_eq!(machine.leg(), "m154");
+    }
+
+    #[test]
+    fn a_new_machines_resolv_conf_names_no_resolver() {
+        let text = resolv_conf("vm1");
+        assert!(text.starts_with("# resolv.conf of swarmnet machine vm1"));
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.trim_start().starts_with("nameserver")),
+            "{text}"
+        );
+        assert!(text.ends_with('\n'));
     }
 
     #[test]
