@@ -16,8 +16,10 @@ use super::tasks::{TaskFeed, TaskSink};
 use crate::dns::{Resolver, View};
 use crate::mesh::{Device, DeviceConfig, DeviceStats, PeerConfig};
 use crate::model::ApiError;
+use crate::nft::balancer::Balancer;
+use crate::nft::lb::LbView;
 use crate::proto::client::ManagerConn;
-use crate::proto::{Call, EngineLabels, Heartbeat, MeshPeer, Watch};
+use crate::proto::{Call, EngineLabels, Heartbeat, MeshPeer, Watch, WatchResponse};
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -45,10 +47,36 @@ impl ManagerLink {
     }
 }
 
+/// What follows the watch besides the mesh and the sandboxes: the
+/// containers' resolver and their VIP rules.
+#[derive(Clone)]
+pub struct Views {
+    pub dns: Arc<Resolver>,
+    pub lb: Arc<Balancer>,
+}
+
+impl Views {
+    /// Until the manager is heard, a swarm name cannot be told from another.
+    fn pending(&self) {
+        self.dns.set_view(View::pending());
+    }
+
+    fn update(&self, update: &WatchResponse) {
+        self.dns.set_view(View::from_watch(update));
+        self.lb.set_view(LbView::from_watch(update));
+    }
+
+    /// Out of the swarm: no swarm names, no VIPs.
+    fn clear(&self) {
+        self.dns.set_view(View::empty());
+        self.lb.set_view(LbView::default());
+    }
+}
+
 /// The running agent.
 pub struct Agent {
     device: Arc<Device>,
-    dns: Arc<Resolver>,
+    views: Views,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -59,7 +87,7 @@ impl Agent {
         wg: DeviceConfig,
         net: Arc<NetAgent>,
         tasks: TaskSink,
-        dns: Arc<Resolver>,
+        views: Views,
         engine_labels: BTreeMap<String, String>,
     ) -> anyhow::Result<Agent> {
         let name = wg.name.clone();
@@ -68,8 +96,7 @@ impl Agent {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot start WireGuard interface {name}: {e:#}"))?,
         );
-        // Until the manager is heard, a swarm name cannot be told from another.
-        dns.set_view(View::pending());
+        views.pending();
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(heartbeat_loop(link.clone(), stop_rx.clone())),
@@ -83,13 +110,13 @@ impl Agent {
                 device.clone(),
                 net,
                 tasks,
-                dns.clone(),
+                views.clone(),
                 stop_rx,
             )),
         ];
         Ok(Agent {
             device,
-            dns,
+            views,
             stop,
             tasks,
         })
@@ -106,7 +133,7 @@ impl Agent {
         for task in self.tasks {
             let _ = task.await;
         }
-        self.dns.set_view(View::empty());
+        self.views.clear();
         match Arc::try_unwrap(self.device) {
             Ok(device) => device.shutdown().await,
             Err(_) => tracing::warn!("WireGuard device still in use at shutdown"),
@@ -185,7 +212,7 @@ async fn watch_loop(
     device: Arc<Device>,
     net: Arc<NetAgent>,
     tasks: TaskSink,
-    dns: Arc<Resolver>,
+    views: Views,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut since = 0;
@@ -208,8 +235,8 @@ async fn watch_loop(
                         device.set_peers(peers);
                     }
                     since = update.revision;
-                    // Names first: a task leaves the answers before its node stops it.
-                    dns.set_view(View::from_watch(&update));
+                    // Names and VIPs first: a task leaves them before its node stops it.
+                    views.update(&update);
                     // Every answer, changed or not: repairs what was changed behind our back.
                     net.reconcile(&link, &update).await;
                     tasks.send_replace(Some(TaskFeed {

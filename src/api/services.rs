@@ -91,7 +91,16 @@ pub fn service_doc(s: &Service, status: Option<models::ServiceServiceStatus>) ->
                     mode: Some(endpoint_mode(&s.spec.endpoint_mode)),
                     ports: None,
                 }),
-                ..Default::default()
+                ports: None,
+                virtual_ips: (!s.virtual_ips.is_empty()).then(|| {
+                    s.virtual_ips
+                        .iter()
+                        .map(|v| models::ServiceEndpointVirtualIps {
+                            network_id: Some(v.network_id.clone()),
+                            addr: Some(format!("{}/{}", v.ip, v.prefix_len)),
+                        })
+                        .collect()
+                }),
             }),
             update_status: s
                 .update_status

@@ -1,7 +1,7 @@
-//! The containers' resolver in the daemon's life: each container namespace
-//! gets one when it is made (before its process runs) and loses it just
-//! before the namespace is removed; a restarted daemon serves again every
-//! namespace its containers kept.
+//! The containers' resolver and VIP rules in the daemon's life: each
+//! container namespace gets them when it is made (before its process runs)
+//! and loses them just before the namespace is removed; a restarted daemon
+//! serves again every namespace its containers kept.
 
 use std::path::Path;
 
@@ -10,11 +10,21 @@ use crate::model::ApiError;
 use crate::netlink::netns;
 
 impl Daemon {
-    /// Serves 127.0.0.11 in `netns` for `owner` (a task's ID, or the container's).
+    /// Serves 127.0.0.11 in `netns` for `owner` (a task's ID, or the
+    /// container's), and gives it the VIPs of its networks.
     pub(super) async fn serve_dns(&self, netns: &Path, owner: &str) -> Result<(), ApiError> {
         self.net.resolver.add(netns, owner).await.map_err(|e| {
             ApiError::Internal(format!("cannot start the DNS resolver of {owner}: {e:#}"))
+        })?;
+        self.net.balancer.add(netns, owner).await.map_err(|e| {
+            ApiError::Internal(format!("cannot apply the VIP rules of {owner}: {e:#}"))
         })
+    }
+
+    /// Before the namespace at `netns` is removed.
+    pub(super) async fn unserve(&self, netns: &Path) {
+        self.net.balancer.remove(netns);
+        self.net.resolver.remove(netns).await;
     }
 
     /// At start: every recorded container whose namespace is still there.

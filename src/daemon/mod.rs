@@ -34,6 +34,7 @@ use tokio::sync::Mutex;
 
 use crate::dns::{Resolver, View};
 use crate::model::ApiError;
+use crate::nft::balancer::Balancer;
 use crate::overlay::Overlay;
 use crate::proto::Reply;
 use containers::Containers;
@@ -119,6 +120,7 @@ async fn serve(args: DaemonArgs, socket: &Path) -> anyhow::Result<()> {
     let resolver = Arc::new(Resolver::start(RESOLV_CONF.into())?);
     let net = NetDeps {
         resolver: resolver.clone(),
+        balancer: Balancer::start(),
         engine_labels: args.labels.iter().cloned().collect(),
         tasks: task_sink,
         containers: containers.clone(),

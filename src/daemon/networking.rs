@@ -345,7 +345,7 @@ impl Daemon {
                 }
                 Step::Netns(path) => {
                     // Its sockets would keep the namespace alive.
-                    self.net.resolver.remove(&path).await;
+                    self.unserve(&path).await;
                     if let Err(e) = netns::remove(&path) {
                         tracing::warn!(netns = %path.display(), "cannot remove the namespace: {e:#}");
                     }

@@ -15,13 +15,14 @@ use super::host;
 use super::metrics::Metrics;
 use super::peers;
 use super::state::{self, SwarmState};
-use crate::agent::membership::{Agent, ManagerLink};
+use crate::agent::membership::{Agent, ManagerLink, Views};
 use crate::agent::netagent::{LocalSource, NetAgent, VXLAN_OVERHEAD};
 use crate::agent::tasks::TaskSink;
 use crate::dns::Resolver;
 use crate::manager::{api, tls, Manager};
 use crate::mesh::DeviceConfig;
 use crate::model::GW_BRIDGE;
+use crate::nft::balancer::Balancer;
 use crate::nft::firewall::{self, HostRules};
 use crate::overlay::Overlay;
 
@@ -42,8 +43,9 @@ pub struct NetDeps {
     pub containers: Arc<Containers>,
     /// The daemon's `--label`s, told to the manager at start.
     pub engine_labels: std::collections::BTreeMap<String, String>,
-    /// The containers' resolver, whose view the agent keeps current.
+    /// The containers' resolver and VIP rules, whose views the agent keeps current.
     pub resolver: Arc<Resolver>,
+    pub balancer: Arc<Balancer>,
 }
 
 /// What attaching a container to a network needs from the swarm.
@@ -148,7 +150,10 @@ impl Swarm {
                 wg,
                 net_agent,
                 deps.tasks,
-                deps.resolver,
+                Views {
+                    dns: deps.resolver,
+                    lb: deps.balancer,
+                },
                 deps.engine_labels,
             )
             .await

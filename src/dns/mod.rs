@@ -12,6 +12,10 @@ mod view;
 pub use server::Resolver;
 pub use view::View;
 
+/// The view's test fixture, for the load balancer's tests.
+#[cfg(test)]
+pub(crate) use view::tests as view_fixture;
+
 #[cfg(test)]
 mod fuzz_test;
 

@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 
 use super::networks::find_network;
 use super::store::Txn;
+use super::vips;
 use super::{ipam, now_secs, Manager};
 use crate::model::{
     check_name, mac_for, random_id, ApiError, AttachRequest, Endpoint, Network, Task,
@@ -115,7 +116,7 @@ fn attach_in(
             req.container_name, network.name
         )));
     }
-    let used: Vec<Ipv4Addr> = on_network.iter().map(|e| e.ip).collect();
+    let used = vips::used_on(tx, &network.id, None)?;
     let ip = match req.ip {
         Some(ip) => {
             ipam::check_address(&network, ip, &used)?;
@@ -149,14 +150,11 @@ pub(super) fn attach_task(tx: &mut Txn<'_>, task: &mut Task) -> Result<(), ApiEr
     if !task.networks.is_empty() {
         return Ok(());
     }
-    let endpoints = tx.endpoints()?;
     let mut attachments = Vec::new();
     for wanted in &task.spec.networks {
         let network = find_network(tx, &wanted.target)?;
-        let used: Vec<Ipv4Addr> = endpoints
-            .iter()
-            .filter(|e| e.network_id == network.id)
-            .map(|e| e.ip)
+        let used: Vec<Ipv4Addr> = vips::used_on(tx, &network.id, None)?
+            .into_iter()
             .chain(
                 attachments
                     .iter()

@@ -25,6 +25,7 @@ mod services_test;
 pub mod store;
 pub mod tls;
 pub mod token;
+mod vips;
 mod watch;
 
 use std::collections::HashMap;

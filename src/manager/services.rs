@@ -6,6 +6,7 @@
 use super::endpoints::drop_task_endpoints;
 use super::networks::find_network;
 use super::store::Txn;
+use super::vips;
 use super::Manager;
 use crate::model::{
     find, now_millis, random_id, ApiError, Service, ServiceMode, ServiceSpec, Task, UpdateState,
@@ -59,8 +60,10 @@ impl Manager {
             }
             resolve_networks(tx, &mut spec)?;
             let now = now_millis();
+            let id = random_id();
             let service = Service {
-                id: random_id(),
+                virtual_ips: vips::assign(tx, &id, &spec, &[])?,
+                id,
                 spec: spec.clone(),
                 previous_spec: None,
                 version: tx.revision(),
@@ -120,6 +123,7 @@ impl Manager {
                 });
                 service.last_batch_ms = 0;
             }
+            service.virtual_ips = vips::assign(tx, &service.id, &next, &service.virtual_ips)?;
             service.previous_spec = Some(std::mem::replace(&mut service.spec, next));
             service.updated_at_ms = now;
             tx.put_service(&service)?;

@@ -75,9 +75,15 @@ fn a_service_is_scheduled_reported_updated_and_rolled_back() {
         .iter()
         .map(|t| t.networks[0].ip.to_string())
         .collect();
+    assert_eq!(web.virtual_ips.len(), 1);
+    assert_eq!(
+        web.virtual_ips[0].ip.to_string(),
+        "10.30.0.2",
+        "the VIP comes first"
+    );
     assert!(
-        ips.contains(&"10.30.0.2".to_string()) && ips.contains(&"10.30.0.3".to_string()),
-        "{ips:?}"
+        ips.contains(&"10.30.0.3".to_string()) && ips.contains(&"10.30.0.4".to_string()),
+        "tasks never take the VIP: {ips:?}"
     );
     assert_eq!(
         m.endpoints().unwrap().len(),

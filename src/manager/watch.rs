@@ -50,7 +50,7 @@ impl Manager {
                 id: s.id,
                 name: s.spec.name,
                 endpoint_mode: s.spec.endpoint_mode,
-                vips: Vec::new(),
+                vips: s.virtual_ips,
             })
             .collect();
         Ok(WatchResponse {

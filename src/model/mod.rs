@@ -29,7 +29,8 @@ pub use service::is_host_image;
 pub use service::{
     FailureAction, PortConfig, RestartCondition, RestartPolicy, Service, ServiceMode,
     ServiceNetwork, ServiceSpec, TaskTemplate, UpdateConfig, UpdateOrder, UpdateState,
-    UpdateStatus, DEFAULT_MONITOR_MS, DEFAULT_STOP_GRACE_MS, HOST_IMAGE, TASK_HISTORY_LIMIT,
+    UpdateStatus, VirtualIp, DEFAULT_MONITOR_MS, DEFAULT_STOP_GRACE_MS, HOST_IMAGE,
+    TASK_HISTORY_LIMIT,
 };
 pub use task::{Task, TaskAttachment, TaskState, TaskStatus};
 

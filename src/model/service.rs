@@ -250,6 +250,20 @@ pub struct Service {
     /// When the last batch of an update started, for `--update-delay`.
     #[serde(default)]
     pub last_batch_ms: u64,
+    /// Its virtual IPs, one per network, in vip mode (Docker's `Endpoint.VirtualIPs`).
+    #[serde(default)]
+    pub virtual_ips: Vec<VirtualIp>,
+}
+
+/// A service's virtual IP on one network: connections to it are spread over
+/// the service's running tasks there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualIp {
+    pub network_id: String,
+    pub ip: std::net::Ipv4Addr,
+    /// The network's prefix length, for Docker's `Addr` (`10.0.1.2/24`).
+    #[serde(default)]
+    pub prefix_len: u8,
 }
 
 impl ServiceSpec {

@@ -6,6 +6,8 @@
 //! unencrypted overlays; here every overlay frame must come out of the mesh.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -93,7 +95,25 @@ pub fn remove() -> Result<()> {
 }
 
 fn run_nft(script: &str) -> Result<()> {
-    let mut child = Command::new("nft")
+    run_nft_in(None, script)
+}
+
+/// Runs `nft -f -` with `script`, inside the network namespace `netns` if
+/// given (the child enters it before exec; this thread never does).
+pub(super) fn run_nft_in(netns: Option<&Path>, script: &str) -> Result<()> {
+    let mut cmd = Command::new("nft");
+    if let Some(path) = netns {
+        let namespace = crate::netlink::netns::open(path)?;
+        // SAFETY: the hook only calls setns, async-signal-safe, on a file
+        // opened before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -284,11 +284,7 @@ pub struct ServiceName {
 }
 
 /// A service's virtual IP on one network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceVip {
-    pub network_id: String,
-    pub ip: std::net::Ipv4Addr,
-}
+pub use crate::model::VirtualIp as ServiceVip;
 
 /// One reply: a JSON value or a user-facing error.
 pub type Reply = Result<serde_json::Value, ApiError>;

@@ -34,6 +34,7 @@ fn web_service() -> Service {
             message: "update completed".into(),
         }),
         last_batch_ms: 0,
+        virtual_ips: Vec::new(),
     }
 }
 

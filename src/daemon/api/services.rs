@@ -178,6 +178,7 @@ pub(super) mod tests {
             updated_at_ms: 0,
             update_status: None,
             last_batch_ms: 0,
+            virtual_ips: Vec::new(),
         }
     }
 

@@ -114,6 +114,7 @@ fn a_vip_answers_for_the_service_and_tasks_still_answer_for_tasks() {
     web.vips.push(ServiceVip {
         network_id: "app-id".into(),
         ip: "10.0.1.200".parse().unwrap(),
+        prefix_len: 24,
     });
     let mut rr = service("rr", "dnsrr");
     rr.vips = web.vips.clone();
@@ -240,4 +241,44 @@ fn before_the_manager_is_heard_nothing_is_ready() {
     assert!(!View::pending().is_ready());
     assert!(View::empty().is_ready());
     assert_eq!(View::empty().lookup("x", "web"), Lookup::Unknown);
+}
+
+/// The fixture's names as a watch answer, web with VIP 10.0.1.200 on app
+/// (for the load balancer's tests too).
+pub(crate) fn watch() -> WatchResponse {
+    let mut web = service("web", "vip");
+    web.vips.push(ServiceVip {
+        network_id: "app-id".into(),
+        ip: "10.0.1.200".parse().unwrap(),
+        prefix_len: 24,
+    });
+    WatchResponse {
+        revision: 1,
+        peers: Vec::new(),
+        networks: vec![
+            network("app-id", "app", "10.0.1.0/24"),
+            network("other-id", "other", "10.0.2.0/24"),
+        ],
+        endpoints: vec![
+            container("cli", "cli", "app-id", "10.0.1.9", &[]),
+            container("far", "far", "other-id", "10.0.2.9", &[]),
+            task("t1", "web", 1, "app-id", "10.0.1.3"),
+            task("t2", "web", 2, "app-id", "10.0.1.4"),
+            task("t3", "web", 3, "app-id", "10.0.1.5"),
+        ],
+        tasks: Vec::new(),
+        role: None,
+        services: vec![web, service("api", "dnsrr")],
+        running_tasks: vec!["t1".into(), "t2".into()],
+    }
+}
+
+#[test]
+fn a_watch_answer_becomes_the_view_with_vips() {
+    let view = View::from_watch(&watch());
+    assert_eq!(found(&view, "cli", "web"), ips(&["10.0.1.200"]));
+    assert_eq!(
+        found(&view, "cli", "tasks.web"),
+        ips(&["10.0.1.3", "10.0.1.4"])
+    );
 }

@@ -71,6 +71,7 @@ pub(super) fn service(name: &str, mode: ServiceMode) -> Service {
         updated_at_ms: T0,
         update_status: None,
         last_batch_ms: 0,
+        virtual_ips: Vec::new(),
     }
 }
 
