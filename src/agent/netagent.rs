@@ -6,10 +6,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::membership::ManagerLink;
-use crate::overlay::{Overlay, RemoteEndpoint, SandboxSpec};
+use crate::model::INGRESS_SBOX;
+use crate::netlink::Ns;
+use crate::overlay::{Overlay, Plug, RemoteEndpoint, SandboxSpec};
 use crate::proto::{Detach, WatchResponse};
 
 /// VXLAN's overhead inside the mesh: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
@@ -21,6 +24,9 @@ pub struct LocalUse {
     pub networks: BTreeSet<String>,
     pub endpoints: BTreeSet<String>,
 }
+
+/// The host's interface on the ingress network.
+pub const INGRESS_LEG: &str = "swarmnet_in";
 
 /// The reads the agent needs from the daemon: its containers' networks.
 pub type LocalSource = Arc<dyn Fn() -> LocalUse + Send + Sync>;
@@ -56,6 +62,17 @@ pub struct Local<'a> {
 /// The pure part of a reconcile: the wanted sandboxes, the ones to remove and
 /// the endpoints to give back.
 pub fn plan(local: Local<'_>, update: &WatchResponse, used: &LocalUse, present: &[String]) -> Plan {
+    // This node's leg on the ingress network needs its sandbox, and is not an orphan.
+    let mut used = used.clone();
+    for leg in update
+        .endpoints
+        .iter()
+        .filter(|e| e.node_id == local.node_id && e.container_id == INGRESS_SBOX)
+    {
+        used.networks.insert(leg.network_id.clone());
+        used.endpoints.insert(leg.id.clone());
+    }
+    let used = &used;
     let vteps: HashMap<&str, Ipv4Addr> = update
         .peers
         .iter()
@@ -131,6 +148,7 @@ impl NetAgent {
         };
         let plan = plan(local, update, &used, &self.overlay.sandboxes());
         apply(&self.overlay, &plan).await;
+        self.plug_leg(&link.node_id, update).await;
         for (network_id, endpoint_id) in plan.orphans {
             // Its veth (and so its address and MAC) goes first, so the
             // address can never answer twice once the manager reuses it.
@@ -149,6 +167,55 @@ impl NetAgent {
                     tracing::warn!(endpoint = %endpoint_id, "cannot give back an endpoint: {e}")
                 }
             }
+        }
+    }
+}
+
+impl NetAgent {
+    /// Plugs this node's leg on the ingress network into the host (once),
+    /// through which published ports reach the tasks.
+    async fn plug_leg(&self, node_id: &str, update: &WatchResponse) {
+        let Some(leg) = update
+            .endpoints
+            .iter()
+            .find(|e| e.node_id == node_id && e.container_id == INGRESS_SBOX)
+        else {
+            return;
+        };
+        let Some(network) = update.networks.iter().find(|n| n.id == leg.network_id) else {
+            return;
+        };
+        // The daemon's own namespace: its main thread never enters another.
+        let host = PathBuf::from("/proc/self/ns/net");
+        match Ns::open(&host).await {
+            Ok(ns) => match ns.index(INGRESS_LEG).await {
+                Ok(Some(_)) => return,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("cannot look for the ingress leg: {e:#}");
+                    return;
+                }
+            },
+            Err(e) => {
+                tracing::warn!("cannot open the host's namespace: {e:#}");
+                return;
+            }
+        }
+        let plug = Plug {
+            network_id: network.id.clone(),
+            endpoint_id: leg.id.clone(),
+            netns: host,
+            ifname: INGRESS_LEG.into(),
+            mac: leg.mac_bytes(),
+            ip: leg.ip,
+            prefix_len: network.subnet.prefix(),
+            mtu: network.mtu.unwrap_or(self.mtu),
+        };
+        match self.overlay.plug(&plug).await {
+            Ok(()) => {
+                tracing::info!(ip = %leg.ip, "ingress leg plugged: published ports reach the tasks")
+            }
+            Err(e) => tracing::warn!("cannot plug the ingress leg: {e:#}"),
         }
     }
 }

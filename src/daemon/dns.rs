@@ -10,12 +10,16 @@ use crate::model::ApiError;
 use crate::netlink::netns;
 
 impl Daemon {
-    /// Serves 127.0.0.11 in `netns` for `owner` (a task's ID, or the
-    /// container's), and gives it the VIPs of its networks.
+    /// Serves 127.0.0.11 in `netns` for `owner` (a task's ID, or the container's).
     pub(super) async fn serve_dns(&self, netns: &Path, owner: &str) -> Result<(), ApiError> {
         self.net.resolver.add(netns, owner).await.map_err(|e| {
             ApiError::Internal(format!("cannot start the DNS resolver of {owner}: {e:#}"))
-        })?;
+        })
+    }
+
+    /// Gives `netns`, its interfaces plugged, the VIPs of its networks (and a
+    /// task on ingress its way back through the mesh).
+    pub(super) async fn serve_vips(&self, netns: &Path, owner: &str) -> Result<(), ApiError> {
         self.net.balancer.add(netns, owner).await.map_err(|e| {
             ApiError::Internal(format!("cannot apply the VIP rules of {owner}: {e:#}"))
         })
@@ -34,7 +38,11 @@ impl Daemon {
                 continue;
             }
             let owner = c.task_id.as_deref().unwrap_or(&c.id);
-            if let Err(e) = self.serve_dns(&c.netns, owner).await {
+            let served = async {
+                self.serve_dns(&c.netns, owner).await?;
+                self.serve_vips(&c.netns, owner).await
+            };
+            if let Err(e) = served.await {
                 tracing::warn!(container = %c.name, "{e}");
             }
         }

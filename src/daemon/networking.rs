@@ -161,6 +161,7 @@ impl Daemon {
                     Some(e)
                 }
             };
+            self.serve_vips(&netns, &prepared.id).await?;
             let containers = self.containers.clone();
             let (prepared, netns) = (prepared.clone(), netns.clone());
             blocking(move || {

@@ -273,6 +273,7 @@ impl Daemon {
                 }
                 None => None,
             };
+            self.serve_vips(&netns, &task.id).await?;
             let containers = self.containers.clone();
             let (p, ns) = (prepared.clone(), netns.clone());
             let started = blocking(move || {

@@ -88,8 +88,10 @@ impl View {
         services: &[ServiceName],
         running: &HashSet<&str>,
     ) -> View {
+        // The routing mesh's network has no names, as in Docker.
         let net_names: HashMap<&str, &str> = networks
             .iter()
+            .filter(|n| !n.ingress)
             .map(|n| (n.id.as_str(), n.name.as_str()))
             .collect();
         let services_by_id: HashMap<&str, &ServiceName> =

@@ -11,7 +11,7 @@ use super::vips;
 use super::{ipam, now_secs, Manager};
 use crate::model::{
     check_name, mac_for, random_id, ApiError, AttachRequest, Endpoint, Network, Task,
-    TaskAttachment,
+    TaskAttachment, INGRESS_SBOX,
 };
 use crate::proto::{AttachedEndpoint, Attachment, NetworkDetail};
 
@@ -150,9 +150,22 @@ pub(super) fn attach_task(tx: &mut Txn<'_>, task: &mut Task) -> Result<(), ApiEr
     if !task.networks.is_empty() {
         return Ok(());
     }
+    let mut wanted: Vec<(String, Vec<String>)> = task
+        .spec
+        .networks
+        .iter()
+        .map(|n| (n.target.clone(), n.aliases.clone()))
+        .collect();
+    // A service that publishes a port through the routing mesh: its tasks are on ingress too.
+    let service = tx.services()?.into_iter().find(|s| s.id == task.service_id);
+    if service.is_some_and(|s| s.spec.ports.iter().any(|p| p.mode != "host")) {
+        if let Some(ingress) = tx.networks()?.into_iter().find(|n| n.ingress) {
+            wanted.push((ingress.id, Vec::new()));
+        }
+    }
     let mut attachments = Vec::new();
-    for wanted in &task.spec.networks {
-        let network = find_network(tx, &wanted.target)?;
+    for (target, aliases) in wanted {
+        let network = find_network(tx, &target)?;
         let used: Vec<Ipv4Addr> = vips::used_on(tx, &network.id, None)?
             .into_iter()
             .chain(
@@ -169,7 +182,7 @@ pub(super) fn attach_task(tx: &mut Txn<'_>, task: &mut Task) -> Result<(), ApiEr
             node_id: node.clone(),
             container_id: task.id.clone(),
             container_name: task.name(),
-            aliases: wanted.aliases.clone(),
+            aliases,
             ip,
             mac: mac_for(ip),
             created_at: now_secs(),
@@ -185,6 +198,42 @@ pub(super) fn attach_task(tx: &mut Txn<'_>, task: &mut Task) -> Result<(), ApiEr
         });
     }
     task.networks = attachments;
+    Ok(())
+}
+
+/// Gives every node in `nodes` its leg on the ingress network (the lowest
+/// free address), and takes back the legs of nodes no longer there.
+pub(super) fn ensure_ingress_legs(tx: &mut Txn<'_>, nodes: &[String]) -> Result<(), ApiError> {
+    let Some(ingress) = tx.networks()?.into_iter().find(|n| n.ingress) else {
+        return Ok(());
+    };
+    let legs: Vec<Endpoint> = tx
+        .endpoints()?
+        .into_iter()
+        .filter(|e| e.network_id == ingress.id && e.container_id == INGRESS_SBOX)
+        .collect();
+    for leg in legs.iter().filter(|e| !nodes.contains(&e.node_id)) {
+        tx.remove_endpoint(&leg.id);
+    }
+    for node in nodes {
+        if legs.iter().any(|e| &e.node_id == node) {
+            continue;
+        }
+        let ip = ipam::next_address(&ingress, &vips::used_on(tx, &ingress.id, None)?)?;
+        tx.put_endpoint(&Endpoint {
+            id: random_id(),
+            network_id: ingress.id.clone(),
+            node_id: node.clone(),
+            container_id: INGRESS_SBOX.into(),
+            container_name: "ingress-endpoint".into(),
+            aliases: Vec::new(),
+            ip,
+            mac: mac_for(ip),
+            created_at: now_secs(),
+            task_id: None,
+            service_id: None,
+        })?;
+    }
     Ok(())
 }
 

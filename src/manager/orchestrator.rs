@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::endpoints::{attach_task, drop_task_endpoints};
+use super::endpoints::{attach_task, drop_task_endpoints, ensure_ingress_legs};
 use super::scheduler::{self, NodeInfo, Plan, State};
 use super::Manager;
 use crate::model::{now_millis, random_id, ApiError, NodeState, TaskState, TaskStatus};
@@ -47,6 +47,8 @@ impl Manager {
                     engine_labels: v.node.engine_labels,
                 })
                 .collect();
+            let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+            ensure_ingress_legs(tx, &ids)?;
             let services = tx.services()?;
             let tasks = tx.tasks()?;
             let state = State {

@@ -51,6 +51,7 @@ impl Manager {
                 name: s.spec.name,
                 endpoint_mode: s.spec.endpoint_mode,
                 vips: s.virtual_ips,
+                ports: s.spec.ports,
             })
             .collect();
         Ok(WatchResponse {

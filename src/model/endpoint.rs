@@ -5,6 +5,10 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+/// The owner of a node's leg on the ingress network, as Docker names it: the
+/// node's own address there, through which the routing mesh reaches tasks.
+pub const INGRESS_SBOX: &str = "ingress-sbox";
+
 /// What a node asks when one of its containers joins a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachRequest {

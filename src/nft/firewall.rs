@@ -94,14 +94,9 @@ pub fn remove() -> Result<()> {
     run_nft(&script).context("cannot remove swarmnet's nftables rules")
 }
 
-fn run_nft(script: &str) -> Result<()> {
-    run_nft_in(None, script)
-}
-
-/// Runs `nft -f -` with `script`, inside the network namespace `netns` if
-/// given (the child enters it before exec; this thread never does).
-pub(super) fn run_nft_in(netns: Option<&Path>, script: &str) -> Result<()> {
-    let mut cmd = Command::new("nft");
+/// `program`, to run inside the network namespace `netns` if given.
+pub(super) fn command_in(program: &str, netns: Option<&Path>) -> Result<Command> {
+    let mut cmd = Command::new(program);
     if let Some(path) = netns {
         let namespace = crate::netlink::netns::open(path)?;
         // SAFETY: the hook only calls setns, async-signal-safe, on a file
@@ -113,6 +108,17 @@ pub(super) fn run_nft_in(netns: Option<&Path>, script: &str) -> Result<()> {
             });
         }
     }
+    Ok(cmd)
+}
+
+fn run_nft(script: &str) -> Result<()> {
+    run_nft_in(None, script)
+}
+
+/// Runs `nft -f -` with `script`, inside the network namespace `netns` if
+/// given (the child enters it before exec; this thread never does).
+pub(super) fn run_nft_in(netns: Option<&Path>, script: &str) -> Result<()> {
+    let mut cmd = command_in("nft", netns)?;
     let mut child = cmd
         .args(["-f", "-"])
         .stdin(Stdio::piped())

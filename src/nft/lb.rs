@@ -2,11 +2,14 @@
 //! namespace, a connection to a VIP of a service on one of its networks is
 //! DNATed to one of the service's running tasks there, chosen per connection
 //! (conntrack keeps the flow on it); a VIP with no task refuses at once.
+//! A task on the ingress network gets the routing mesh's chains in the same
+//! table (`mesh.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
+use super::mesh::MeshView;
 use crate::proto::WatchResponse;
 
 /// The table every container's VIP rules live in.
@@ -19,12 +22,17 @@ pub struct LbView {
     vips: HashMap<String, BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>>,
     /// An endpoint's owner (container or task ID) → its networks.
     scopes: HashMap<String, Vec<String>>,
+    /// The routing mesh: published ports on the host, replies' way back in tasks.
+    pub mesh: MeshView,
 }
 
 impl LbView {
     pub fn from_watch(update: &WatchResponse) -> LbView {
         let running: HashSet<&str> = update.running_tasks.iter().map(String::as_str).collect();
-        let mut view = LbView::default();
+        let mut view = LbView {
+            mesh: MeshView::from_watch(update),
+            ..LbView::default()
+        };
         for e in &update.endpoints {
             view.scopes
                 .entry(e.container_id.clone())
@@ -66,7 +74,8 @@ impl LbView {
             }
         }
         let mut script = format!("table ip {TABLE}\ndelete table ip {TABLE}\n");
-        if vips.is_empty() {
+        let mesh = self.mesh.task_chains(owner);
+        if vips.is_empty() && mesh.is_none() {
             return script;
         }
         let (mut dnat, mut refuse) = (String::new(), String::new());
@@ -106,8 +115,9 @@ impl LbView {
     chain no_backend {{
         type filter hook output priority filter; policy accept;
 {refuse}    }}
-}}
-"
+{}}}
+",
+            mesh.unwrap_or_default()
         );
         script
     }

@@ -1,7 +1,9 @@
 //! nftables rulesets as data, applied in one atomic transaction per
 //! namespace: the host firewall that keeps the underlay out of VXLAN, and
-//! the service VIPs in every container's namespace.
+//! the service VIPs in every container's namespace, and the routing mesh
+//! (published ports on the host, replies' way back in the tasks).
 
 pub mod balancer;
 pub mod firewall;
 pub mod lb;
+pub mod mesh;

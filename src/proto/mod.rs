@@ -8,8 +8,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::model::{
-    ApiError, AttachRequest, Availability, Endpoint, Network, NetworkSpec, NodeRole, ServiceSpec,
-    Task, TaskStatus,
+    ApiError, AttachRequest, Availability, Endpoint, Network, NetworkSpec, NodeRole, PortConfig,
+    ServiceSpec, Task, TaskStatus,
 };
 
 /// Calls that need the cluster's state: answered by the leader, forwarded to it by
@@ -281,6 +281,9 @@ pub struct ServiceName {
     pub endpoint_mode: String,
     #[serde(default)]
     pub vips: Vec<ServiceVip>,
+    /// Its published ports (each with its published port set).
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
 }
 
 /// A service's virtual IP on one network.

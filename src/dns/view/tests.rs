@@ -51,6 +51,7 @@ pub(crate) fn service(name: &str, mode: &str) -> ServiceName {
         name: name.into(),
         endpoint_mode: mode.into(),
         vips: Vec::new(),
+        ports: Vec::new(),
     }
 }
 

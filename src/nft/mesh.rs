@@ -1,0 +1,250 @@
+//! The ingress routing mesh as data. On every node, a published port is
+//! DNATed to the service's running tasks' addresses on the ingress network
+//! (no SNAT: the task sees the client's own address). In each task on
+//! ingress, a new connection is marked with the node it came through (by
+//! that node's leg MAC), and its replies carry the mark to a routing table
+//! whose default route is that node's leg: they leave by the node that has
+//! the connection's conntrack entry, which undoes the DNAT.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use crate::model::INGRESS_SBOX;
+use crate::proto::WatchResponse;
+
+/// The host's table for published ports.
+pub const HOST_TABLE: &str = "swarmnet_ingress";
+
+/// A published port and where it leads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Published {
+    protocol: String,
+    port: u16,
+    target: u16,
+    backends: Vec<Ipv4Addr>,
+}
+
+/// The mesh as the watch describes it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MeshView {
+    published: Vec<Published>,
+    /// Every node's leg: its MAC (as nft writes it) and address.
+    legs: Vec<(String, Ipv4Addr)>,
+    /// A task's address on ingress, by owner (the task's ID).
+    on_ingress: BTreeMap<String, Ipv4Addr>,
+}
+
+impl MeshView {
+    pub fn from_watch(update: &WatchResponse) -> MeshView {
+        let Some(ingress) = update.networks.iter().find(|n| n.ingress) else {
+            return MeshView::default();
+        };
+        let running: HashSet<&str> = update.running_tasks.iter().map(String::as_str).collect();
+        let on_ingress = update
+            .endpoints
+            .iter()
+            .filter(|e| e.network_id == ingress.id);
+        let mut view = MeshView::default();
+        for e in on_ingress.clone() {
+            if e.container_id == INGRESS_SBOX {
+                view.legs.push((e.mac.to_lowercase(), e.ip));
+            } else if e.task_id.is_some() {
+                view.on_ingress.insert(e.container_id.clone(), e.ip);
+            }
+        }
+        view.legs.sort();
+        for s in &update.services {
+            for p in s.ports.iter().filter(|p| p.mode != "host") {
+                let Some(port) = p.published else { continue };
+                let mut backends: Vec<Ipv4Addr> = on_ingress
+                    .clone()
+                    .filter(|e| e.service_id.as_deref() == Some(s.id.as_str()))
+                    .filter(|e| e.task_id.as_deref().is_some_and(|t| running.contains(t)))
+                    .map(|e| e.ip)
+                    .collect();
+                backends.sort();
+                view.published.push(Published {
+                    protocol: p.protocol.clone(),
+                    port,
+                    target: p.target,
+                    backends,
+                });
+            }
+        }
+        view.published.sort();
+        view
+    }
+
+    /// The host's `nft -f` script: published ports DNATed to the tasks, for
+    /// connections from outside (prerouting) and from the host itself (output).
+    pub fn host_script(&self) -> String {
+        let mut rules = String::new();
+        for p in self.published.iter().filter(|p| !p.backends.is_empty()) {
+            let map: Vec<String> = p
+                .backends
+                .iter()
+                .enumerate()
+                .map(|(i, ip)| format!("{i} : {ip} . {}", p.target))
+                .collect();
+            let _ = writeln!(
+                rules,
+                "        fib daddr type local {} dport {} dnat ip to numgen random mod {} map {{ {} }}",
+                p.protocol,
+                p.port,
+                p.backends.len(),
+                map.join(", ")
+            );
+        }
+        let mut script = format!("table ip {HOST_TABLE}\ndelete table ip {HOST_TABLE}\n");
+        if rules.is_empty() {
+            return script;
+        }
+        let _ = write!(
+            script,
+            "table ip {HOST_TABLE} {{
+    chain published {{
+        type nat hook prerouting priority -100; policy accept;
+{rules}    }}
+    chain published_here {{
+        type nat hook output priority -100; policy accept;
+{rules}    }}
+}}
+"
+        );
+        script
+    }
+
+    /// The chains a task on ingress needs in its own table (see the module
+    /// doc), or None for a namespace not on ingress.
+    pub fn task_chains(&self, owner: &str) -> Option<String> {
+        let ip = self.on_ingress.get(owner)?;
+        if self.legs.is_empty() {
+            return None;
+        }
+        let map: Vec<String> = self
+            .legs
+            .iter()
+            .map(|(mac, leg)| format!("{mac} : {}", mark(*leg)))
+            .collect();
+        Some(format!(
+            "    chain mesh_in {{
+        type filter hook prerouting priority mangle; policy accept;
+        ip daddr {ip} ct state new ct mark set ether saddr map {{ {} }}
+    }}
+    chain mesh_out {{
+        type route hook output priority mangle; policy accept;
+        ct mark != 0 meta mark set ct mark
+    }}
+",
+            map.join(", ")
+        ))
+    }
+
+    /// Where a task's marked replies go: per node, its mark (also the
+    /// routing table's number) and its leg's address, the table's default route.
+    pub fn routes(&self, owner: &str) -> Vec<(u32, Ipv4Addr)> {
+        if !self.on_ingress.contains_key(owner) {
+            return Vec::new();
+        }
+        self.legs
+            .iter()
+            .map(|(_, leg)| (mark(*leg), *leg))
+            .collect()
+    }
+}
+
+/// A node's mark: its leg's address as a number (unique, and stable while the leg lives).
+fn mark(leg: Ipv4Addr) -> u32 {
+    u32::from(leg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::view_fixture::{network, task, watch};
+    use crate::model::{mac_for, Endpoint, PortConfig};
+
+    fn leg(node: &str, ip: &str) -> Endpoint {
+        let ip: Ipv4Addr = ip.parse().unwrap();
+        Endpoint {
+            id: format!("leg-{node}"),
+            network_id: "ingress-id".into(),
+            node_id: node.into(),
+            container_id: INGRESS_SBOX.into(),
+            container_name: "ingress-endpoint".into(),
+            aliases: Vec::new(),
+            ip,
+            mac: mac_for(ip),
+            created_at: 0,
+            task_id: None,
+            service_id: None,
+        }
+    }
+
+    /// The fixture with ingress: legs of n1 (10.0.0.2) and n2 (10.0.0.3),
+    /// web publishing 8080 → 3000 with t1 and t2 on ingress.
+    fn meshed() -> WatchResponse {
+        let mut update = watch();
+        let mut ingress = network("ingress-id", "ingress", "10.0.0.0/24");
+        ingress.ingress = true;
+        update.networks.push(ingress);
+        update.endpoints.push(leg("n1", "10.0.0.2"));
+        update.endpoints.push(leg("n2", "10.0.0.3"));
+        update
+            .endpoints
+            .push(task("t1", "web", 1, "ingress-id", "10.0.0.4"));
+        update
+            .endpoints
+            .push(task("t2", "web", 2, "ingress-id", "10.0.0.5"));
+        update
+            .endpoints
+            .push(task("t3", "web", 3, "ingress-id", "10.0.0.6"));
+        update.services[0].ports.push(PortConfig {
+            protocol: "tcp".into(),
+            target: 3000,
+            published: Some(8080),
+            mode: "ingress".into(),
+        });
+        update
+    }
+
+    #[test]
+    fn a_published_port_leads_to_the_running_tasks_on_ingress() {
+        let script = MeshView::from_watch(&meshed()).host_script();
+        let rule = "fib daddr type local tcp dport 8080 dnat ip to numgen random mod 2 map { 0 : 10.0.0.4 . 3000, 1 : 10.0.0.5 . 3000 }";
+        assert_eq!(
+            script.matches(rule).count(),
+            2,
+            "from outside and from the host: {script}"
+        );
+        assert!(
+            !script.contains("snat") && !script.contains("masquerade"),
+            "the client's address is kept"
+        );
+    }
+
+    #[test]
+    fn no_running_task_no_rule_and_no_ingress_no_table() {
+        let mut update = meshed();
+        update.running_tasks.clear();
+        let empty = "table ip swarmnet_ingress\ndelete table ip swarmnet_ingress\n";
+        assert_eq!(MeshView::from_watch(&update).host_script(), empty);
+        assert_eq!(MeshView::from_watch(&watch()).host_script(), empty);
+    }
+
+    #[test]
+    fn a_task_on_ingress_marks_by_the_node_and_routes_replies_back_there() {
+        let view = MeshView::from_watch(&meshed());
+        let chains = view.task_chains("t1").unwrap();
+        assert!(chains.contains("ip daddr 10.0.0.4 ct state new ct mark set ether saddr map { 02:42:0a:00:00:02 : 167772162, 02:42:0a:00:00:03 : 167772163 }"), "{chains}");
+        assert!(chains.contains("ct mark != 0 meta mark set ct mark"));
+        let leg = |ip: &str| ip.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(
+            view.routes("t1"),
+            [(167772162, leg("10.0.0.2")), (167772163, leg("10.0.0.3"))]
+        );
+        assert_eq!(view.task_chains("cli"), None);
+        assert!(view.routes("cli").is_empty());
+    }
+}
