@@ -6,15 +6,25 @@
 use std::path::Path;
 
 use super::Daemon;
+use crate::dns::RESOLVER_IP;
 use crate::model::ApiError;
 use crate::netlink::netns;
 
 impl Daemon {
-    /// Serves 127.0.0.11 in `netns` for `owner` (a task's ID, or the container's).
+    /// Serves 127.0.0.11 in `netns` for `owner` (a task's ID, or the
+    /// container's), and leads 127.0.0.11:53 there.
     pub(super) async fn serve_dns(&self, netns: &Path, owner: &str) -> Result<(), ApiError> {
-        self.net.resolver.add(netns, owner).await.map_err(|e| {
+        let failed = |e: anyhow::Error| {
             ApiError::Internal(format!("cannot start the DNS resolver of {owner}: {e:#}"))
+        };
+        let ports = self.net.resolver.add(netns, owner).await.map_err(failed)?;
+        let path = netns.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            crate::nft::dns::redirect(&path, RESOLVER_IP, ports.udp, ports.tcp)
         })
+        .await
+        .map_err(|e| failed(e.into()))?
+        .map_err(failed)
     }
 
     /// Gives `netns`, its interfaces plugged, the VIPs of its networks (and a

@@ -9,7 +9,7 @@ mod forward;
 mod server;
 mod view;
 
-pub use server::Resolver;
+pub use server::{Resolver, RESOLVER_IP};
 pub use view::View;
 
 /// The view's test fixture, for the load balancer's tests.

@@ -1,10 +1,11 @@
 //! The resolver's one thread: a single-threaded runtime serving every
-//! namespace's sockets on 127.0.0.11:53. UDP, the hot path, is a loop per
+//! namespace's sockets on 127.0.0.11 (at ports of their own, to which
+//! 127.0.0.11:53 is redirected, so port 53 stays the container's). UDP, the hot path, is a loop per
 //! namespace that answers from ready-made replies; TCP is hickory-server's,
 //! with a handler over the same answers. Sockets are opened inside their
 //! namespace by a short-lived thread that entered it, then handed over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use super::view::View;
 use crate::netlink::netns;
 
 /// Where every container's resolver listens, as Docker's.
-const RESOLVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+pub const RESOLVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 /// Queries one namespace may have waiting on upstream servers (Docker's bound).
 const MAX_FORWARDS: usize = 1024;
 /// A TCP connection that sends nothing for this long is closed.
@@ -53,7 +54,8 @@ enum Cmd {
 pub struct Resolver {
     cmds: mpsc::UnboundedSender<Cmd>,
     view: watch::Sender<Arc<View>>,
-    served: Mutex<HashSet<String>>,
+    /// The namespaces served, with their sockets' ports.
+    served: Mutex<HashMap<String, Ports>>,
 }
 
 /// What every namespace's server shares.
@@ -82,7 +84,7 @@ impl Resolver {
         Ok(Resolver {
             cmds,
             view,
-            served: Mutex::new(HashSet::new()),
+            served: Mutex::new(HashMap::new()),
         })
     }
 
@@ -92,15 +94,21 @@ impl Resolver {
     }
 
     /// Serves the namespace at `netns`, whose endpoints are `owner`'s (the
-    /// task's ID for a task, else the container's). Once per namespace: the
+    /// task's ID for a task, else the container's), on 127.0.0.11 at the
+    /// ports returned: port 53 is the container's own to bind, so queries to
+    /// 127.0.0.11:53 are to be redirected there. Once per namespace: the
     /// sockets stay with it until `remove`.
-    pub async fn add(&self, netns: &Path, owner: &str) -> anyhow::Result<()> {
+    pub async fn add(&self, netns: &Path, owner: &str) -> anyhow::Result<Ports> {
         let key = netns.display().to_string();
-        if self.lock().contains(&key) {
-            return Ok(());
+        if let Some(ports) = self.lock().get(&key) {
+            return Ok(*ports);
         }
         let (udp, tcp) = netns::run_in(netns, bind).await?;
-        self.lock().insert(key.clone());
+        let ports = Ports {
+            udp: udp.local_addr()?.port(),
+            tcp: tcp.local_addr()?.port(),
+        };
+        self.lock().insert(key.clone(), ports);
         self.cmds
             .send(Cmd::Add {
                 key,
@@ -109,14 +117,14 @@ impl Resolver {
                 tcp,
             })
             .map_err(|_| anyhow::anyhow!("the resolver has stopped"))?;
-        tracing::debug!(netns = %netns.display(), owner, "resolver added");
-        Ok(())
+        tracing::debug!(netns = %netns.display(), owner, udp = ports.udp, tcp = ports.tcp, "resolver added");
+        Ok(ports)
     }
 
     /// Stops serving the namespace at `netns`; its sockets are closed when this returns.
     pub async fn remove(&self, netns: &Path) {
         let key = netns.display().to_string();
-        if !self.lock().remove(&key) {
+        if self.lock().remove(&key).is_none() {
             return;
         }
         let (done, closed) = oneshot::channel();
@@ -126,14 +134,22 @@ impl Resolver {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ports>> {
         self.served.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Binds 127.0.0.11:53, UDP and TCP, in the calling thread's namespace.
+/// The ports a namespace's resolver listens on, at 127.0.0.11.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub udp: u16,
+    pub tcp: u16,
+}
+
+/// Binds 127.0.0.11, UDP and TCP, at ports the kernel picks, in the calling
+/// thread's namespace.
 fn bind() -> anyhow::Result<(std::net::UdpSocket, std::net::TcpListener)> {
-    let addr = SocketAddr::from((RESOLVER_IP, 53));
+    let addr = SocketAddr::from((RESOLVER_IP, 0));
     let udp = std::net::UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}"))?;
     udp.set_nonblocking(true)?;
     let tcp =

@@ -1,5 +1,6 @@
 //! Root tests of the resolver's sockets: two namespaces served by the one
-//! thread, each answered as its own container, over UDP and TCP; a removed
+//! thread, each answered as its own container at 127.0.0.11:53 (redirected
+//! to the resolver's ports, port 53 left free), over UDP and TCP; a removed
 //! namespace's sockets are closed; a malformed packet disturbs nobody.
 
 use std::collections::HashSet;
@@ -11,9 +12,10 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::view::tests::{container, network};
-use super::{Resolver, View};
+use super::{Resolver, View, RESOLVER_IP};
 use crate::netlink::netns;
 use crate::netlink::netns::ScratchDir;
+use crate::nft::dns::redirect;
 
 const RESOLVER: &str = "127.0.0.11:53";
 
@@ -92,10 +94,20 @@ fn each_namespace_is_answered_as_its_own_container_until_removed() {
     );
     resolver.set_view(view);
     runtime.block_on(async {
-        resolver.add(&blue, "cb").await.unwrap();
-        resolver.add(&red, "cr").await.unwrap();
-        resolver.add(&red, "cr").await.unwrap();
+        for (path, owner) in [(&blue, "cb"), (&red, "cr"), (&red, "cr")] {
+            let ports = resolver.add(path, owner).await.unwrap();
+            redirect(path, RESOLVER_IP, ports.udp, ports.tcp).unwrap();
+        }
     });
+    let own = inside(&blue, || {
+        let udp = UdpSocket::bind("0.0.0.0:53").map(drop);
+        let tcp = std::net::TcpListener::bind("0.0.0.0:53").map(drop);
+        (udp, tcp)
+    });
+    assert!(
+        own.0.is_ok() && own.1.is_ok(),
+        "port 53 stays the container's: {own:?}"
+    );
 
     let m = ask_udp(&blue, query("cb.")).expect("an answer");
     assert_eq!(addresses(&m), ["10.0.1.2"]);
@@ -143,7 +155,8 @@ fn each_namespace_is_answered_as_its_own_container_until_removed() {
     let m = ask_udp(&red, query("cr.")).expect("red is still served");
     assert_eq!(addresses(&m), ["10.0.2.2"]);
     runtime.block_on(async {
-        resolver.add(&blue, "cb").await.unwrap();
+        let ports = resolver.add(&blue, "cb").await.unwrap();
+        redirect(&blue, RESOLVER_IP, ports.udp, ports.tcp).unwrap();
     });
     let m = ask_udp(&blue, query("cb.")).expect("served again");
     assert_eq!(addresses(&m), ["10.0.1.2"]);

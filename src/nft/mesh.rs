@@ -33,6 +33,10 @@ pub struct MeshView {
     legs: Vec<(String, Ipv4Addr)>,
     /// A task's address on ingress, by owner (the task's ID).
     on_ingress: BTreeMap<String, Ipv4Addr>,
+    /// The UDP ports a task's service publishes its target ports, by owner.
+    udp_targets: BTreeMap<String, Vec<u16>>,
+    /// Every overlay subnet (where mesh clients never are).
+    subnets: Vec<String>,
 }
 
 impl MeshView {
@@ -51,8 +55,29 @@ impl MeshView {
                 view.legs.push((e.mac.to_lowercase(), e.ip));
             } else if e.task_id.is_some() {
                 view.on_ingress.insert(e.container_id.clone(), e.ip);
+                let service = update
+                    .services
+                    .iter()
+                    .find(|s| Some(s.id.as_str()) == e.service_id.as_deref());
+                let mut udp: Vec<u16> = service
+                    .into_iter()
+                    .flat_map(|s| &s.ports)
+                    .filter(|p| p.mode != "host" && p.protocol == "udp")
+                    .map(|p| p.target)
+                    .collect();
+                udp.sort();
+                udp.dedup();
+                if !udp.is_empty() {
+                    view.udp_targets.insert(e.container_id.clone(), udp);
+                }
             }
         }
+        view.subnets = update
+            .networks
+            .iter()
+            .map(|n| n.subnet.to_string())
+            .collect();
+        view.subnets.sort();
         view.legs.sort();
         for s in &update.services {
             for p in s.ports.iter().filter(|p| p.mode != "host") {
@@ -127,8 +152,29 @@ impl MeshView {
             .iter()
             .map(|(mac, leg)| format!("{mac} : {}", mark(*leg)))
             .collect();
+        // A UDP reply's source is picked by the default route before the
+        // mark can steer it: set it to the ingress address before conntrack
+        // looks, so the reply matches its connection (and is marked, and
+        // routed back, and un-DNATed by the node).
+        let udp_source = match self.udp_targets.get(owner) {
+            Some(ports) => {
+                let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+                let mut inside = self.subnets.clone();
+                inside.push("127.0.0.0/8".into());
+                format!(
+                    "    chain mesh_udp_source {{
+        type filter hook output priority raw; policy accept;
+        udp sport {{ {} }} ip daddr != {{ {} }} ip saddr != {ip} ip saddr set {ip}
+    }}
+",
+                    ports.join(", "),
+                    inside.join(", ")
+                )
+            }
+            None => String::new(),
+        };
         Some(format!(
-            "    chain mesh_in {{
+            "{udp_source}    chain mesh_in {{
         type filter hook prerouting priority mangle; policy accept;
         ip daddr {ip} ct state new ct mark set ether saddr map {{ {} }}
     }}

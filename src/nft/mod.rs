@@ -4,6 +4,7 @@
 //! (published ports on the host, replies' way back in the tasks).
 
 pub mod balancer;
+pub mod dns;
 pub mod firewall;
 pub mod lb;
 pub mod mesh;
