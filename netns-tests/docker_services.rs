@@ -1,5 +1,5 @@
 //! The real docker CLI runs services on three machines through swarmnet's
-//! Docker Engine API: published ports refused, create, scale, drain,
+//! Docker Engine API: bad published ports refused, create, scale, drain,
 //! constraints, promote and demote, global mode, a rolling update and its
 //! rollback, service logs and rm, each checked as a Docker Swarm user would.
 
@@ -83,11 +83,20 @@ fn docker_cli_creates_scales_drains_and_constrains_a_service() {
     lab.machines(&["vm1", "vm2", "vm3"]);
     lab.swarm("vm1", "192.168.99.100", &["vm2", "vm3"]);
 
-    // Published ports wait for the routing mesh: refused, and nothing made.
-    let published = whoami_service("web", "3000", &["-p", "8080:3000"]);
+    // Bad published ports: refused in one line (Docker's words), nothing made.
+    let dnsrr = whoami_service(
+        "web",
+        "3000",
+        &["--endpoint-mode", "dnsrr", "-p", "8080:3000"],
+    );
     fails_with(
-        &docker(&lab, "vm1", &published),
-        "published ports (-p) are not supported yet",
+        &docker(&lab, "vm1", &dnsrr),
+        "Error response from daemon: EndpointSpec: port published with ingress mode can't be used with dnsrr mode",
+    );
+    let sctp = whoami_service("web", "3000", &["-p", "8080:3000/sctp"]);
+    fails_with(
+        &docker(&lab, "vm1", &sctp),
+        "protocol sctp (port 3000/sctp) is not supported",
     );
     assert_eq!(on_vm1(&lab, &["service", "ls", "-q"]), "");
 

@@ -61,9 +61,9 @@ impl Views {
         self.dns.set_view(View::pending());
     }
 
-    fn update(&self, update: &WatchResponse) {
+    fn update(&self, update: &WatchResponse, node: &str) {
         self.dns.set_view(View::from_watch(update));
-        self.lb.set_view(LbView::from_watch(update));
+        self.lb.set_view(LbView::from_watch(update, node));
     }
 
     /// Out of the swarm: no swarm names, no VIPs.
@@ -236,7 +236,7 @@ async fn watch_loop(
                     }
                     since = update.revision;
                     // Names and VIPs first: a task leaves them before its node stops it.
-                    views.update(&update);
+                    views.update(&update, &link.node_id);
                     // Every answer, changed or not: repairs what was changed behind our back.
                     net.reconcile(&link, &update).await;
                     tasks.send_replace(Some(TaskFeed {

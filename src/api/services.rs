@@ -15,8 +15,8 @@ pub use spec::service_spec;
 
 use super::models;
 use crate::model::{
-    FailureAction, RestartCondition, Service, ServiceMode, ServiceSpec, Task, TaskState,
-    TaskTemplate, UpdateConfig, UpdateOrder, UpdateState,
+    FailureAction, PortConfig, RestartCondition, Service, ServiceMode, ServiceSpec, Task,
+    TaskState, TaskTemplate, UpdateConfig, UpdateOrder, UpdateState,
 };
 
 /// Unix milliseconds as RFC 3339, the fraction written as Go writes it
@@ -89,9 +89,9 @@ pub fn service_doc(s: &Service, status: Option<models::ServiceServiceStatus>) ->
             endpoint: Some(models::ServiceEndpoint {
                 spec: Some(models::EndpointSpec {
                     mode: Some(endpoint_mode(&s.spec.endpoint_mode)),
-                    ports: None,
+                    ports: docker_ports(&s.spec.ports),
                 }),
-                ports: None,
+                ports: docker_ports(&s.spec.ports),
                 virtual_ips: (!s.virtual_ips.is_empty()).then(|| {
                     s.virtual_ips
                         .iter()
@@ -135,6 +135,29 @@ pub fn service_status(s: &Service, tasks: &[Task]) -> models::ServiceServiceStat
         ),
         completed_tasks: Some(0),
     }
+}
+
+/// A task in Docker's shape, with the host-mode ports of its service
+/// (`service`) in `Status.PortStatus` once it has run, as `service ps`
+/// shows them. A host-mode port without a published port (the node's
+/// choice) is not known here, so not shown.
+pub fn task_doc_in(t: &Task, service: Option<&Service>) -> TaskDoc {
+    let mut doc = task_doc(t);
+    let ran = matches!(
+        t.status.state,
+        TaskState::Running | TaskState::Complete | TaskState::Shutdown | TaskState::Failed
+    );
+    let host: Vec<PortConfig> = service
+        .filter(|s| s.id == t.service_id && ran)
+        .into_iter()
+        .flat_map(|s| &s.spec.ports)
+        .filter(|p| !p.is_ingress() && p.published.is_some())
+        .cloned()
+        .collect();
+    if let (Some(status), Some(ports)) = (doc.task.status.as_mut(), docker_ports(&host)) {
+        status.port_status = Some(models::PortStatus { ports: Some(ports) });
+    }
+    doc
 }
 
 /// A task in Docker's shape.
@@ -198,13 +221,6 @@ pub fn docker_spec(spec: &ServiceSpec) -> models::ServiceSpec {
             ..Default::default()
         },
     };
-    let ports = spec.ports.iter().map(|p| models::EndpointPortConfig {
-        name: None,
-        protocol: p.protocol.parse().ok(),
-        target_port: Some(p.target.into()),
-        published_port: p.published.map(i64::from),
-        publish_mode: p.mode.parse().ok(),
-    });
     models::ServiceSpec {
         name: Some(spec.name.clone()),
         labels: Some(spec.labels.clone().into_iter().collect()),
@@ -215,9 +231,25 @@ pub fn docker_spec(spec: &ServiceSpec) -> models::ServiceSpec {
         networks: None,
         endpoint_spec: Some(models::EndpointSpec {
             mode: Some(endpoint_mode(&spec.endpoint_mode)),
-            ports: Some(ports.collect::<Vec<_>>()).filter(|p| !p.is_empty()),
+            ports: docker_ports(&spec.ports),
         }),
     }
+}
+
+/// Published ports as Docker's `EndpointPortConfig`s (`Name` is never
+/// set); none when there are none, as Go's `omitempty`.
+fn docker_ports(ports: &[PortConfig]) -> Option<Vec<models::EndpointPortConfig>> {
+    let ports: Vec<_> = ports
+        .iter()
+        .map(|p| models::EndpointPortConfig {
+            name: None,
+            protocol: p.protocol.parse().ok(),
+            target_port: Some(p.target.into()),
+            published_port: p.published.map(i64::from),
+            publish_mode: p.mode.parse().ok(),
+        })
+        .collect();
+    Some(ports).filter(|p| !p.is_empty())
 }
 
 /// What a task runs, in Docker's shape.

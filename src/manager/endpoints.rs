@@ -156,9 +156,11 @@ pub(super) fn attach_task(tx: &mut Txn<'_>, task: &mut Task) -> Result<(), ApiEr
         .iter()
         .map(|n| (n.target.clone(), n.aliases.clone()))
         .collect();
-    // A service that publishes a port through the routing mesh: its tasks are on ingress too.
+    // A service that publishes a port: its tasks are on ingress too, where
+    // the node's leg reaches them (through the mesh, or on their own node in
+    // host mode).
     let service = tx.services()?.into_iter().find(|s| s.id == task.service_id);
-    if service.is_some_and(|s| s.spec.ports.iter().any(|p| p.mode != "host")) {
+    if service.is_some_and(|s| !s.spec.ports.is_empty()) {
         if let Some(ingress) = tx.networks()?.into_iter().find(|n| n.ingress) {
             wanted.push((ingress.id, Vec::new()));
         }

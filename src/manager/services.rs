@@ -1,7 +1,12 @@
 //! Services and tasks in the manager: create, update, roll back and remove
-//! services (each one store transaction, checked first), list tasks, and
+//! services (each one store transaction, checked first, published ports
+//! against the other services' in `services/ports.rs`), list tasks, and
 //! record what nodes report about their own tasks. Placing and replacing
 //! tasks is the scheduler's (`orchestrator.rs`).
+
+mod ports;
+#[cfg(test)]
+mod ports_test;
 
 use super::endpoints::drop_task_endpoints;
 use super::networks::find_network;
@@ -52,13 +57,15 @@ impl Manager {
     fn create_service(&self, mut spec: ServiceSpec) -> Result<Service, ApiError> {
         spec.check()?;
         let service = self.store.update(|tx| {
-            if tx.services()?.iter().any(|s| s.spec.name == spec.name) {
+            let others = tx.services()?;
+            if others.iter().any(|s| s.spec.name == spec.name) {
                 return Err(ApiError::Conflict(format!(
                     "name conflicts with an existing object: service {} already exists; choose another name or remove it first",
                     spec.name
                 )));
             }
             resolve_networks(tx, &mut spec)?;
+            publish_ports(tx, &mut spec, None, &others)?;
             let now = now_millis();
             let id = random_id();
             let service = Service {
@@ -99,7 +106,7 @@ impl Manager {
                     service.spec.name, service.version
                 )));
             }
-            let (next, state, message) = if rollback {
+            let (mut next, state, message) = if rollback {
                 let previous = service.previous_spec.clone().ok_or_else(|| {
                     ApiError::FailedPrecondition(format!(
                         "service {} does not have a previous spec",
@@ -113,6 +120,12 @@ impl Manager {
                 check_change(&service.spec, &next)?;
                 (next, UpdateState::Updating, "update in progress")
             };
+            let others: Vec<Service> = tx
+                .services()?
+                .into_iter()
+                .filter(|s| s.id != service.id)
+                .collect();
+            publish_ports(tx, &mut next, Some(&service.spec), &others)?;
             let now = now_millis();
             if next.task != service.spec.task {
                 service.update_status = Some(UpdateStatus {
@@ -218,6 +231,24 @@ fn resolve_networks(tx: &Txn<'_>, spec: &mut ServiceSpec) -> Result<(), ApiError
         }
         seen.push(network.id.clone());
         wanted.target = network.id;
+    }
+    Ok(())
+}
+
+/// The spec's published ports checked against `others` and the missing
+/// ingress ones assigned (`ports::publish`); the routing mesh needs the
+/// ingress network (Docker's words when it was removed).
+fn publish_ports(
+    tx: &Txn<'_>,
+    spec: &mut ServiceSpec,
+    previous: Option<&ServiceSpec>,
+    others: &[Service],
+) -> Result<(), ApiError> {
+    ports::publish(spec, previous, others)?;
+    if spec.ports.iter().any(|p| p.is_ingress()) && !tx.networks()?.iter().any(|n| n.ingress) {
+        return Err(ApiError::FailedPrecondition(
+            "service needs ingress network, but no ingress network is present; publish its ports with mode=host instead".into(),
+        ));
     }
     Ok(())
 }

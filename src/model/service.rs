@@ -2,6 +2,8 @@
 //! before anything is stored, and the service as the manager keeps it, with
 //! the spec it had before (for `service rollback`) and how its update goes.
 
+mod ports;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -184,12 +186,19 @@ impl TaskTemplate {
     }
 }
 
-/// A published port (`-p 8080:3000`); refused until the routing mesh lands.
+/// A published port (`-p 8080:3000`, or `--publish
+/// published=5353,target=53,protocol=udp,mode=host`); checked in `service/ports.rs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortConfig {
+    /// `tcp` or `udp`.
     pub protocol: String,
+    /// The port the task listens on.
     pub target: u16,
+    /// The port on the nodes. Always set once stored for `ingress` (the
+    /// manager assigns one from [`PortConfig::DYNAMIC`]); none for `host`
+    /// leaves the choice to the node.
     pub published: Option<u16>,
+    /// `ingress` (the routing mesh, on every node) or `host` (only where a task runs).
     pub mode: String,
 }
 
@@ -295,17 +304,13 @@ impl ServiceSpec {
                 )));
             }
         }
-        if !self.ports.is_empty() {
-            return Err(ApiError::InvalidArgument(
-                "published ports (-p) are not supported yet: the ingress routing mesh is not built; create the service without -p and reach it on its overlay network".into(),
-            ));
-        }
         if !matches!(self.endpoint_mode.as_str(), "" | "vip" | "dnsrr") {
             return Err(ApiError::InvalidArgument(format!(
                 "invalid endpoint mode {:?}: use vip or dnsrr",
                 self.endpoint_mode
             )));
         }
+        ports::check_ports(self)?;
         for u in [&self.update, &self.rollback] {
             if !(0.0..=1.0).contains(&u.max_failure_ratio) {
                 return Err(ApiError::InvalidArgument(

@@ -27,10 +27,11 @@ pub struct LbView {
 }
 
 impl LbView {
-    pub fn from_watch(update: &WatchResponse) -> LbView {
+    /// The view node `node` applies.
+    pub fn from_watch(update: &WatchResponse, node: &str) -> LbView {
         let running: HashSet<&str> = update.running_tasks.iter().map(String::as_str).collect();
         let mut view = LbView {
-            mesh: MeshView::from_watch(update),
+            mesh: MeshView::from_watch(update, node),
             ..LbView::default()
         };
         for e in &update.endpoints {
@@ -130,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_vip_spreads_over_the_running_tasks_of_its_network() {
-        let view = LbView::from_watch(&watch());
+        let view = LbView::from_watch(&watch(), "n1");
         let script = view.script("cli");
         assert!(script.starts_with("table ip swarmnet_lb\ndelete table ip swarmnet_lb\n"));
         assert!(
@@ -144,20 +145,20 @@ mod tests {
     fn one_backend_is_plain_dnat_and_none_refuses() {
         let mut update = watch();
         update.running_tasks.retain(|t| t == "t1");
-        let script = LbView::from_watch(&update).script("cli");
+        let script = LbView::from_watch(&update, "n1").script("cli");
         assert!(
             script.contains("ip daddr 10.0.1.200 dnat to 10.0.1.3\n"),
             "{script}"
         );
         update.running_tasks.clear();
-        let script = LbView::from_watch(&update).script("cli");
+        let script = LbView::from_watch(&update, "n1").script("cli");
         assert!(!script.contains("dnat"), "{script}");
         assert!(script.contains("ip daddr 10.0.1.200 meta l4proto tcp reject with tcp reset"));
     }
 
     #[test]
     fn a_namespace_off_the_vips_network_gets_no_rules() {
-        let view = LbView::from_watch(&watch());
+        let view = LbView::from_watch(&watch(), "n1");
         assert_eq!(
             view.script("far"),
             "table ip swarmnet_lb\ndelete table ip swarmnet_lb\n"
@@ -190,14 +191,14 @@ mod root_tests {
         let mut update = watch();
         for running in [vec!["t1", "t2"], vec!["t1"], vec![]] {
             update.running_tasks = running.iter().map(|t| t.to_string()).collect();
-            let script = LbView::from_watch(&update).script("cli");
+            let script = LbView::from_watch(&update, "n1").script("cli");
             super::super::firewall::run_nft_in(Some(&path), &script).unwrap();
             let first = list(&path);
             super::super::firewall::run_nft_in(Some(&path), &script).unwrap();
             assert_eq!(list(&path), first, "applied twice, the same rules");
             assert!(first.contains("10.0.1.200"), "{first}");
         }
-        let none = LbView::from_watch(&update).script("far");
+        let none = LbView::from_watch(&update, "n1").script("far");
         super::super::firewall::run_nft_in(Some(&path), &none).unwrap();
         assert_eq!(list(&path), "", "the table is gone");
     }

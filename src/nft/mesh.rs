@@ -40,7 +40,8 @@ pub struct MeshView {
 }
 
 impl MeshView {
-    pub fn from_watch(update: &WatchResponse) -> MeshView {
+    /// The mesh as node `node` applies it (host-mode ports lead only to its own tasks).
+    pub fn from_watch(update: &WatchResponse, node: &str) -> MeshView {
         let Some(ingress) = update.networks.iter().find(|n| n.ingress) else {
             return MeshView::default();
         };
@@ -62,7 +63,7 @@ impl MeshView {
                 let mut udp: Vec<u16> = service
                     .into_iter()
                     .flat_map(|s| &s.ports)
-                    .filter(|p| p.mode != "host" && p.protocol == "udp")
+                    .filter(|p| p.protocol == "udp")
                     .map(|p| p.target)
                     .collect();
                 udp.sort();
@@ -80,12 +81,15 @@ impl MeshView {
         view.subnets.sort();
         view.legs.sort();
         for s in &update.services {
-            for p in s.ports.iter().filter(|p| p.mode != "host") {
+            for p in &s.ports {
                 let Some(port) = p.published else { continue };
+                // Host mode: only on a node that runs a task, only to its own.
+                let here = p.mode == "host";
                 let mut backends: Vec<Ipv4Addr> = on_ingress
                     .clone()
                     .filter(|e| e.service_id.as_deref() == Some(s.id.as_str()))
                     .filter(|e| e.task_id.as_deref().is_some_and(|t| running.contains(t)))
+                    .filter(|e| !here || e.node_id == node)
                     .map(|e| e.ip)
                     .collect();
                 backends.sort();
@@ -257,7 +261,7 @@ mod tests {
 
     #[test]
     fn a_published_port_leads_to_the_running_tasks_on_ingress() {
-        let script = MeshView::from_watch(&meshed()).host_script();
+        let script = MeshView::from_watch(&meshed(), "n1").host_script();
         let rule = "fib daddr type local tcp dport 8080 dnat ip to numgen random mod 2 map { 0 : 10.0.0.4 . 3000, 1 : 10.0.0.5 . 3000 }";
         assert_eq!(
             script.matches(rule).count(),
@@ -271,17 +275,30 @@ mod tests {
     }
 
     #[test]
+    fn a_host_mode_port_leads_only_to_the_node_s_own_tasks() {
+        let mut update = meshed();
+        update.services[0].ports[0].mode = "host".into();
+        let on = |node: &str| MeshView::from_watch(&update, node).host_script();
+        assert!(on("n1").contains("tcp dport 8080 dnat ip to numgen random mod 2 map { 0 : 10.0.0.4 . 3000, 1 : 10.0.0.5 . 3000 }"));
+        assert!(
+            !on("n2").contains("dport 8080"),
+            "no task on n2: {}",
+            on("n2")
+        );
+    }
+
+    #[test]
     fn no_running_task_no_rule_and_no_ingress_no_table() {
         let mut update = meshed();
         update.running_tasks.clear();
         let empty = "table ip swarmnet_ingress\ndelete table ip swarmnet_ingress\n";
-        assert_eq!(MeshView::from_watch(&update).host_script(), empty);
-        assert_eq!(MeshView::from_watch(&watch()).host_script(), empty);
+        assert_eq!(MeshView::from_watch(&update, "n1").host_script(), empty);
+        assert_eq!(MeshView::from_watch(&watch(), "n1").host_script(), empty);
     }
 
     #[test]
     fn a_task_on_ingress_marks_by_the_node_and_routes_replies_back_there() {
-        let view = MeshView::from_watch(&meshed());
+        let view = MeshView::from_watch(&meshed(), "n1");
         let chains = view.task_chains("t1").unwrap();
         assert!(chains.contains("ip daddr 10.0.0.4 ct state new ct mark set ether saddr map { 02:42:0a:00:00:02 : 167772162, 02:42:0a:00:00:03 : 167772163 }"), "{chains}");
         assert!(chains.contains("ct mark != 0 meta mark set ct mark"));

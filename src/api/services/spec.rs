@@ -4,6 +4,8 @@
 //! names the field (and the docker flag that sets it).
 
 #[cfg(test)]
+mod port_tests;
+#[cfg(test)]
 pub(super) mod tests;
 
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ pub fn service_spec(body: serde_json::Value) -> Result<ServiceSpec, ApiError> {
             "the request body is empty: send the service's ServiceSpec as JSON".into(),
         ));
     }
+    check_port_words(&body)?;
     let docker: models::ServiceSpec =
         serde_json::from_value(go_field_names(body)).map_err(|e| {
             ApiError::InvalidArgument(format!("the request body is not a valid ServiceSpec: {e}"))
@@ -370,24 +373,45 @@ fn network(n: models::NetworkAttachmentConfig) -> Result<ServiceNetwork, ApiErro
     })
 }
 
-/// A published port as given (`ServiceSpec::check` refuses published ports).
+/// A published port as given: 0 or none for the published port is "assign
+/// one"; numbers out of range are refused here (the model holds `u16`s),
+/// the rest by `ServiceSpec::check`.
 fn port(p: models::EndpointPortConfig) -> Result<PortConfig, ApiError> {
-    let number = |field: &str, v: Option<i64>| {
-        u16::try_from(v.unwrap_or(0)).map_err(|_| {
-            ApiError::InvalidArgument(format!(
-                "EndpointSpec.Ports.{field} must be a port number (0 to 65535), not {}",
-                v.unwrap_or(0)
-            ))
-        })
-    };
+    let target = p.target_port.unwrap_or(0);
+    let published = p.published_port.unwrap_or(0);
     let word = |s: Option<String>, default: &str| {
         s.filter(|s| !s.is_empty())
             .unwrap_or_else(|| default.into())
     };
     Ok(PortConfig {
         protocol: word(p.protocol.map(|x| x.to_string()), "tcp"),
-        target: number("TargetPort", p.target_port)?,
-        published: Some(number("PublishedPort", p.published_port)?).filter(|&p| p > 0),
+        target: u16::try_from(target).map_err(|_| PortConfig::bad_target(target))?,
+        published: Some(
+            u16::try_from(published).map_err(|_| PortConfig::bad_published(published))?,
+        )
+        .filter(|&p| p > 0),
         mode: word(p.publish_mode.map(|x| x.to_string()), "ingress"),
     })
+}
+
+/// A protocol or publish mode Docker's schema does not know, refused in the
+/// model's words before the typed reading (which would only say "unknown variant").
+fn check_port_words(body: &serde_json::Value) -> Result<(), ApiError> {
+    let ports = body
+        .pointer("/EndpointSpec/Ports")
+        .and_then(serde_json::Value::as_array);
+    for p in ports.into_iter().flatten() {
+        let target = p
+            .get("TargetPort")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
+        let word = |key: &str| p.get(key).and_then(serde_json::Value::as_str);
+        if let Some(protocol) = word("Protocol").filter(|w| !w.is_empty()) {
+            PortConfig::check_protocol(protocol, target)?;
+        }
+        if let Some(mode) = word("PublishMode").filter(|w| !w.is_empty()) {
+            PortConfig::check_mode(mode, target)?;
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::spec::tests::{web_spec, APP};
 use super::*;
-use crate::model::{TaskAttachment, TaskStatus, UpdateStatus};
+use crate::model::{PortConfig, TaskAttachment, TaskStatus, UpdateStatus};
 
 #[test]
 fn times_are_written_as_go_writes_them() {
@@ -197,4 +197,107 @@ fn service_status_counts_tasks_as_docker_does() {
     let listed =
         serde_json::to_value(service_doc(&web, Some(service_status(&web, &tasks)))).unwrap();
     assert_eq!(listed["ServiceStatus"]["DesiredTasks"], 0);
+}
+
+/// `docker service inspect` of `web -p 8080:3000 -p 3001 --publish
+/// published=5353,target=53,protocol=udp,mode=host` on network `app`: the
+/// ports in the spec, in `Endpoint.Spec` and in `Endpoint.Ports` (the
+/// assigned 30000 included), beside the VIP.
+#[test]
+fn published_ports_show_where_docker_shows_them() {
+    let mut web = web_service();
+    web.previous_spec = None;
+    web.spec.ports = vec![
+        PortConfig {
+            protocol: "tcp".into(),
+            target: 3000,
+            published: Some(8080),
+            mode: "ingress".into(),
+        },
+        PortConfig {
+            protocol: "tcp".into(),
+            target: 3001,
+            published: Some(30000),
+            mode: "ingress".into(),
+        },
+        PortConfig {
+            protocol: "udp".into(),
+            target: 53,
+            published: Some(5353),
+            mode: "host".into(),
+        },
+    ];
+    web.virtual_ips = vec![crate::model::VirtualIp {
+        network_id: APP.into(),
+        ip: "10.0.1.2".parse().unwrap(),
+        prefix_len: 24,
+    }];
+    let doc = serde_json::to_value(service_doc(&web, None)).unwrap();
+    let ports = json!([
+        { "Protocol": "tcp", "TargetPort": 3000, "PublishedPort": 8080, "PublishMode": "ingress" },
+        { "Protocol": "tcp", "TargetPort": 3001, "PublishedPort": 30000, "PublishMode": "ingress" },
+        { "Protocol": "udp", "TargetPort": 53, "PublishedPort": 5353, "PublishMode": "host" }
+    ]);
+    assert_eq!(
+        doc["Endpoint"],
+        json!({
+            "Spec": { "Mode": "vip", "Ports": ports },
+            "Ports": ports,
+            "VirtualIPs": [{ "NetworkID": APP, "Addr": "10.0.1.2/24" }]
+        })
+    );
+    assert_eq!(doc["Spec"]["EndpointSpec"]["Ports"], ports);
+    let back: ServiceDoc = serde_json::from_value(doc).unwrap();
+    let shown = back.service.endpoint.unwrap().ports.unwrap();
+    assert_eq!(shown[2].published_port, Some(5353));
+}
+
+/// `service ps` shows a task's host-mode ports (`Status.PortStatus`) once
+/// it has run; ingress ports, and a task that never ran, show none.
+#[test]
+fn a_task_shows_its_host_mode_ports() {
+    let mut web = web_service();
+    web.spec.ports = vec![
+        PortConfig {
+            protocol: "tcp".into(),
+            target: 3000,
+            published: Some(8080),
+            mode: "ingress".into(),
+        },
+        PortConfig {
+            protocol: "udp".into(),
+            target: 53,
+            published: Some(5353),
+            mode: "host".into(),
+        },
+        PortConfig {
+            protocol: "tcp".into(),
+            target: 22,
+            published: None,
+            mode: "host".into(),
+        },
+    ];
+    let running = web_task("a", 1, TaskState::Running, TaskState::Running);
+    let doc = serde_json::to_value(task_doc_in(&running, Some(&web))).unwrap();
+    assert_eq!(
+        doc["Status"]["PortStatus"],
+        json!({ "Ports": [{ "Protocol": "udp", "TargetPort": 53, "PublishedPort": 5353, "PublishMode": "host" }] })
+    );
+    let shut = web_task("b", 1, TaskState::Shutdown, TaskState::Shutdown);
+    let doc = serde_json::to_value(task_doc_in(&shut, Some(&web))).unwrap();
+    assert!(
+        doc["Status"]["PortStatus"].is_object(),
+        "kept, as Docker keeps it"
+    );
+    let pending = web_task("c", 1, TaskState::Running, TaskState::Pending);
+    let doc = serde_json::to_value(task_doc_in(&pending, Some(&web))).unwrap();
+    assert!(doc["Status"].get("PortStatus").is_none());
+    web.spec.ports.remove(1);
+    let doc = serde_json::to_value(task_doc_in(&running, Some(&web))).unwrap();
+    assert!(
+        doc["Status"].get("PortStatus").is_none(),
+        "no host-mode port with a number"
+    );
+    let doc = serde_json::to_value(task_doc_in(&running, None)).unwrap();
+    assert_eq!(doc, serde_json::to_value(task_doc(&running)).unwrap());
 }

@@ -283,6 +283,38 @@ mod tests {
     }
 
     #[test]
+    fn published_ports_take_both_of_dockers_forms() {
+        let args = parse(&[
+            "-p",
+            "8080:3000",
+            "-p",
+            "8081:3000/udp",
+            "--publish",
+            "published=5353,target=53,protocol=udp,mode=host",
+            "-p",
+            "3001",
+            "host",
+        ]);
+        let json = serde_json::to_value(to_spec(&args).unwrap()).unwrap();
+        assert_eq!(
+            json["EndpointSpec"],
+            serde_json::json!({"Mode": "vip", "Ports": [
+                {"Protocol": "tcp", "TargetPort": 3000, "PublishedPort": 8080, "PublishMode": "ingress"},
+                {"Protocol": "udp", "TargetPort": 3000, "PublishedPort": 8081, "PublishMode": "ingress"},
+                {"Protocol": "udp", "TargetPort": 53, "PublishedPort": 5353, "PublishMode": "host"},
+                {"Protocol": "tcp", "TargetPort": 3001, "PublishMode": "ingress"}
+            ]})
+        );
+        let err = to_spec(&parse(&["-p", "8080:3000/icmp", "host"])).unwrap_err();
+        assert_eq!(err.to_string(), "Invalid proto: icmp");
+        let dnsrr = parse(&["--endpoint-mode", "dnsrr", "-p", "8080:3000", "host"]);
+        assert!(
+            to_spec(&dnsrr).is_ok(),
+            "as Docker's CLI: the daemon refuses dnsrr with an ingress port"
+        );
+    }
+
+    #[test]
     fn contradictions_are_refused_before_any_request() {
         let err = to_spec(&parse(&["--mode", "global", "--replicas", "2", "host"])).unwrap_err();
         assert_eq!(

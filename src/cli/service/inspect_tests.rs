@@ -115,3 +115,32 @@ fn networks_show_by_name_as_docker_shows_them() {
         serde_json::json!({"Target": "net1", "Aliases": ["api", "www"]})
     );
 }
+
+/// Every port of `Endpoint.Ports` (host-mode ones too, a node-chosen one as
+/// 0), as Docker's template prints them.
+#[test]
+fn pretty_ports_are_every_endpoint_port() {
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "ID": "s", "Spec": {"Name": "dns", "Mode": {"Replicated": {"Replicas": 1}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "host"}},
+            "EndpointSpec": {"Mode": "dnsrr"}},
+        "Endpoint": {"Ports": [
+            {"Protocol": "udp", "TargetPort": 53, "PublishedPort": 5353, "PublishMode": "host"},
+            {"Protocol": "tcp", "TargetPort": 22, "PublishMode": "host"}
+        ]}
+    }))
+    .unwrap();
+    let out = pretty(&service, &HashMap::new(), 0);
+    let expected = "Endpoint Mode:\tdnsrr
+Ports:
+ PublishedPort = 5353
+  Protocol = udp
+  TargetPort = 53
+  PublishMode = host
+ PublishedPort = 0
+  Protocol = tcp
+  TargetPort = 22
+  PublishMode = host 
+";
+    assert!(out.ends_with(expected), "{out}");
+}

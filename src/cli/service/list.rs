@@ -89,7 +89,9 @@ impl std::fmt::Display for PortRange {
     }
 }
 
-/// PORTS: the ingress ports, consecutive ones grouped as Docker groups them.
+/// PORTS: the ingress ports of `Endpoint.Ports` (host-mode ones are the
+/// tasks', shown by `service ps`), consecutive ones grouped as Docker 20.10's
+/// formatter groups them.
 fn ports(s: &Service) -> String {
     let mut ports: Vec<EndpointPortConfig> = s
         .endpoint
@@ -97,12 +99,8 @@ fn ports(s: &Service) -> String {
         .and_then(|e| e.ports.clone())
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| {
-            matches!(
-                p.publish_mode,
-                None | Some(PublishMode::INGRESS | PublishMode::EMPTY)
-            )
-        })
+        .filter(|p| p.publish_mode == Some(PublishMode::INGRESS))
+        .filter(|p| p.published_port.unwrap_or(0) > 0)
         .collect();
     ports.sort_by_key(|p| (p.protocol.map(|x| x.to_string()), p.published_port));
     let mut out: Vec<String> = Vec::new();
@@ -266,5 +264,25 @@ mod tests {
             ports(&s),
             "*:80-81->80-81/tcp, *:82->80/tcp, *:90-91->80/tcp, *:53->53/udp"
         );
+    }
+
+    /// What swarmnet's daemon sends for `-p 8080:3000 -p 9090:3000/udp
+    /// --publish published=5353,target=53,mode=host`: the host-mode port is
+    /// left out, as Docker's formatter leaves it out.
+    #[test]
+    fn only_ingress_ports_are_listed() {
+        let s: Service = serde_json::from_value(serde_json::json!({"Endpoint": {"Ports": [
+            {"Protocol": "udp", "TargetPort": 3000, "PublishedPort": 9090, "PublishMode": "ingress"},
+            {"Protocol": "tcp", "TargetPort": 53, "PublishedPort": 5353, "PublishMode": "host"},
+            {"Protocol": "tcp", "TargetPort": 3000, "PublishedPort": 8080, "PublishMode": "ingress"}
+        ]}}))
+        .unwrap();
+        assert_eq!(ports(&s), "*:8080->3000/tcp, *:9090->3000/udp");
+        let host: Service = serde_json::from_value(serde_json::json!({"Endpoint": {"Ports": [
+            {"Protocol": "tcp", "TargetPort": 53, "PublishedPort": 5353, "PublishMode": "host"}
+        ]}}))
+        .unwrap();
+        assert_eq!(ports(&host), "");
+        assert_eq!(ports(&Service::default()), "");
     }
 }

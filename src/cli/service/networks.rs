@@ -9,10 +9,10 @@ use super::super::client::{segment, Client};
 use crate::api::models::{NetworkAttachmentConfig, ServiceSpec};
 use crate::api::NetworkDoc;
 
-/// Whether Docker reads `value` in the long syntax: its pattern
-/// `\w+=\w+(,\w+=\w+)*`, unanchored, matches wherever an `=` stands between
-/// two word characters.
-fn long_syntax(value: &str) -> bool {
+/// Whether Docker reads `value` (a `--network` or `--publish` value) in the
+/// long syntax: its pattern `\w+=\w+(,\w+=\w+)*`, unanchored, matches
+/// wherever an `=` stands between two word characters.
+pub(super) fn long_syntax(value: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     value
         .as_bytes()

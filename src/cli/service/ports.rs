@@ -1,8 +1,10 @@
 //! `-p`/`--publish` values as Docker's `PortOpt` reads them: the short
 //! `[PUBLISHED:]TARGET[/PROTOCOL]` (ranges allowed) and the long
-//! `published=8080,target=3000,protocol=udp,mode=host`.
+//! `published=8080,target=3000,protocol=udp,mode=host`. No published port
+//! (or 0) is sent as none, as the docker CLI sends it: the daemon assigns one.
 
 use super::flags::parse_uint;
+use super::networks::long_syntax;
 use crate::api::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
 };
@@ -37,7 +39,7 @@ fn port(
     EndpointPortConfig {
         protocol: Some(protocol),
         target_port: Some(target),
-        published_port: Some(published),
+        published_port: (published > 0).then_some(published),
         publish_mode: Some(EndpointPortConfigPublishModeEnum::INGRESS),
         ..Default::default()
     }
@@ -46,7 +48,7 @@ fn port(
 /// `-p` as Docker's `PortOpt`: `[PUBLISHED:]TARGET[/PROTOCOL]` (ranges
 /// allowed) or `published=8080,target=3000,protocol=udp,mode=host`.
 pub fn parse_port(value: &str) -> Result<Vec<EndpointPortConfig>, String> {
-    if value.contains('=') {
+    if long_syntax(value) {
         return long_port(value).map(|p| vec![p]);
     }
     let (ports, proto) = value.split_once('/').unwrap_or((value, "tcp"));
@@ -102,7 +104,7 @@ fn long_port(value: &str) -> Result<EndpointPortConfig, String> {
                 })
             }
             "target" => p.target_port = Some(port_number(&v)?),
-            "published" => p.published_port = Some(port_number(&v)?),
+            "published" => p.published_port = Some(port_number(&v)?).filter(|&n| n > 0),
             other => return Err(format!("invalid field key {other}")),
         }
     }
@@ -116,32 +118,67 @@ fn long_port(value: &str) -> Result<EndpointPortConfig, String> {
 mod tests {
     use super::*;
 
+    fn json(value: &str) -> Result<serde_json::Value, String> {
+        parse_port(value).map(|p| serde_json::to_value(p).unwrap())
+    }
+
     #[test]
     fn ports_parse_as_dockers_port_opt() {
-        let p = parse_port("8080:3000").unwrap();
+        use serde_json::json;
         assert_eq!(
-            serde_json::to_value(&p).unwrap(),
-            serde_json::json!([{"Protocol":"tcp","TargetPort":3000,"PublishedPort":8080,"PublishMode":"ingress"}])
+            json("8080:3000").unwrap(),
+            json!([{"Protocol":"tcp","TargetPort":3000,"PublishedPort":8080,"PublishMode":"ingress"}])
         );
-        let p = parse_port("53/udp").unwrap();
         assert_eq!(
-            (p[0].published_port, p[0].protocol),
-            (Some(0), Some(EndpointPortConfigProtocolEnum::UDP))
+            json("8080:3000/udp").unwrap(),
+            json!([{"Protocol":"udp","TargetPort":3000,"PublishedPort":8080,"PublishMode":"ingress"}])
+        );
+        assert_eq!(
+            json("53/udp").unwrap(),
+            json!([{"Protocol":"udp","TargetPort":53,"PublishMode":"ingress"}]),
+            "no published port: none sent, as Go's omitempty; the daemon assigns one"
+        );
+        assert_eq!(
+            json("published=5353,target=53,protocol=udp,mode=host").unwrap(),
+            json!([{"Protocol":"udp","TargetPort":53,"PublishedPort":5353,"PublishMode":"host"}])
+        );
+        assert_eq!(
+            json("target=3000").unwrap(),
+            json!([{"Protocol":"tcp","TargetPort":3000,"PublishMode":"ingress"}])
+        );
+        assert_eq!(
+            json("Published=80,Target=3000,Protocol=UDP").unwrap(),
+            json!([{"Protocol":"udp","TargetPort":3000,"PublishedPort":80,"PublishMode":"ingress"}]),
+            "keys and values in any case"
         );
         let p = parse_port("8080-8081:80-81").unwrap();
         assert_eq!(p[1].published_port, Some(8081));
         assert_eq!(p[1].target_port, Some(81));
-        let p = parse_port("published=80,target=3000,mode=host").unwrap();
-        assert_eq!(
-            p[0].publish_mode,
-            Some(EndpointPortConfigPublishModeEnum::HOST)
-        );
-        assert_eq!(
-            parse_port("1.2.3.4:80:80"),
-            Err("hostip is not supported".into())
-        );
-        assert!(parse_port("published=80").is_err());
-        assert!(parse_port("80/xyz").is_err());
-        assert!(parse_port("70000:80").is_err());
+        let p = parse_port("8080-8082:80").unwrap();
+        assert_eq!(p.len(), 3, "a range of published ports to one target");
+    }
+
+    #[test]
+    fn bad_ports_are_refused_in_dockers_words() {
+        for (value, words) in [
+            ("1.2.3.4:80:80", "hostip is not supported"),
+            ("published=80", "missing mandatory field \"target\""),
+            ("80/xyz", "Invalid proto: xyz"),
+            ("70000:80", "Invalid hostPort: 70000"),
+            ("80:x", "Invalid containerPort: x"),
+            (
+                "8080-8081:80-82",
+                "invalid ranges specified for container and host Ports: 80-82 and 8080-8081",
+            ),
+            ("target=3000,protocol=icmp", "invalid protocol value icmp"),
+            ("target=3000,mode=local", "invalid publish mode value local"),
+            ("target=3000,colour=red", "invalid field key colour"),
+            (
+                "target=70000",
+                "strconv.ParseUint: parsing \"70000\": value out of range",
+            ),
+        ] {
+            assert_eq!(parse_port(value), Err(words.to_string()), "{value}");
+        }
     }
 }

@@ -172,3 +172,25 @@ fn states_are_titled() {
     assert_eq!(title("SHUTDOWN"), "Shutdown");
     assert_eq!(title(""), "");
 }
+
+/// PORTS: the task's host-mode ports as the daemon reports them in
+/// `Status.PortStatus`, joined by "," as Docker's task formatter does; a
+/// task without them shows nothing.
+#[test]
+fn host_mode_ports_of_a_task_are_joined_as_docker_joins_them() {
+    let mut t = task("f", 1, "node1", "running", "running", "00", "");
+    let args = TaskListArgs {
+        format: Some("[{{.Ports}}]".into()),
+        ..Default::default()
+    };
+    assert_eq!(render(&[t.clone()], &names(), T0, &args).unwrap(), "[]\n");
+    t.status.as_mut().unwrap().port_status = serde_json::from_value(serde_json::json!({"Ports": [
+        {"Protocol": "udp", "TargetPort": 53, "PublishedPort": 5353, "PublishMode": "host"},
+        {"Protocol": "tcp", "TargetPort": 3000, "PublishedPort": 8080, "PublishMode": "host"}
+    ]}))
+    .unwrap();
+    assert_eq!(
+        render(&[t], &names(), T0, &args).unwrap(),
+        "[*:5353->53/udp,*:8080->3000/tcp]\n"
+    );
+}

@@ -43,8 +43,9 @@ pub struct UpdateArgs {
     /// Add or update a published port.
     #[arg(long = "publish-add", value_name = "PUBLISHED:TARGET")]
     pub publish_add: Vec<String>,
-    /// Remove a published port by its target port.
-    #[arg(long = "publish-rm", value_name = "TARGET")]
+    /// Remove a published port by its target port (as Docker), or by its
+    /// published port when no port has that target: `8080`, `8080/udp`, `target=3000,mode=host`.
+    #[arg(long = "publish-rm", value_name = "PORT")]
     pub publish_rm: Vec<String>,
     /// Add a network: a name, or `name=NET,alias=ALIAS...`.
     #[arg(long = "network-add", value_name = "NETWORK", value_parser = networks::parse_network)]
@@ -86,13 +87,16 @@ fn port_key(p: &EndpointPortConfig) -> String {
     )
 }
 
+fn protocol(x: &EndpointPortConfig) -> EndpointPortConfigProtocolEnum {
+    match x.protocol {
+        None | Some(EndpointPortConfigProtocolEnum::EMPTY) => EndpointPortConfigProtocolEnum::TCP,
+        Some(other) => other,
+    }
+}
+
 /// Whether `rm` (a `--publish-rm` value) names port `p`: same target,
 /// protocol (none is tcp) and mode (none is ingress), as Docker matches.
 fn removes(rm: &EndpointPortConfig, p: &EndpointPortConfig) -> bool {
-    let protocol = |x: &EndpointPortConfig| match x.protocol {
-        None | Some(EndpointPortConfigProtocolEnum::EMPTY) => EndpointPortConfigProtocolEnum::TCP,
-        Some(other) => other,
-    };
     let mode = |x: &EndpointPortConfig| match x.publish_mode {
         None | Some(EndpointPortConfigPublishModeEnum::EMPTY) => {
             EndpointPortConfigPublishModeEnum::INGRESS
@@ -102,8 +106,20 @@ fn removes(rm: &EndpointPortConfig, p: &EndpointPortConfig) -> bool {
     rm.target_port == p.target_port && protocol(rm) == protocol(p) && mode(rm) == mode(p)
 }
 
+/// Whether a bare `--publish-rm 8080[/udp]` names port `p` by its published
+/// port (and protocol, in either mode): what `-p 8080:3000` gave, so the
+/// number the user knows it by. Docker has no such reading; swarmnet falls
+/// back on it only when no port has that target.
+fn removes_published(rm: &EndpointPortConfig, p: &EndpointPortConfig) -> bool {
+    rm.published_port.is_none()
+        && p.published_port.is_some()
+        && p.published_port == rm.target_port
+        && protocol(rm) == protocol(p)
+}
+
 /// The published ports as Docker's `updatePorts` leaves them: duplicates
-/// and removed ones dropped, new ones added, sorted by their key.
+/// and removed ones dropped (see [`removes`], [`removes_published`]), new
+/// ones added, sorted by their key.
 fn edit_ports(
     current: Vec<EndpointPortConfig>,
     add: &[String],
@@ -120,11 +136,13 @@ fn edit_ports(
             existing.push(p);
         }
     }
-    let mut ports: Vec<EndpointPortConfig> = existing
-        .iter()
-        .filter(|p| !rm.iter().any(|r| removes(r, p)))
-        .cloned()
-        .collect();
+    let by_target = |r: &EndpointPortConfig| existing.iter().any(|p| removes(r, p));
+    let gone = |p: &EndpointPortConfig| {
+        rm.iter()
+            .any(|r| removes(r, p) || (!by_target(r) && removes_published(r, p)))
+    };
+    let mut ports: Vec<EndpointPortConfig> =
+        existing.iter().filter(|p| !gone(p)).cloned().collect();
     for p in add {
         if !existing.iter().any(|e| port_key(e) == port_key(&p)) {
             ports.push(p);
@@ -202,157 +220,5 @@ pub fn run(client: &Client, args: UpdateArgs) -> anyhow::Result<i32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        update: UpdateArgs,
-    }
-
-    fn edit(spec: serde_json::Value, argv: &[&str]) -> anyhow::Result<serde_json::Value> {
-        let args = Cli::try_parse_from(std::iter::once("update").chain(argv.iter().copied()))
-            .unwrap()
-            .update;
-        let spec: ServiceSpec = serde_json::from_value(spec).unwrap();
-        Ok(serde_json::to_value(edit_spec(spec, &args)?).unwrap())
-    }
-
-    fn web() -> serde_json::Value {
-        serde_json::json!({
-            "Name": "web",
-            "TaskTemplate": {
-                "ContainerSpec": {"Image": "host", "Args": ["sleep", "1"], "Env": ["A=1", "B=2"]},
-                "Placement": {"Constraints": ["node.role==worker", "node.hostname!=vm3"]},
-                "ForceUpdate": 2
-            },
-            "Mode": {"Replicated": {"Replicas": 3}},
-            "EndpointSpec": {"Mode": "vip", "Ports": [{"Protocol": "tcp", "TargetPort": 3000, "PublishedPort": 8080, "PublishMode": "ingress"}]}
-        })
-    }
-
-    #[test]
-    fn constraints_are_added_removed_and_sorted() {
-        let out = edit(
-            web(),
-            &[
-                "--constraint-add",
-                "node.hostname!=vm2",
-                "--constraint-rm",
-                "node.role==worker",
-                "web",
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            out["TaskTemplate"]["Placement"]["Constraints"],
-            serde_json::json!(["node.hostname!=vm2", "node.hostname!=vm3"])
-        );
-    }
-
-    #[test]
-    fn env_args_image_and_force() {
-        let out = edit(
-            web(),
-            &[
-                "--env-add",
-                "B=3",
-                "--env-add",
-                "C=4",
-                "--env-rm",
-                "A",
-                "--args",
-                "whoami --port '3 000'",
-                "--image",
-                "host:latest",
-                "--force",
-                "web",
-            ],
-        )
-        .unwrap();
-        let container = &out["TaskTemplate"]["ContainerSpec"];
-        assert_eq!(container["Env"], serde_json::json!(["B=3", "C=4"]));
-        assert_eq!(
-            container["Args"],
-            serde_json::json!(["whoami", "--port", "3 000"])
-        );
-        assert_eq!(container["Image"], "host:latest");
-        assert_eq!(out["TaskTemplate"]["ForceUpdate"], 3);
-        let untouched = edit(web(), &["web"]).unwrap();
-        assert_eq!(untouched, web(), "no flags, no change");
-    }
-
-    #[test]
-    fn replicas_configs_and_ports() {
-        let out = edit(
-            web(),
-            &[
-                "--replicas",
-                "5",
-                "--update-parallelism",
-                "2",
-                "--update-failure-action",
-                "rollback",
-                "--publish-rm",
-                "3000",
-                "--publish-add",
-                "9090:80",
-                "--restart-max-attempts",
-                "3",
-                "web",
-            ],
-        )
-        .unwrap();
-        assert_eq!(out["Mode"]["Replicated"]["Replicas"], 5);
-        assert_eq!(out["UpdateConfig"]["Parallelism"], 2);
-        assert_eq!(out["UpdateConfig"]["FailureAction"], "rollback");
-        assert_eq!(out["UpdateConfig"]["Order"], "stop-first");
-        assert!(out.get("RollbackConfig").is_none());
-        assert_eq!(
-            out["EndpointSpec"]["Ports"],
-            serde_json::json!([{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 9090, "PublishMode": "ingress"}])
-        );
-        assert_eq!(out["TaskTemplate"]["RestartPolicy"]["MaxAttempts"], 3);
-        let mut global = web();
-        global["Mode"] = serde_json::json!({"Global": {}});
-        let err = edit(global, &["--replicas", "2", "web"]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "replicas can only be used with replicated mode"
-        );
-    }
-
-    #[test]
-    fn network_flags_take_dockers_long_form() {
-        let args = Cli::try_parse_from([
-            "update",
-            "--network-add",
-            "name=app,alias=api",
-            "--network-rm",
-            "old",
-            "web",
-        ])
-        .unwrap()
-        .update;
-        assert_eq!(
-            serde_json::to_value(&args.network_add).unwrap(),
-            serde_json::json!([{"Target": "app", "Aliases": ["api"]}])
-        );
-        assert_eq!(args.network_rm, ["old"]);
-        let bad = Cli::try_parse_from(["update", "--network-add", "name=app,ip=10.0.0.9", "web"])
-            .unwrap_err()
-            .to_string();
-        assert!(bad.contains("invalid field key ip"), "{bad}");
-    }
-
-    #[test]
-    fn ports_keep_one_of_each_and_sort() {
-        let same = |p: &str| ports::parse_port(p).unwrap();
-        let current = [same("8080:3000"), same("8080:3000"), same("7070:70")].concat();
-        let out = edit_ports(current, &["8080:3000".into()], &[]).unwrap();
-        let keys: Vec<String> = out.iter().map(port_key).collect();
-        assert_eq!(keys, ["7070:70/tcp/ingress", "8080:3000/tcp/ingress"]);
-    }
-}
+#[path = "update_tests.rs"]
+mod tests;

@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::http::{json, Answer, Filters, Query};
 use super::services::{labels_match, values};
-use crate::api::services::{task_doc, TaskDoc};
+use crate::api::services::{task_doc_in, TaskDoc};
 use crate::daemon::Daemon;
 use crate::model::{find, ApiError, NodeView, Service, Task, TaskState};
 use crate::proto::ClusterRequest;
@@ -104,11 +104,8 @@ pub async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Answer<Response> {
     f.only(&FILTERS)?;
     let given = |key: &str| !values(&f, key).is_empty();
     let tasks: Vec<Task> = d.cluster_as(ClusterRequest::TaskLs).await?;
-    let services: Vec<Service> = if given("service") || given("label") || given("_up-to-date") {
-        d.cluster_as(ClusterRequest::ServiceLs).await?
-    } else {
-        Vec::new()
-    };
+    // Also for the host-mode ports `service ps` shows.
+    let services: Vec<Service> = d.cluster_as(ClusterRequest::ServiceLs).await?;
     let nodes = if given("node") {
         d.cluster_as::<NodeList>(ClusterRequest::NodeLs)
             .await?
@@ -118,7 +115,7 @@ pub async fn list(State(d): State<Arc<Daemon>>, q: Query) -> Answer<Response> {
     };
     let docs: Vec<TaskDoc> = filtered(tasks, &services, &nodes, &f)?
         .iter()
-        .map(task_doc)
+        .map(|t| task_doc_in(t, services.iter().find(|s| s.id == t.service_id)))
         .collect();
     json(docs)
 }
@@ -128,7 +125,11 @@ pub async fn inspect(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> An
     let task: Task = d
         .cluster_as(ClusterRequest::TaskInspect { task: id })
         .await?;
-    json(task_doc(&task))
+    let services: Vec<Service> = d.cluster_as(ClusterRequest::ServiceLs).await?;
+    json(task_doc_in(
+        &task,
+        services.iter().find(|s| s.id == task.service_id),
+    ))
 }
 
 #[cfg(test)]

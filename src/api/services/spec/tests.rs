@@ -71,7 +71,7 @@ pub(in crate::api::services) fn web_spec() -> ServiceSpec {
 }
 
 /// `body` with the value at `pointer` (an object path) set.
-fn with(pointer: &str, value: serde_json::Value) -> serde_json::Value {
+pub(super) fn with(pointer: &str, value: serde_json::Value) -> serde_json::Value {
     let mut body = create_body();
     let (parent, key) = pointer.rsplit_once('/').unwrap();
     let mut at = &mut body;
@@ -82,7 +82,7 @@ fn with(pointer: &str, value: serde_json::Value) -> serde_json::Value {
     body
 }
 
-fn refusal(body: serde_json::Value) -> String {
+pub(super) fn refusal(body: serde_json::Value) -> String {
     match service_spec(body) {
         Err(ApiError::InvalidArgument(sentence)) => sentence,
         other => panic!("expected a refusal, got {other:?}"),
@@ -324,7 +324,7 @@ fn bad_numbers_and_missing_parts_are_refused_by_name() {
         (
             "/EndpointSpec/Ports",
             json!([{ "TargetPort": 70000 }]),
-            "EndpointSpec.Ports.TargetPort must be a port number (0 to 65535), not 70000",
+            "invalid target port 70000: give the port the task listens on, from 1 to 65535",
         ),
     ] {
         assert_eq!(refusal(with(pointer, value)), sentence, "{pointer}");
@@ -345,10 +345,10 @@ fn the_models_checks_apply() {
             .starts_with("image \"nginx\" is not available")
     );
     assert!(refusal(with(
-        "/EndpointSpec/Ports",
-        json!([{ "TargetPort": 3000, "PublishedPort": 8080 }])
+        "/EndpointSpec",
+        json!({ "Mode": "dnsrr", "Ports": [{ "TargetPort": 3000, "PublishedPort": 8080 }] })
     ))
-    .starts_with("published ports (-p) are not supported yet"));
+    .starts_with("EndpointSpec: port published with ingress mode can't be used with dnsrr mode"));
     assert!(
         refusal(with("/TaskTemplate/ContainerSpec/Args", json!(null)))
             .starts_with("no command given")
