@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::membership::ManagerLink;
-use crate::model::INGRESS_SBOX;
+use crate::model::{INGRESS_LEG, INGRESS_SBOX};
 use crate::netlink::Ns;
 use crate::overlay::{Overlay, Plug, RemoteEndpoint, SandboxSpec};
 use crate::proto::{Detach, WatchResponse};
@@ -24,9 +24,6 @@ pub struct LocalUse {
     pub networks: BTreeSet<String>,
     pub endpoints: BTreeSet<String>,
 }
-
-/// The host's interface on the ingress network.
-pub const INGRESS_LEG: &str = "swarmnet_in";
 
 /// The reads the agent needs from the daemon: its containers' networks.
 pub type LocalSource = Arc<dyn Fn() -> LocalUse + Send + Sync>;

@@ -204,11 +204,16 @@ pub(super) fn attach_task(tx: &mut Txn<'_>, task: &mut Task) -> Result<(), ApiEr
 }
 
 /// Gives every node in `nodes` its leg on the ingress network (the lowest
-/// free address), and takes back the legs of nodes no longer there.
+/// free address) while some service publishes a port, and takes back the
+/// legs of nodes no longer there (all of them when none publishes).
 pub(super) fn ensure_ingress_legs(tx: &mut Txn<'_>, nodes: &[String]) -> Result<(), ApiError> {
     let Some(ingress) = tx.networks()?.into_iter().find(|n| n.ingress) else {
         return Ok(());
     };
+    // Only while some service publishes a port: a swarm without one keeps
+    // no ingress sandbox or leg on its nodes.
+    let publishing = tx.services()?.iter().any(|s| !s.spec.ports.is_empty());
+    let nodes = if publishing { nodes } else { &[] };
     let legs: Vec<Endpoint> = tx
         .endpoints()?
         .into_iter()

@@ -9,7 +9,7 @@ use ipnetwork::Ipv4Network;
 
 use super::store::Txn;
 use super::{cluster, endpoints, ipam, now_secs, Manager};
-use crate::model::{random_id, ApiError, CheckedSpec, Network, NetworkSpec};
+use crate::model::{random_id, ApiError, CheckedSpec, Network, NetworkSpec, INGRESS_LEG};
 
 /// The routing-mesh network's name, as Docker's.
 pub const INGRESS: &str = "ingress";
@@ -44,12 +44,14 @@ impl Manager {
 }
 
 /// The IPv4 addresses of this host's interfaces but loopback (the manager's
-/// own underlay, and bridges such as the gateway bridge).
+/// own underlay, and bridges such as the gateway bridge) and its leg on the
+/// ingress network (an overlay address, checked as the ingress network's).
 fn local_ipv4_addrs() -> Vec<Ipv4Addr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };
     addrs
+        .filter(|a| a.interface_name != INGRESS_LEG)
         .filter_map(|a| Some(a.address?.as_sockaddr_in()?.ip()))
         .filter(|ip| !ip.is_loopback())
         .collect()

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 /// node's own address there, through which the routing mesh reaches tasks.
 pub const INGRESS_SBOX: &str = "ingress-sbox";
 
+/// The host's interface on the ingress network: the node's leg.
+pub const INGRESS_LEG: &str = "swarmnet_in";
+
 /// What a node asks when one of its containers joins a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachRequest {

@@ -14,7 +14,7 @@ mod task;
 
 pub use constraint::{all_match, Constraint, NodeFacts};
 pub use counts::RequestCounts;
-pub use endpoint::{mac_for, AttachRequest, Endpoint, INGRESS_SBOX};
+pub use endpoint::{mac_for, AttachRequest, Endpoint, INGRESS_LEG, INGRESS_SBOX};
 pub use error::ApiError;
 pub use lookup::find;
 pub use names::{check_hostname, escape};
