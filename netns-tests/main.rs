@@ -13,6 +13,7 @@ mod hardening_crash;
 mod hardening_join;
 mod hardening_store;
 mod harness;
+mod health;
 mod network;
 mod overlay;
 mod overlay_restart;

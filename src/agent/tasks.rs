@@ -1,11 +1,13 @@
 //! The task side of the agent: from the tasks the manager assigned to this
-//! node and the task containers this host has, a pure plan of what to start,
-//! stop, unplug and forget, and what to report. The daemon carries it out
-//! (`daemon/tasks.rs`) and sends the reports in one call.
+//! node and the task containers this host has (with their health), a pure
+//! plan of what to start, stop, unplug and forget, and what to report. The
+//! daemon carries it out (`daemon/tasks.rs`) and sends the reports in one call.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::model::{Network, NodeRole, Task, TaskState, TaskStatus, DEFAULT_STOP_GRACE_MS};
+use crate::model::{
+    HealthStatus, Network, NodeRole, Task, TaskState, TaskStatus, DEFAULT_STOP_GRACE_MS,
+};
 use crate::proto::TaskUpdate;
 
 /// What the watch says about this node's tasks: the tasks, and the networks
@@ -31,6 +33,32 @@ pub struct LocalTask {
     pub exit_code: Option<i32>,
     /// Still holds its namespace and endpoints.
     pub plugged: bool,
+    /// Its health, while it runs with a health check.
+    pub health: Option<HealthStatus>,
+}
+
+/// What was last sent about a task, kept until the manager's copy shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub state: TaskState,
+    pub health: Option<HealthStatus>,
+}
+
+impl Sent {
+    pub fn of(status: &TaskStatus) -> Sent {
+        Sent {
+            state: status.state,
+            health: status.health,
+        }
+    }
+
+    /// True while the manager's copy (`status`) does not show it yet.
+    pub fn ahead_of(&self, status: &TaskStatus) -> bool {
+        status.state < self.state
+            || (status.state == self.state
+                && self.state == TaskState::Running
+                && status.health != self.health)
+    }
 }
 
 /// One step for the daemon.
@@ -38,11 +66,13 @@ pub struct LocalTask {
 pub enum Action {
     /// Make the container, plug its addresses, run it; report Running or Rejected.
     Start(Box<Task>),
-    /// SIGTERM, SIGKILL after the grace period, then unplug; report Shutdown.
+    /// SIGTERM, SIGKILL after the grace period, then unplug; report
+    /// Shutdown, or Failed ([`unhealthy`]) when it is stopped for its health.
     Stop {
         task_id: String,
         container_id: String,
         grace_ms: u64,
+        unhealthy: bool,
     },
     /// Its process ended: give its addresses back (the files stay for `logs`).
     Unplug { container_id: String },
@@ -89,20 +119,50 @@ pub fn ended(task: &Task, local: &LocalTask, now_ms: u64) -> TaskStatus {
     }
 }
 
-/// The plan for this node's tasks. `reported` holds the state last sent
-/// for each task, so a report the manager has not echoed yet is not sent twice.
+/// What the manager hears of a task stopped because it became unhealthy:
+/// Failed, in the words of Docker's executor (the exit, then the cause), so
+/// the restart policy replaces it.
+pub fn unhealthy(container_id: &str, exit_code: Option<i32>, now_ms: u64) -> TaskStatus {
+    const CAUSE: &str = "dockerexec: unhealthy container";
+    let err = match exit_code {
+        Some(0) => CAUSE.to_string(),
+        code => format!("task: non-zero exit ({}): {CAUSE}", code.unwrap_or(-1)),
+    };
+    TaskStatus {
+        err: Some(err),
+        exit_code,
+        container_id: Some(container_id.to_string()),
+        health: Some(HealthStatus::Unhealthy),
+        ..TaskStatus::new(TaskState::Failed, now_ms, "started")
+    }
+}
+
+/// The plan for this node's tasks. `reported` holds what was last sent for
+/// each task, so a report the manager has not echoed yet is not sent twice.
+/// A running task's health is reported when it changes; once the manager
+/// knows a task is unhealthy (so no balancer sends to it), it is stopped.
 pub fn plan(
     desired: &[Task],
     local: &[LocalTask],
-    reported: &HashMap<String, TaskState>,
+    reported: &HashMap<String, Sent>,
     now_ms: u64,
 ) -> Vec<Action> {
     let by_task: HashMap<&str, &LocalTask> =
         local.iter().map(|l| (l.task_id.as_str(), l)).collect();
     let mut actions = Vec::new();
+    let known = |task: &Task| {
+        reported
+            .get(&task.id)
+            .copied()
+            .unwrap_or(Sent::of(&task.status))
+    };
     let report = |task: &Task, status: TaskStatus, actions: &mut Vec<Action>| {
-        let known = reported.get(&task.id).copied().unwrap_or(task.status.state);
-        if status.state > task.status.state && status.state > known {
+        let known = known(task);
+        let advances = status.state > task.status.state && status.state > known.state;
+        let health_news = status.state == TaskState::Running
+            && known.state == TaskState::Running
+            && status.health != known.health;
+        if advances || health_news {
             actions.push(Action::Report(TaskUpdate {
                 task_id: task.id.clone(),
                 status,
@@ -121,7 +181,7 @@ pub fn plan(
                 if task.status.state < TaskState::Running
                     && reported
                         .get(&task.id)
-                        .is_none_or(|s| *s < TaskState::Running)
+                        .is_none_or(|s| s.state < TaskState::Running)
                 {
                     actions.push(Action::Start(Box::new(task.clone())));
                 } else if task.status.state == TaskState::Running {
@@ -133,15 +193,19 @@ pub fn plan(
                 }
             }
             None => {}
-            Some(l) if l.running && stop => actions.push(Action::Stop {
-                task_id: task.id.clone(),
-                container_id: l.container_id.clone(),
-                grace_ms: task.spec.stop_grace_ms.unwrap_or(DEFAULT_STOP_GRACE_MS),
-            }),
+            Some(l) if l.running && (stop || unhealthy_known(l, known(task))) => {
+                actions.push(Action::Stop {
+                    task_id: task.id.clone(),
+                    container_id: l.container_id.clone(),
+                    grace_ms: task.spec.stop_grace_ms.unwrap_or(DEFAULT_STOP_GRACE_MS),
+                    unhealthy: !stop,
+                })
+            }
             Some(l) if l.running => {
                 let status = TaskStatus {
                     container_id: Some(l.container_id.clone()),
                     pid: Some(l.pid),
+                    health: l.health,
                     ..TaskStatus::new(TaskState::Running, now_ms, "started")
                 };
                 report(task, status, &mut actions);
@@ -165,6 +229,13 @@ pub fn plan(
         }
     }
     actions
+}
+
+/// An unhealthy container whose task the manager knows (or was told) is
+/// unhealthy: balancers have let it go, so it can stop.
+fn unhealthy_known(l: &LocalTask, known: Sent) -> bool {
+    let unhealthy = Some(HealthStatus::Unhealthy);
+    l.health == unhealthy && known.state == TaskState::Running && known.health == unhealthy
 }
 
 #[cfg(test)]
@@ -198,6 +269,7 @@ mod tests {
             pid: 42,
             exit_code,
             plugged,
+            health: None,
         }
     }
 
@@ -206,13 +278,22 @@ mod tests {
             .iter()
             .map(|a| match a {
                 Action::Start(t) => format!("start {}", t.id),
-                Action::Stop { task_id, .. } => format!("stop {task_id}"),
+                Action::Stop {
+                    task_id, unhealthy, ..
+                } => format!(
+                    "stop {task_id}{}",
+                    if *unhealthy { " (unhealthy)" } else { "" }
+                ),
                 Action::Unplug { container_id } => format!("unplug {container_id}"),
                 Action::Forget { container_id } => format!("forget {container_id}"),
                 Action::Report(u) => format!(
-                    "report {} {}{}",
+                    "report {} {}{}{}",
                     u.task_id,
                     u.status.state.as_str(),
+                    u.status
+                        .health
+                        .map(|h| format!(" {}", h.as_str()))
+                        .unwrap_or_default(),
                     u.status
                         .err
                         .as_deref()
@@ -300,7 +381,11 @@ mod tests {
     fn a_report_not_echoed_yet_is_not_sent_again() {
         let t = task("a", Running, Assigned);
         let l = local("a", true, None, true);
-        let reported = HashMap::from([("a".to_string(), Running)]);
+        let sent = Sent {
+            state: Running,
+            health: None,
+        };
+        let reported = HashMap::from([("a".to_string(), sent)]);
         assert!(plan(
             std::slice::from_ref(&t),
             std::slice::from_ref(&l),
@@ -308,10 +393,112 @@ mod tests {
             5
         )
         .is_empty());
-        let started = HashMap::from([("a".to_string(), Running)]);
+        let started = HashMap::from([("a".to_string(), sent)]);
         assert!(
             plan(&[t], &[], &started, 5).is_empty(),
             "a start already done is not done again before the manager hears of it"
+        );
+    }
+
+    #[test]
+    fn health_changes_are_reported_and_an_unhealthy_task_is_stopped_once_known() {
+        use crate::model::HealthStatus::*;
+        let none = HashMap::new();
+        let with_health = |manager: Option<HealthStatus>, local_health| {
+            let mut t = task("a", Running, Running);
+            t.status.health = manager;
+            let mut l = local("a", true, None, true);
+            l.health = local_health;
+            kinds(&plan(&[t], &[l], &none, 5))
+        };
+        assert_eq!(
+            with_health(None, Some(Starting)),
+            ["report a running starting"]
+        );
+        assert_eq!(
+            with_health(Some(Starting), Some(Starting)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            with_health(Some(Starting), Some(Healthy)),
+            ["report a running healthy"]
+        );
+        assert_eq!(
+            with_health(Some(Healthy), Some(Unhealthy)),
+            ["report a running unhealthy"]
+        );
+        assert_eq!(
+            with_health(Some(Unhealthy), Some(Unhealthy)),
+            ["stop a (unhealthy)"]
+        );
+        assert_eq!(
+            with_health(Some(Unhealthy), Some(Healthy)),
+            ["report a running healthy"]
+        );
+
+        let mut first = task("a", Running, Assigned);
+        first.status.health = None;
+        let mut l = local("a", true, None, true);
+        l.health = Some(Starting);
+        assert_eq!(
+            kinds(&plan(
+                std::slice::from_ref(&first),
+                std::slice::from_ref(&l),
+                &none,
+                5
+            )),
+            ["report a running starting"],
+            "the first report carries the health"
+        );
+        let told = HashMap::from([(
+            "a".to_string(),
+            Sent {
+                state: Running,
+                health: Some(Unhealthy),
+            },
+        )]);
+        l.health = Some(Unhealthy);
+        assert_eq!(
+            kinds(&plan(&[first], &[l], &told, 5)),
+            ["stop a (unhealthy)"],
+            "sent is as good as echoed"
+        );
+        let mut leaving = task("a", Shutdown, Running);
+        leaving.status.health = Some(Unhealthy);
+        let mut l = local("a", true, None, true);
+        l.health = Some(Unhealthy);
+        assert_eq!(kinds(&plan(&[leaving], &[l], &none, 5)), ["stop a"]);
+    }
+
+    #[test]
+    fn sent_news_is_kept_until_the_manager_shows_it() {
+        use crate::model::HealthStatus::*;
+        let sent = Sent {
+            state: Running,
+            health: Some(Healthy),
+        };
+        let manager = |state, health| TaskStatus {
+            health,
+            ..TaskStatus::new(state, 1, "")
+        };
+        assert!(sent.ahead_of(&manager(Assigned, None)));
+        assert!(sent.ahead_of(&manager(Running, Some(Starting))));
+        assert!(!sent.ahead_of(&manager(Running, Some(Healthy))));
+        assert!(!sent.ahead_of(&manager(Failed, None)));
+    }
+
+    #[test]
+    fn an_unhealthy_stop_is_a_failure_in_dockers_words() {
+        let status = unhealthy("c", Some(143), 9);
+        assert_eq!(status.state, Failed);
+        assert_eq!(
+            status.err.as_deref(),
+            Some("task: non-zero exit (143): dockerexec: unhealthy container")
+        );
+        assert_eq!(status.exit_code, Some(143));
+        assert_eq!(
+            unhealthy("c", Some(0), 9).err.as_deref(),
+            Some("dockerexec: unhealthy container")
         );
     }
 }

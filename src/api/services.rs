@@ -15,8 +15,8 @@ pub use spec::service_spec;
 
 use super::models;
 use crate::model::{
-    FailureAction, PortConfig, RestartCondition, Service, ServiceMode, ServiceSpec, Task,
-    TaskState, TaskTemplate, UpdateConfig, UpdateOrder, UpdateState,
+    FailureAction, HealthConfig, PortConfig, RestartCondition, Service, ServiceMode, ServiceSpec,
+    Task, TaskState, TaskTemplate, UpdateConfig, UpdateOrder, UpdateState,
 };
 
 /// Unix milliseconds as RFC 3339, the fraction written as Go writes it
@@ -272,6 +272,7 @@ fn task_spec(t: &TaskTemplate) -> models::TaskSpec {
             args: list(&t.args),
             env: list(&t.env),
             stop_grace_period: t.stop_grace_ms.map(nanos),
+            health_check: t.health.as_ref().map(docker_health),
             ..Default::default()
         }),
         restart_policy: Some(models::TaskSpecRestartPolicy {
@@ -293,6 +294,19 @@ fn task_spec(t: &TaskTemplate) -> models::TaskSpec {
         force_update: Some(t.force_update),
         networks: Some(networks).filter(|n| !n.is_empty()),
         ..Default::default()
+    }
+}
+
+/// A health check in Docker's shape, what is 0 left out (Go's `omitempty`).
+fn docker_health(h: &HealthConfig) -> models::HealthConfig {
+    let duration = |ns: u64| (ns > 0).then(|| i64::try_from(ns).unwrap_or(i64::MAX));
+    models::HealthConfig {
+        test: Some(h.test.clone()).filter(|t| !t.is_empty()),
+        interval: duration(h.interval_ns),
+        timeout: duration(h.timeout_ns),
+        retries: duration(h.retries),
+        start_period: duration(h.start_period_ns),
+        start_interval: None,
     }
 }
 

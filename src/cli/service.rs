@@ -6,6 +6,7 @@ mod common;
 mod converge;
 mod create;
 mod flags;
+mod health;
 mod inspect;
 mod list;
 mod logs;

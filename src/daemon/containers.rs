@@ -6,7 +6,7 @@
 //! until it starts, so a daemon restart forgets it and sweeps its directory
 //! (`created.rs`). A start records the container before its process runs, so
 //! the start-up sweep (`sweep.rs`) finds whatever a crash left. Stopping and
-//! removal are in `stop.rs`.
+//! removal are in `stop.rs`; a task container's health check in `health.rs`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -17,10 +17,12 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 mod created;
+mod health;
 mod stop;
 mod sweep;
 
 pub use created::Prepared;
+pub use health::HealthMonitors;
 
 use crate::manager::now_secs;
 use crate::model::ApiError;
@@ -107,6 +109,20 @@ pub struct ContainerView {
     pub log_path: PathBuf,
     /// The networks a created container will join when started.
     pub asked: Vec<NetRequest>,
+    /// A task container's health, when its service has a health check.
+    pub health: Option<crate::model::TaskHealth>,
+}
+
+impl ContainerView {
+    /// Its health as Docker states it: none without a check, and unhealthy
+    /// once it no longer runs (Docker marks it so when its checks stop).
+    pub fn health_status(&self) -> Option<crate::model::HealthStatus> {
+        let h = self.health.as_ref()?;
+        Some(match self.state {
+            RunState::Running => h.status,
+            _ => crate::model::HealthStatus::Unhealthy,
+        })
+    }
 }
 
 /// A container recorded on disk or only created.
@@ -235,6 +251,7 @@ impl Containers {
                     exit_code: None,
                     finished_at: None,
                     asked: p.networks,
+                    health: None,
                 }
             }
         };
@@ -258,6 +275,7 @@ impl Containers {
                 RunState::Exited
             },
             asked: Vec::new(),
+            health: self.health(&c.id),
             container: c,
         }
     }

@@ -3,6 +3,8 @@
 //! and this carries it out (a task container is an ordinary container named
 //! `web.1.<task>` on the addresses the manager gave, so `container ls`,
 //! `inspect`, `exec` and `logs` work on it) and reports back in one call.
+//! A task container whose service has a health check gets a monitor
+//! (`containers/health.rs`) while it runs; its health goes into the plan.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,13 +13,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::containers::{Container, NetAttachment, RunState};
+use super::containers::{Container, HealthMonitors, NetAttachment, RunState};
 use super::networking::{Step, NETNS_DIR};
 use super::swarm::NetCtx;
 use super::{blocking, Daemon};
-use crate::agent::tasks::{plan, Action, LocalTask, TaskFeed};
+use crate::agent::tasks::{plan, unhealthy, Action, LocalTask, Sent, TaskFeed};
 use crate::model::{
-    mac_for, now_millis, ApiError, Endpoint, NodeRole, Task, TaskState, TaskStatus,
+    mac_for, now_millis, ApiError, Endpoint, HealthConfig, NodeRole, Task, TaskState, TaskStatus,
 };
 use crate::netlink::netns;
 use crate::proto::{to_reply, TaskReport, TaskUpdate};
@@ -29,7 +31,8 @@ const POLL: Duration = Duration::from_millis(250);
 impl Daemon {
     /// Follows the feed until the daemon stops; `None` means "not in a swarm".
     pub(super) async fn run_tasks(self: Arc<Self>, mut feed: watch::Receiver<Option<TaskFeed>>) {
-        let mut reported: HashMap<String, TaskState> = HashMap::new();
+        let mut reported: HashMap<String, Sent> = HashMap::new();
+        let mut monitors = HealthMonitors::default();
         loop {
             tokio::select! {
                 changed = feed.changed() => if changed.is_err() { return },
@@ -37,18 +40,21 @@ impl Daemon {
             }
             let Some(current) = feed.borrow_and_update().clone() else {
                 reported.clear();
+                monitors.clear();
                 continue;
             };
             if let Some(role) = current.role {
                 self.follow_role(role).await;
             }
-            reported.retain(|id, state| {
+            reported.retain(|id, sent| {
                 current
                     .tasks
                     .iter()
-                    .any(|t| t.id == *id && t.status.state < *state)
+                    .any(|t| t.id == *id && sent.ahead_of(&t.status))
             });
-            let actions = plan(&current.tasks, &self.local_tasks(), &reported, now_millis());
+            let local = self.local_tasks();
+            monitors.follow(&self.containers, health_checks(&current.tasks, &local));
+            let actions = plan(&current.tasks, &local, &reported, now_millis());
             if actions.is_empty() {
                 continue;
             }
@@ -57,7 +63,11 @@ impl Daemon {
                 continue;
             }
             match self.report(updates.clone()).await {
-                Ok(()) => reported.extend(updates.into_iter().map(|u| (u.task_id, u.status.state))),
+                Ok(()) => reported.extend(
+                    updates
+                        .into_iter()
+                        .map(|u| (u.task_id, Sent::of(&u.status))),
+                ),
                 Err(e) => {
                     tracing::warn!("cannot report task states to the manager; trying again: {e}")
                 }
@@ -94,12 +104,17 @@ impl Daemon {
                     true => None,
                     false => runtime::exit_code(&self.containers.dir_of(&c.id)),
                 };
+                let health = match running {
+                    true => self.containers.health(&c.id).map(|h| h.status),
+                    false => None,
+                };
                 Some(LocalTask {
                     task_id,
                     running,
                     pid: c.process.pid,
                     exit_code,
                     plugged: !c.netns.as_os_str().is_empty(),
+                    health,
                     container_id: c.id,
                 })
             })
@@ -141,10 +156,14 @@ impl Daemon {
                     task_id,
                     container_id,
                     grace_ms,
+                    unhealthy,
                 } => stops.push(async move {
+                    if unhealthy {
+                        tracing::warn!(task = %task_id, "stopping the unhealthy task");
+                    }
                     let grace = Duration::from_millis(grace_ms);
                     self.stop_task(ctx, &container_id, grace, false).await;
-                    (task_id, container_id)
+                    (task_id, container_id, unhealthy)
                 }),
                 Action::Unplug { container_id } => self.unplug_task(ctx, &container_id).await,
                 Action::Forget { container_id } => {
@@ -153,16 +172,17 @@ impl Daemon {
                 }
             }
         }
-        for (task_id, container_id) in futures::future::join_all(stops).await {
+        for (task_id, container_id, failed) in futures::future::join_all(stops).await {
             let exit_code = runtime::exit_code(&self.containers.dir_of(&container_id));
-            updates.push(TaskUpdate {
-                task_id,
-                status: TaskStatus {
+            let status = match failed {
+                true => unhealthy(&container_id, exit_code, now_millis()),
+                false => TaskStatus {
                     exit_code,
                     container_id: Some(container_id),
                     ..TaskStatus::new(TaskState::Shutdown, now_millis(), "shutdown")
                 },
-            });
+            };
+            updates.push(TaskUpdate { task_id, status });
         }
         updates
     }
@@ -362,6 +382,25 @@ impl Daemon {
         });
         futures::future::join_all(stops).await;
     }
+}
+
+/// The health checks each running task container meant to run gets, when
+/// its service has one.
+fn health_checks<'a>(
+    tasks: &'a [Task],
+    local: &'a [LocalTask],
+) -> Vec<(&'a str, &'a HealthConfig)> {
+    local
+        .iter()
+        .filter(|l| l.running)
+        .filter_map(|l| {
+            let task = tasks.iter().find(|t| t.id == l.task_id)?;
+            if task.desired_state != TaskState::Running {
+                return None;
+            }
+            Some((l.container_id.as_str(), task.spec.health_check()?))
+        })
+        .collect()
 }
 
 /// How long a leave or shutdown gives each task to stop.

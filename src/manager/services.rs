@@ -161,8 +161,9 @@ impl Manager {
     }
 
     /// A node's news about its own tasks, recorded in one transaction. A
-    /// state only moves forward; news of another node's task is refused; a
-    /// task that ended gives its addresses back.
+    /// state only moves forward (a running task's health may change at the
+    /// same state); news of another node's task is refused; a task that
+    /// ended gives its addresses back.
     pub fn task_report(&self, node: &str, report: TaskReport) -> Result<(), ApiError> {
         let changed = self.store.update(|tx| {
             let mut tasks: std::collections::HashMap<String, Task> =
@@ -178,10 +179,9 @@ impl Manager {
                         task.id
                     )));
                 }
-                if update.status.state <= task.status.state {
+                if !task.take_report(&update.status) {
                     continue;
                 }
-                task.status = update.status.clone();
                 task.updated_at_ms = now_millis();
                 if task.status.state.is_terminal() {
                     drop_task_endpoints(tx, &task.id)?;

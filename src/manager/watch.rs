@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::Manager;
-use crate::model::{ApiError, TaskState};
+use crate::model::{ApiError, Task};
 use crate::proto::{MeshPeer, ServiceName, WatchResponse};
 
 /// How long a watch waits for a change before answering with the same revision.
@@ -37,12 +37,7 @@ impl Manager {
         let mut networks = view.networks()?;
         networks.sort_by(|a, b| a.name.cmp(&b.name));
         let tasks = view.tasks()?;
-        let running_tasks = tasks
-            .iter()
-            .filter(|t| t.status.state == TaskState::Running)
-            .filter(|t| t.desired_state == TaskState::Running)
-            .map(|t| t.id.clone())
-            .collect();
+        let running_tasks = running_tasks(&tasks);
         let services = view
             .services()?
             .into_iter()
@@ -68,6 +63,17 @@ impl Manager {
             running_tasks,
         })
     }
+}
+
+/// The tasks DNS answers with and load balancers send to: those meant to
+/// run and running, and healthy where their service has a health check
+/// (`Task::takes_traffic`).
+fn running_tasks(tasks: &[Task]) -> Vec<String> {
+    tasks
+        .iter()
+        .filter(|t| t.takes_traffic())
+        .map(|t| t.id.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -136,5 +142,52 @@ mod tests {
             .unwrap();
         assert_eq!(reply.revision, now + 1);
         assert_eq!(names(&reply), ["blue", "ingress"]);
+    }
+
+    #[test]
+    fn a_task_with_a_health_check_takes_traffic_only_while_healthy() {
+        use crate::model::{HealthConfig, HealthStatus, TaskState, TaskStatus, TaskTemplate};
+        let task = |id: &str, check: Option<&[&str]>, state, health| Task {
+            id: id.into(),
+            service_id: "svc".into(),
+            service_name: "web".into(),
+            slot: 1,
+            node_id: Some("n1".into()),
+            spec: TaskTemplate {
+                health: check.map(|test| HealthConfig {
+                    test: test.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            spec_version: 1,
+            desired_state: TaskState::Running,
+            status: TaskStatus {
+                health,
+                ..TaskStatus::new(state, 1, "started")
+            },
+            networks: Vec::new(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            version: 1,
+        };
+        let cmd: &[&str] = &["CMD-SHELL", "test -f /tmp/ok"];
+        let none: &[&str] = &["NONE"];
+        use HealthStatus::{Healthy, Starting, Unhealthy};
+        use TaskState::{Failed, Preparing, Running, Shutdown};
+        let mut stopping = task("stopping", None, Running, None);
+        stopping.desired_state = Shutdown;
+        let tasks = [
+            task("plain", None, Running, None),
+            task("no-check", Some(none), Running, None),
+            task("healthy", Some(cmd), Running, Some(Healthy)),
+            task("not-reported-yet", Some(cmd), Running, None),
+            task("starting", Some(cmd), Running, Some(Starting)),
+            task("unhealthy", Some(cmd), Running, Some(Unhealthy)),
+            task("preparing", None, Preparing, None),
+            task("failed", Some(cmd), Failed, Some(Healthy)),
+            stopping,
+        ];
+        assert_eq!(running_tasks(&tasks), ["plain", "no-check", "healthy"]);
     }
 }

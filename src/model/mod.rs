@@ -27,10 +27,10 @@ pub use node::{
 };
 pub use service::is_host_image;
 pub use service::{
-    FailureAction, PortConfig, RestartCondition, RestartPolicy, Service, ServiceMode,
-    ServiceNetwork, ServiceSpec, TaskTemplate, UpdateConfig, UpdateOrder, UpdateState,
-    UpdateStatus, VirtualIp, DEFAULT_MONITOR_MS, DEFAULT_STOP_GRACE_MS, HOST_IMAGE,
-    TASK_HISTORY_LIMIT,
+    health_output, FailureAction, HealthConfig, HealthResult, HealthStatus, PortConfig,
+    RestartCondition, RestartPolicy, Service, ServiceMode, ServiceNetwork, ServiceSpec, TaskHealth,
+    TaskTemplate, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, VirtualIp,
+    DEFAULT_MONITOR_MS, DEFAULT_STOP_GRACE_MS, HOST_IMAGE, TASK_HISTORY_LIMIT,
 };
 pub use task::{Task, TaskAttachment, TaskState, TaskStatus};
 

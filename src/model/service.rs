@@ -2,7 +2,10 @@
 //! before anything is stored, and the service as the manager keeps it, with
 //! the spec it had before (for `service rollback`) and how its update goes.
 
+mod health;
 mod ports;
+
+pub use health::{health_output, HealthConfig, HealthResult, HealthStatus, TaskHealth};
 
 use std::collections::BTreeMap;
 
@@ -169,12 +172,20 @@ pub struct TaskTemplate {
     pub restart: RestartPolicy,
     /// `--force`: bumped to roll the tasks out again with the same spec.
     pub force_update: u64,
+    /// `--health-*`, as given (`--no-healthcheck` is a `NONE` test).
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
 }
 
 impl TaskTemplate {
     /// The process: the entrypoint, then the arguments.
     pub fn argv(&self) -> Vec<String> {
         self.command.iter().chain(&self.args).cloned().collect()
+    }
+
+    /// The health check the tasks run, if they have one.
+    pub fn health_check(&self) -> Option<&HealthConfig> {
+        self.health.as_ref().filter(|h| h.probe().is_some())
     }
 
     /// The parsed constraints (they were checked when the spec was stored).
@@ -311,6 +322,9 @@ impl ServiceSpec {
             )));
         }
         ports::check_ports(self)?;
+        if let Some(health) = &self.task.health {
+            health.check()?;
+        }
         for u in [&self.update, &self.rollback] {
             if !(0.0..=1.0).contains(&u.max_failure_ratio) {
                 return Err(ApiError::InvalidArgument(

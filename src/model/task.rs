@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::service::TaskTemplate;
+use super::service::{HealthStatus, TaskTemplate};
 
 /// Docker's task states, in the order a task goes through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -87,6 +87,10 @@ pub struct TaskStatus {
     /// The container that runs it, once there is one.
     pub container_id: Option<String>,
     pub pid: Option<i32>,
+    /// A running task's health, when its service has a health check (its
+    /// node reports each change; older nodes send none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatus>,
 }
 
 impl TaskStatus {
@@ -99,6 +103,7 @@ impl TaskStatus {
             exit_code: None,
             container_id: None,
             pid: None,
+            health: None,
         }
     }
 }
@@ -145,6 +150,32 @@ impl Task {
         }
     }
 
+    /// True while the task should take traffic (DNS answers, load balancers):
+    /// meant to run and running, and healthy when its service has a health check.
+    pub fn takes_traffic(&self) -> bool {
+        self.desired_state == TaskState::Running
+            && self.status.state == TaskState::Running
+            && (self.spec.health_check().is_none()
+                || self.status.health == Some(HealthStatus::Healthy))
+    }
+
+    /// Takes its node's news: a later state replaces the status; at the same
+    /// running state, only a change of health is taken (the time of the
+    /// state stays, as `service ps` counts from it). False when nothing changed.
+    pub fn take_report(&mut self, status: &TaskStatus) -> bool {
+        if status.state > self.status.state {
+            self.status = status.clone();
+            return true;
+        }
+        let health_news = status.state == TaskState::Running
+            && self.status.state == TaskState::Running
+            && status.health != self.status.health;
+        if health_news {
+            self.status.health = status.health;
+        }
+        health_news
+    }
+
     /// True while the task is meant to run and has not ended.
     pub fn is_live(&self) -> bool {
         self.desired_state <= TaskState::Running && !self.status.state.is_terminal()
@@ -170,5 +201,62 @@ mod tests {
             );
         }
         assert_eq!(TaskState::parse("running "), None);
+    }
+
+    #[test]
+    fn a_status_without_health_reads_as_before() {
+        let old = serde_json::json!({
+            "state": "running", "timestamp_ms": 5, "message": "started",
+            "err": null, "exit_code": null, "container_id": "c", "pid": 42
+        });
+        let status: TaskStatus = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(status.health, None);
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            old,
+            "and writes as before"
+        );
+        let healthy = TaskStatus {
+            health: Some(HealthStatus::Healthy),
+            ..status
+        };
+        let json = serde_json::to_value(&healthy).unwrap();
+        assert_eq!(json["health"], "healthy");
+        assert_eq!(serde_json::from_value::<TaskStatus>(json).unwrap(), healthy);
+    }
+
+    #[test]
+    fn a_report_moves_the_state_forward_or_changes_a_running_tasks_health() {
+        let mut task = Task {
+            id: "t".into(),
+            service_id: "s".into(),
+            service_name: "web".into(),
+            slot: 1,
+            node_id: Some("n".into()),
+            spec: TaskTemplate::default(),
+            spec_version: 1,
+            desired_state: TaskState::Running,
+            status: TaskStatus::new(TaskState::Assigned, 1, "assigned"),
+            networks: Vec::new(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            version: 1,
+        };
+        let with = |state, at, health| TaskStatus {
+            health,
+            ..TaskStatus::new(state, at, "started")
+        };
+        assert!(task.take_report(&with(TaskState::Running, 10, Some(HealthStatus::Starting))));
+        assert!(!task.take_report(&with(TaskState::Running, 20, Some(HealthStatus::Starting))));
+        assert!(task.take_report(&with(TaskState::Running, 30, Some(HealthStatus::Healthy))));
+        assert_eq!(task.status.health, Some(HealthStatus::Healthy));
+        assert_eq!(task.status.timestamp_ms, 10, "the state's time stays");
+        assert!(!task.take_report(&with(TaskState::Preparing, 40, None)));
+        assert!(task.take_report(&with(TaskState::Failed, 50, None)));
+        assert!(
+            !task.take_report(&with(TaskState::Failed, 60, Some(HealthStatus::Unhealthy))),
+            "an ended task's health is no news"
+        );
+        assert_eq!(task.status.timestamp_ms, 50);
     }
 }

@@ -4,6 +4,8 @@
 //! names the field (and the docker flag that sets it).
 
 #[cfg(test)]
+mod health_tests;
+#[cfg(test)]
 mod port_tests;
 #[cfg(test)]
 pub(super) mod tests;
@@ -12,8 +14,9 @@ use std::collections::HashMap;
 
 use crate::api::models;
 use crate::model::{
-    is_host_image, ApiError, FailureAction, PortConfig, RestartCondition, RestartPolicy,
-    ServiceMode, ServiceNetwork, ServiceSpec, TaskTemplate, UpdateConfig, UpdateOrder, HOST_IMAGE,
+    is_host_image, ApiError, FailureAction, HealthConfig, PortConfig, RestartCondition,
+    RestartPolicy, ServiceMode, ServiceNetwork, ServiceSpec, TaskTemplate, UpdateConfig,
+    UpdateOrder, HOST_IMAGE,
 };
 
 /// The spec a create or update body asks for, checked (`ServiceSpec::check`).
@@ -83,6 +86,7 @@ fn from_docker(d: models::ServiceSpec) -> Result<ServiceSpec, ApiError> {
             constraints: t.placement.and_then(|p| p.constraints).unwrap_or_default(),
             restart: restart(t.restart_policy)?,
             force_update: t.force_update.unwrap_or(0),
+            health: health(c.health_check)?,
         },
         update: rollout("UpdateConfig", d.update_config.map(Rollout::from))?,
         rollback: rollout("RollbackConfig", d.rollback_config.map(Rollout::from))?,
@@ -182,9 +186,6 @@ fn refuse_task_extras(t: &models::TaskSpec) -> Result<(), ApiError> {
 }
 
 fn refuse_container_extras(c: &models::TaskSpecContainerSpec) -> Result<(), ApiError> {
-    let health = c.health_check.as_ref().is_some_and(|h| {
-        *h != models::HealthConfig::default() && h.test.as_deref() != Some(&["NONE".to_string()])
-    });
     let dns = c
         .dns_config
         .as_ref()
@@ -212,7 +213,13 @@ fn refuse_container_extras(c: &models::TaskSpecContainerSpec) -> Result<(), ApiE
             (c.read_only == Some(true), "ReadOnly", "--read-only"),
             (list(&c.mounts), "Mounts", "--mount"),
             (text(&c.stop_signal), "StopSignal", "--stop-signal"),
-            (health, "Healthcheck", "--health-cmd"),
+            (
+                c.health_check
+                    .as_ref()
+                    .is_some_and(|h| number(h.start_interval)),
+                "HealthCheck.StartInterval",
+                "--health-start-interval",
+            ),
             (list(&c.hosts), "Hosts", "--host"),
             (dns, "DNSConfig", "--dns, --dns-search, --dns-option"),
             (list(&c.secrets), "Secrets", "--secret"),
@@ -274,6 +281,32 @@ fn millis(field: &str, nanos: Option<i64>) -> Result<Option<u64>, ApiError> {
             })
         })
         .transpose()
+}
+
+/// `--health-*` (Docker's `HealthConfig`, durations in nanoseconds); an
+/// empty one is none. Negative numbers are refused in swarmkit's words.
+fn health(h: Option<models::HealthConfig>) -> Result<Option<HealthConfig>, ApiError> {
+    let Some(h) = h.filter(|h| *h != models::HealthConfig::default()) else {
+        return Ok(None);
+    };
+    let duration = |field: &str, ns: Option<i64>| {
+        u64::try_from(ns.unwrap_or(0)).map_err(|_| {
+            ApiError::InvalidArgument(format!(
+                "ContainerSpec: {field} in HealthConfig cannot be less than 1ms"
+            ))
+        })
+    };
+    Ok(Some(HealthConfig {
+        test: h.test.unwrap_or_default(),
+        interval_ns: duration("Interval", h.interval)?,
+        timeout_ns: duration("Timeout", h.timeout)?,
+        start_period_ns: duration("StartPeriod", h.start_period)?,
+        retries: u64::try_from(h.retries.unwrap_or(0)).map_err(|_| {
+            ApiError::InvalidArgument(
+                "ContainerSpec: Retries in HealthConfig cannot be negative".into(),
+            )
+        })?,
+    }))
 }
 
 /// `--restart-*`; what is left out keeps the default (any, 5 s, no limit, no window).

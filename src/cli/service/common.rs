@@ -1,9 +1,11 @@
 //! The flags `service create` and `service update` share (Docker's
 //! `addServiceFlags`): restart policy, update and rollback configs,
 //! entrypoint, stop grace period, endpoint mode, replicas, detach and quiet,
-//! and the edits they make to a spec, from swarm's defaults where unset.
+//! and the edits they make to a spec, from swarm's defaults where unset;
+//! the health check flags (`health.rs`), which create and update apply apart.
 
 use super::flags::{self, parse_duration, parse_replicas};
+use super::health::HealthFlags;
 use crate::api::models::{
     ServiceSpec, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum,
@@ -81,6 +83,8 @@ pub struct ServiceFlags {
     /// Rollback order ("start-first", "stop-first").
     #[arg(long, value_parser = ["start-first", "stop-first"])]
     pub rollback_order: Option<String>,
+    #[command(flatten)]
+    pub health: HealthFlags,
 }
 
 /// What the `--update-*` (or `--rollback-*`) flags set.

@@ -102,6 +102,7 @@ pub fn to_spec(args: &CreateArgs) -> anyhow::Result<ServiceSpec> {
                 env: (!env.is_empty()).then_some(env),
                 init: Some(false),
                 dns_config: Some(TaskSpecContainerSpecDnsConfig::default()),
+                health_check: args.flags.health.to_config()?,
                 ..Default::default()
             }),
             resources: Some(TaskSpecResources {
@@ -252,6 +253,34 @@ mod tests {
         assert_eq!(
             serde_json::to_value(to_spec(&replicas).unwrap()).unwrap()["Mode"],
             serde_json::json!({"Replicated": {"Replicas": 2}})
+        );
+    }
+
+    #[test]
+    fn health_flags_go_into_the_container_spec() {
+        let args = parse(&[
+            "--health-cmd",
+            "test -f /tmp/ok-$(hostname)",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "2",
+            "host",
+        ]);
+        let json = serde_json::to_value(to_spec(&args).unwrap()).unwrap();
+        assert_eq!(
+            json["TaskTemplate"]["ContainerSpec"]["HealthCheck"],
+            serde_json::json!({"Test": ["CMD-SHELL", "test -f /tmp/ok-$(hostname)"],
+                "Interval": 1_000_000_000i64, "Retries": 2})
+        );
+        let plain = serde_json::to_value(to_spec(&parse(&["host"])).unwrap()).unwrap();
+        assert!(plain["TaskTemplate"]["ContainerSpec"]
+            .get("HealthCheck")
+            .is_none());
+        let both = parse(&["--no-healthcheck", "--health-cmd", "true", "host"]);
+        assert_eq!(
+            to_spec(&both).unwrap_err().to_string(),
+            "--no-healthcheck conflicts with --health-* options"
         );
     }
 

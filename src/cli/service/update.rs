@@ -175,6 +175,7 @@ pub fn edit_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> anyhow::Result<Ser
         let env = container.env.take().unwrap_or_default();
         container.env = Some(edit_env(env, &args.env_add, &args.env_rm)?);
     }
+    args.flags.health.edit(container)?;
     if !args.constraint_add.is_empty() || !args.constraint_rm.is_empty() {
         let placement = task.placement.get_or_insert_with(Default::default);
         let mut constraints = placement.constraints.take().unwrap_or_default();

@@ -9,11 +9,12 @@ use crate::api::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
     ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, EndpointIpamConfig,
-    EndpointSettings, HostConfig, NetworkSettings,
+    EndpointSettings, Health, HealthStatusEnum, HealthcheckResult, HostConfig, NetworkSettings,
 };
+use crate::api::services::rfc3339_ms;
 use crate::api::{human_duration, rfc3339, HOST_IMAGE};
 use crate::daemon::containers::{ContainerView, NetRequest, RunState};
-use crate::model::ApiError;
+use crate::model::{ApiError, HealthStatus};
 
 /// Docker's time for "never" (a Go zero time).
 const NEVER: &str = "0001-01-01T00:00:00Z";
@@ -155,11 +156,19 @@ pub fn endpoint_ip(endpoint: &EndpointSettings) -> Result<Option<Ipv4Addr>, ApiE
         .transpose()
 }
 
-/// `ps`'s Status: "Created", "Up 5 seconds", "Exited (0) 3 seconds ago".
+/// `ps`'s Status: "Created", "Up 5 seconds", "Up 5 seconds (healthy)",
+/// "Exited (0) 3 seconds ago".
 pub fn status_line(v: &ContainerView, now: u64) -> String {
     match v.state {
         RunState::Created => "Created".into(),
-        RunState::Running => format!("Up {}", human_duration(now.saturating_sub(started(v)))),
+        RunState::Running => {
+            let up = format!("Up {}", human_duration(now.saturating_sub(started(v))));
+            match v.health_status() {
+                Some(HealthStatus::Starting) => format!("{up} (health: starting)"),
+                Some(h) => format!("{up} ({})", h.as_str()),
+                None => up,
+            }
+        }
         RunState::Exited => {
             let code = v.exit_code.unwrap_or(-1);
             match v.finished_at {
@@ -171,6 +180,30 @@ pub fn status_line(v: &ContainerView, now: u64) -> String {
             }
         }
     }
+}
+
+/// `State.Health` as Docker shows it (see `ContainerView::health_status`).
+fn health(v: &ContainerView) -> Option<Health> {
+    let (h, status) = (v.health.as_ref()?, v.health_status()?);
+    Some(Health {
+        status: Some(match status {
+            HealthStatus::Starting => HealthStatusEnum::STARTING,
+            HealthStatus::Healthy => HealthStatusEnum::HEALTHY,
+            HealthStatus::Unhealthy => HealthStatusEnum::UNHEALTHY,
+        }),
+        failing_streak: Some(i64::try_from(h.failing_streak).unwrap_or(i64::MAX)),
+        log: Some(
+            h.log
+                .iter()
+                .map(|r| HealthcheckResult {
+                    start: Some(rfc3339_ms(r.start_ms)),
+                    end: Some(rfc3339_ms(r.end_ms)),
+                    exit_code: Some(r.exit_code.into()),
+                    output: Some(r.output.clone()),
+                })
+                .collect(),
+        ),
+    })
 }
 
 fn started(v: &ContainerView) -> u64 {
@@ -293,7 +326,7 @@ pub fn inspect(v: &ContainerView) -> ContainerInspectResponse {
             _ => rfc3339(started(v)),
         }),
         finished_at: Some(v.finished_at.map(rfc3339).unwrap_or_else(|| NEVER.into())),
-        health: None,
+        health: health(v),
     };
     ContainerInspectResponse {
         id: Some(c.id.clone()),

@@ -40,6 +40,7 @@ fn view(state: RunState) -> ContainerView {
         finished_at: (state == RunState::Exited).then_some(200),
         log_path: format!("/var/lib/swarmnet/containers/{id}/container.log").into(),
         asked: Vec::new(),
+        health: None,
     }
 }
 
@@ -91,6 +92,72 @@ fn statuses_read_as_dockers() {
         "Up Less than a second"
     );
     assert_eq!(status_line(&view(RunState::Created), 0), "Created");
+}
+
+fn with_health(state: RunState, status: HealthStatus) -> ContainerView {
+    use crate::model::{HealthResult, TaskHealth};
+    let mut v = view(state);
+    v.health = Some(TaskHealth {
+        status,
+        failing_streak: 2,
+        log: vec![HealthResult {
+            start_ms: 111_250,
+            end_ms: 111_300,
+            exit_code: 1,
+            output: "no /tmp/ok\n".into(),
+        }],
+    });
+    v
+}
+
+#[test]
+fn a_checked_containers_status_shows_its_health_as_dockers() {
+    let up = |status| status_line(&with_health(RunState::Running, status), 115);
+    assert_eq!(
+        up(HealthStatus::Starting),
+        "Up 5 seconds (health: starting)"
+    );
+    assert_eq!(up(HealthStatus::Healthy), "Up 5 seconds (healthy)");
+    assert_eq!(up(HealthStatus::Unhealthy), "Up 5 seconds (unhealthy)");
+    assert_eq!(
+        status_line(&with_health(RunState::Exited, HealthStatus::Healthy), 203),
+        "Exited (5) 3 seconds ago"
+    );
+}
+
+/// `State.Health` as dockerd 20.10 shows it in `GET /containers/{id}/json`.
+#[test]
+fn a_checked_container_is_inspected_with_dockers_state_health() {
+    let doc = serde_json::to_value(inspect(&with_health(
+        RunState::Running,
+        HealthStatus::Starting,
+    )))
+    .unwrap();
+    assert_eq!(
+        doc["State"]["Health"],
+        serde_json::json!({
+            "Status": "starting",
+            "FailingStreak": 2,
+            "Log": [{
+                "Start": "1970-01-01T00:01:51.25Z",
+                "End": "1970-01-01T00:01:51.3Z",
+                "ExitCode": 1,
+                "Output": "no /tmp/ok\n"
+            }]
+        })
+    );
+    let stopped = inspect(&with_health(RunState::Exited, HealthStatus::Healthy));
+    let health = stopped.state.unwrap().health.unwrap();
+    assert_eq!(
+        health.status,
+        Some(HealthStatusEnum::UNHEALTHY),
+        "a stopped container's checks are over: Docker marks it unhealthy"
+    );
+    let plain = serde_json::to_value(inspect(&view(RunState::Running))).unwrap();
+    assert!(
+        plain["State"].get("Health").is_none(),
+        "no check, no Health"
+    );
 }
 
 /// `GET /containers/{id}/json` of an exited container: the fields dockerd

@@ -52,10 +52,14 @@ pub async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answ
     }
 }
 
-/// Docker's container filters: id (prefix), name (part), status, network, label, ancestor.
+/// Docker's container filters: id (prefix), name (part), status, network,
+/// label, ancestor, health (`starting`, `healthy`, `unhealthy`, `none`).
 fn filtered(views: Vec<ContainerView>, q: &Query) -> Result<Vec<ContainerView>, ApiError> {
     let f = q.filters()?;
-    f.only(&["id", "name", "status", "network", "label", "ancestor"])?;
+    f.only(&[
+        "id", "name", "status", "network", "label", "ancestor", "health",
+    ])?;
+    let health = |v: &ContainerView| v.health_status().map_or("none", |h| h.as_str());
     let status = |v: &ContainerView| match v.state {
         RunState::Created => "created",
         RunState::Running => "running",
@@ -77,6 +81,7 @@ fn filtered(views: Vec<ContainerView>, q: &Query) -> Result<Vec<ContainerView>, 
                 && f.accepts("network", |n| networks.contains(&n))
                 && f.accepts("label", |_| false)
                 && f.accepts("ancestor", is_host_image)
+                && f.accepts("health", |h| h == health(v))
         })
         .collect())
 }

@@ -87,12 +87,7 @@ mod tests {
     use crate::model::{ServiceMode, TaskTemplate, UpdateConfig};
 
     fn port(published: Option<u16>, target: u16, protocol: &str, mode: &str) -> PortConfig {
-        PortConfig {
-            protocol: protocol.into(),
-            target,
-            published,
-            mode: mode.into(),
-        }
+        PortConfig::test(published, target, protocol, mode)
     }
 
     fn spec(name: &str, ports: Vec<PortConfig>) -> ServiceSpec {

@@ -9,12 +9,7 @@ use crate::model::{PortConfig, Service, ServiceSpec};
 use crate::proto::ClusterRequest;
 
 fn port(published: Option<u16>, target: u16, protocol: &str, mode: &str) -> PortConfig {
-    PortConfig {
-        protocol: protocol.into(),
-        target,
-        published,
-        mode: mode.into(),
-    }
+    PortConfig::test(published, target, protocol, mode)
 }
 
 fn with_ports(name: &str, ports: Vec<PortConfig>) -> ServiceSpec {

@@ -9,6 +9,17 @@ use super::super::ApiError;
 use super::{PortConfig, ServiceSpec};
 
 impl PortConfig {
+    /// A port as tests write it.
+    #[cfg(test)]
+    pub fn test(published: Option<u16>, target: u16, protocol: &str, mode: &str) -> PortConfig {
+        PortConfig {
+            protocol: protocol.into(),
+            target,
+            published,
+            mode: mode.into(),
+        }
+    }
+
     /// Where an ingress port given without a published port gets one, as
     /// swarmkit's port allocator assigns them.
     pub const DYNAMIC: RangeInclusive<u16> = 30000..=32767;
@@ -101,12 +112,7 @@ mod tests {
     use crate::model::{ServiceMode, TaskTemplate, UpdateConfig, HOST_IMAGE};
 
     fn port(published: Option<u16>, target: u16, protocol: &str, mode: &str) -> PortConfig {
-        PortConfig {
-            protocol: protocol.into(),
-            target,
-            published,
-            mode: mode.into(),
-        }
+        PortConfig::test(published, target, protocol, mode)
     }
 
     fn spec(endpoint_mode: &str, ports: Vec<PortConfig>) -> ServiceSpec {

@@ -62,6 +62,7 @@ pub(in crate::api::services) fn web_spec() -> ServiceSpec {
                 window_ms: 0,
             },
             force_update: 0,
+            health: None,
         },
         update: UpdateConfig::default(),
         rollback: UpdateConfig::default(),
@@ -136,10 +137,7 @@ fn what_the_docker_cli_always_sends_is_accepted() {
             "/TaskTemplate/ContainerSpec/Privileges",
             json!({ "CredentialSpec": null, "SELinuxContext": null }),
         ),
-        (
-            "/TaskTemplate/ContainerSpec/Healthcheck",
-            json!({ "Test": ["NONE"] }),
-        ),
+        ("/TaskTemplate/ContainerSpec/Healthcheck", json!({})),
         ("/TaskTemplate/Runtime", json!("container")),
         (
             "/TaskTemplate/Resources",
@@ -167,7 +165,7 @@ fn what_swarmnet_cannot_do_is_refused_by_name() {
         refusal(with("/TaskTemplate/ContainerSpec/Mounts", mount)),
         "TaskTemplate.ContainerSpec.Mounts (--mount) is not supported: swarmnet runs each task as a command from the host's filesystem in its own network namespace, without the rest of a container; leave it out"
     );
-    let health = json!({ "Test": ["CMD", "true"] });
+    let health = json!({ "Test": ["CMD", "true"], "StartInterval": 1_000_000_000u64 });
     let container = [
         ("Labels", json!({ "a": "b" }), "Labels (--container-label)"),
         ("Hostname", json!("h"), "Hostname (--hostname)"),
@@ -183,8 +181,16 @@ fn what_swarmnet_cannot_do_is_refused_by_name() {
         ("OpenStdin", json!(true), "OpenStdin"),
         ("ReadOnly", json!(true), "ReadOnly (--read-only)"),
         ("StopSignal", json!("SIGINT"), "StopSignal (--stop-signal)"),
-        ("Healthcheck", health.clone(), "Healthcheck (--health-cmd)"),
-        ("HealthCheck", health, "Healthcheck (--health-cmd)"),
+        (
+            "Healthcheck",
+            health.clone(),
+            "HealthCheck.StartInterval (--health-start-interval)",
+        ),
+        (
+            "HealthCheck",
+            health,
+            "HealthCheck.StartInterval (--health-start-interval)",
+        ),
         ("Hosts", json!(["1.2.3.4 a"]), "Hosts (--host)"),
         (
             "DNSConfig",
