@@ -14,6 +14,7 @@ mod hardening_join;
 mod hardening_store;
 mod harness;
 mod health;
+mod mesh;
 mod network;
 mod overlay;
 mod overlay_restart;

@@ -186,7 +186,7 @@ impl NetAgent {
         let host = PathBuf::from("/proc/self/ns/net");
         match Ns::open(&host).await {
             Ok(ns) => match ns.index(INGRESS_LEG).await {
-                Ok(Some(_)) => return,
+                Ok(Some(_)) => return route_localnet(),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!("cannot look for the ingress leg: {e:#}");
@@ -210,10 +210,20 @@ impl NetAgent {
         };
         match self.overlay.plug(&plug).await {
             Ok(()) => {
+                route_localnet();
                 tracing::info!(ip = %leg.ip, "ingress leg plugged: published ports reach the tasks")
             }
             Err(e) => tracing::warn!("cannot plug the ingress leg: {e:#}"),
         }
+    }
+}
+
+/// Lets the host's own connections to its published ports (from 127.0.0.1,
+/// DNATed to a task) leave by the leg, where they are masqueraded.
+fn route_localnet() {
+    let path = format!("/proc/sys/net/ipv4/conf/{INGRESS_LEG}/route_localnet");
+    if let Err(e) = std::fs::write(&path, "1") {
+        tracing::warn!("cannot set {path}: {e}");
     }
 }
 

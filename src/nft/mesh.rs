@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use crate::model::INGRESS_SBOX;
+use crate::model::{INGRESS_LEG, INGRESS_SBOX};
 use crate::proto::WatchResponse;
 
 /// The host's table for published ports.
@@ -106,7 +106,10 @@ impl MeshView {
     }
 
     /// The host's `nft -f` script: published ports DNATed to the tasks, for
-    /// connections from outside (prerouting) and from the host itself (output).
+    /// connections from outside (prerouting) and from the host itself
+    /// (output); the host's own `curl localhost:8080` leaves by its leg from
+    /// the leg's address (loopback cannot be routed out; the leg lets it
+    /// with route_localnet, as Docker does).
     pub fn host_script(&self) -> String {
         let mut rules = String::new();
         for p in self.published.iter().filter(|p| !p.backends.is_empty()) {
@@ -138,6 +141,10 @@ impl MeshView {
     chain published_here {{
         type nat hook output priority -100; policy accept;
 {rules}    }}
+    chain published_from_loopback {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname \"{INGRESS_LEG}\" ip saddr 127.0.0.0/8 masquerade
+    }}
 }}
 "
         );
@@ -268,9 +275,15 @@ mod tests {
             2,
             "from outside and from the host: {script}"
         );
-        assert!(
-            !script.contains("snat") && !script.contains("masquerade"),
-            "the client's address is kept"
+        assert!(!script.contains("snat to"), "the client's address is kept");
+        let masquerades: Vec<&str> = script
+            .lines()
+            .filter(|l| l.contains("masquerade"))
+            .collect();
+        assert_eq!(
+            masquerades,
+            ["        oifname \"swarmnet_in\" ip saddr 127.0.0.0/8 masquerade"],
+            "only the host's own loopback connections take the leg's address"
         );
     }
 
