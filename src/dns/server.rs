@@ -282,10 +282,14 @@ async fn serve_udp(socket: Arc<UdpSocket>, owner: Arc<str>, shared: Arc<Shared>)
                     }
                     continue;
                 }
-                let (socket, shared, forwards) = (socket.clone(), shared.clone(), forwards.clone());
+                // Weak: a forward in flight must not keep the socket, and so
+                // the namespace, alive once the namespace is removed.
+                let socket = Arc::downgrade(&socket);
+                let (shared, forwards) = (shared.clone(), forwards.clone());
                 let query = query.to_vec();
                 tokio::spawn(async move {
-                    if let Some(reply) = shared.upstreams.forward(&query).await {
+                    let reply = shared.upstreams.forward(&query).await;
+                    if let (Some(reply), Some(socket)) = (reply, socket.upgrade()) {
                         let _ = socket.send_to(&reply, peer).await;
                     }
                     forwards.fetch_sub(1, Ordering::Relaxed);

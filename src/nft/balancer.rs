@@ -103,11 +103,12 @@ impl Balancer {
     fn apply(&self, path: &Path) -> anyhow::Result<()> {
         let _one = self.applying.lock().unwrap_or_else(|e| e.into_inner());
         let view = self.view.borrow().clone();
-        let Some((script, routes, fresh)) = self.lock().get(path).and_then(|e| {
+        let Some((script, routes, whole, fresh)) = self.lock().get(path).and_then(|e| {
             let script = view.script(&e.owner);
             let routes = view.mesh.routes(&e.owner);
             let whole = format!("{script}{routes:?}");
-            (e.applied.as_ref() != Some(&whole)).then(|| (script, routes, e.applied.is_none()))
+            (e.applied.as_ref() != Some(&whole))
+                .then(|| (script, routes, whole, e.applied.is_none()))
         }) else {
             return Ok(());
         };
@@ -118,7 +119,7 @@ impl Balancer {
         }
         route_back(path, &routes)?;
         if let Some(e) = self.lock().get_mut(path) {
-            e.applied = Some(format!("{script}{routes:?}"));
+            e.applied = Some(whole);
         }
         Ok(())
     }
