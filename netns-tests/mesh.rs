@@ -924,3 +924,70 @@ fn a_port_another_service_publishes_is_refused_naming_it() {
     // The same number over UDP is another port.
     ok(&lab.sn("vm1", &whoami("dns", &["--detach", "-p", "8080:3000/udp"])));
 }
+
+/// `node ls` on vm1 says `node` is in `status`.
+fn node_is(lab: &Lab, node: &str, status: &str) -> Result<(), String> {
+    let ls = stdout(&ok(&lab.sn(
+        "vm1",
+        &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"],
+    )));
+    ls.lines()
+        .any(|l| l == format!("{node} {status}"))
+        .then_some(())
+        .ok_or(ls)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_down_node_leaves_every_balancer_and_comes_back_with_its_node() {
+    let mesh = Mesh::new();
+    let lab = &mesh.lab;
+    ok(&lab.sn(
+        "vm1",
+        &whoami("edge", &["--mode", "global", "-p", "8080:3000"]),
+    ));
+    converges(lab, "edge", &[("vm1", 1), ("vm2", 1), ("vm3", 1)], WAIT);
+    let all = names(&tasks(lab, "edge"));
+    let on_vm3 = tasks(lab, "edge")
+        .into_iter()
+        .find(|(_, node)| node == "vm3")
+        .map(|(name, _)| name)
+        .expect("a task on vm3");
+    let urls = mesh.urls_on(&["vm1", "vm2"], 8080, 30);
+    let seen = tally(&mesh.curl_ok(&urls));
+    assert_eq!(
+        seen.keys().cloned().collect::<BTreeSet<_>>(),
+        all,
+        "{seen:?}"
+    );
+
+    // vm3's daemon stops, and its task with it; the manager hears nothing
+    // more from it. A global task stays on its Down node (as Docker's), but
+    // takes no traffic: the mesh on vm1 and vm2 stops sending to it.
+    let stopped = SystemTime::now();
+    ok(&lab.run(&["machine", "stop", "vm3"]));
+    eventually("vm3 Down", WAIT, || node_is(lab, "vm3", "Down"));
+    let down = stopped.elapsed().unwrap_or_default();
+    let followed = follows(&mesh, "vm3's task out of the mesh", stopped, &urls, |a| {
+        a.hostname != on_vm3
+    });
+    eprintln!("vm3 Down {down:?} after its daemon stopped; the mesh followed {followed}");
+    assert!(
+        followed.by.saturating_sub(down) <= FOLLOW,
+        "out of every balancer within {FOLLOW:?} of going Down: Down at {down:?}, followed {followed}"
+    );
+    let seen = tally(&mesh.curl_ok(&urls));
+    assert_eq!(seen.len(), 2, "the two live nodes' tasks answer: {seen:?}");
+
+    // Back: the node's task runs again and takes traffic again.
+    ok(&lab.run(&["machine", "start", "vm3"]));
+    eventually("vm3 Ready", WAIT, || node_is(lab, "vm3", "Ready"));
+    converges(lab, "edge", &[("vm1", 1), ("vm2", 1), ("vm3", 1)], WAIT);
+    let again = names(&tasks(lab, "edge"));
+    eventually("every node's task answers again", WAIT, || {
+        let seen = tally(&mesh.curl_ok(&urls));
+        (seen.keys().cloned().collect::<BTreeSet<_>>() == again)
+            .then_some(())
+            .ok_or(format!("{seen:?} of {again:?}"))
+    });
+}

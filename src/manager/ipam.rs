@@ -243,6 +243,7 @@ mod tests {
             tunnel_addr: "100.64.0.2".parse().unwrap(),
             leader: false,
             left: false,
+            down: false,
             created_at: 0,
             labels: Default::default(),
             engine_labels: Default::default(),

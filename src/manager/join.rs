@@ -122,6 +122,7 @@ impl Manager {
                 tunnel_addr,
                 leader: false,
                 left: false,
+                down: false,
                 created_at: now_secs(),
                 labels: Default::default(),
                 engine_labels: Default::default(),

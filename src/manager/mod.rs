@@ -104,6 +104,7 @@ impl Manager {
             tunnel_addr,
             leader: true,
             left: false,
+            down: false,
             created_at: now_secs(),
             labels: Default::default(),
             engine_labels: Default::default(),

@@ -131,6 +131,7 @@ mod tests {
             tunnel_addr: "100.64.0.1".parse().unwrap(),
             leader,
             left: false,
+            down: false,
             created_at: 0,
             labels: Default::default(),
             engine_labels: Default::default(),

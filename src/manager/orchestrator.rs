@@ -49,6 +49,7 @@ impl Manager {
                 .collect();
             let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
             ensure_ingress_legs(tx, &ids)?;
+            record_down(tx, &nodes)?;
             let services = tx.services()?;
             let tasks = tx.tasks()?;
             let state = State {
@@ -99,6 +100,23 @@ impl Manager {
             }
         }
     }
+}
+
+/// Keeps each node's `down` in the store in step with its heartbeats, so
+/// the watch wakes and leaves a Down node's tasks out of DNS and every
+/// balancer (a global service's task stays on a Down node, as Docker's does).
+fn record_down(tx: &mut super::store::Txn<'_>, nodes: &[NodeInfo]) -> Result<(), ApiError> {
+    for info in nodes {
+        let Some(mut node) = tx.node(&info.id)? else {
+            continue;
+        };
+        if node.down == info.ready {
+            node.down = !info.ready;
+            tracing::info!(node = %node.hostname, down = node.down, "node {}", if node.down { "went Down" } else { "is Ready again" });
+            tx.put_node(&node)?;
+        }
+    }
+    Ok(())
 }
 
 /// Stages a plan: new and changed tasks (an assigned one gets its

@@ -271,3 +271,50 @@ fn bad_service_calls_are_refused_and_change_nothing() {
     }
     assert_eq!(services(&m), before, "nothing changed");
 }
+
+#[tokio::test]
+async fn a_down_nodes_tasks_leave_dns_and_the_balancers_and_come_back_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manager_in(&dir, "leader", "192.168.99.100");
+    let mut global = spec("agent", 0, &[]);
+    global.mode = ServiceMode::Global;
+    call::<Service>(&m, ClusterRequest::ServiceCreate(global)).unwrap();
+    m.schedule().unwrap();
+    let placed = tasks(&m);
+    assert_eq!(placed.len(), 1);
+    let report = TaskReport {
+        updates: vec![TaskUpdate {
+            task_id: placed[0].id.clone(),
+            status: TaskStatus::new(TaskState::Running, 1, "started"),
+        }],
+    };
+    m.task_report(m.self_id(), report).unwrap();
+    async fn running(m: &Manager) -> Vec<String> {
+        m.watch(m.self_id(), 0).await.unwrap().running_tasks
+    }
+    assert_eq!(running(&m).await, [placed[0].id.clone()]);
+
+    // Silence for longer than DOWN_AFTER, past the grace of a fresh start.
+    let long_ago = std::time::Instant::now() - super::DOWN_AFTER * 2;
+    m.started = long_ago;
+    m.heartbeats
+        .lock()
+        .unwrap()
+        .insert(m.self_id().to_string(), long_ago);
+    m.schedule().unwrap();
+    assert!(
+        running(&m).await.is_empty(),
+        "a Down node's task takes no traffic"
+    );
+    let kept = tasks(&m);
+    assert_eq!(kept.len(), 1, "a global task stays on its Down node");
+    assert_eq!(kept[0].desired_state, TaskState::Running);
+
+    m.heartbeat(&m.self_id().to_string());
+    m.schedule().unwrap();
+    assert_eq!(
+        running(&m).await,
+        [placed[0].id.clone()],
+        "back with its node"
+    );
+}

@@ -3,10 +3,11 @@
 //! a resync (a full list), so no revision is ever too old and no change can
 //! fall into a gap; the store keeps no history to compact.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::Manager;
-use crate::model::{ApiError, Task};
+use crate::model::{ApiError, Node, Task};
 use crate::proto::{MeshPeer, ServiceName, WatchResponse};
 
 /// How long a watch waits for a change before answering with the same revision.
@@ -37,7 +38,8 @@ impl Manager {
         let mut networks = view.networks()?;
         networks.sort_by(|a, b| a.name.cmp(&b.name));
         let tasks = view.tasks()?;
-        let running_tasks = running_tasks(&tasks);
+        let nodes = view.nodes()?;
+        let running_tasks = running_tasks(&tasks, &nodes);
         let services = view
             .services()?
             .into_iter()
@@ -67,11 +69,17 @@ impl Manager {
 
 /// The tasks DNS answers with and load balancers send to: those meant to
 /// run and running, and healthy where their service has a health check
-/// (`Task::takes_traffic`).
-fn running_tasks(tasks: &[Task]) -> Vec<String> {
+/// (`Task::takes_traffic`), on a node that is not Down.
+fn running_tasks(tasks: &[Task], nodes: &[Node]) -> Vec<String> {
+    let down: HashSet<&str> = nodes
+        .iter()
+        .filter(|n| n.down || n.left)
+        .map(|n| n.id.as_str())
+        .collect();
     tasks
         .iter()
         .filter(|t| t.takes_traffic())
+        .filter(|t| !t.node_id.as_deref().is_some_and(|n| down.contains(n)))
         .map(|t| t.id.clone())
         .collect()
 }
@@ -145,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn a_task_with_a_health_check_takes_traffic_only_while_healthy() {
+    fn a_task_takes_traffic_only_while_running_healthy_and_on_a_node_not_down() {
         use crate::model::{HealthConfig, HealthStatus, TaskState, TaskStatus, TaskTemplate};
         let task = |id: &str, check: Option<&[&str]>, state, health| Task {
             id: id.into(),
@@ -177,6 +185,10 @@ mod tests {
         use TaskState::{Failed, Preparing, Running, Shutdown};
         let mut stopping = task("stopping", None, Running, None);
         stopping.desired_state = Shutdown;
+        let mut on_down = task("on-a-down-node", None, Running, None);
+        on_down.node_id = Some("n2".into());
+        let mut on_left = task("on-a-node-that-left", None, Running, None);
+        on_left.node_id = Some("n3".into());
         let tasks = [
             task("plain", None, Running, None),
             task("no-check", Some(none), Running, None),
@@ -187,7 +199,35 @@ mod tests {
             task("preparing", None, Preparing, None),
             task("failed", Some(cmd), Failed, Some(Healthy)),
             stopping,
+            on_down,
+            on_left,
         ];
-        assert_eq!(running_tasks(&tasks), ["plain", "no-check", "healthy"]);
+        let node = |id: &str, down: bool, left: bool| Node {
+            id: id.into(),
+            hostname: id.into(),
+            role: crate::model::NodeRole::Worker,
+            availability: crate::model::Availability::Active,
+            addr: "192.168.99.101".parse().unwrap(),
+            wg_public_key: String::new(),
+            wg_port: 51820,
+            tunnel_addr: "10.200.0.2".parse().unwrap(),
+            leader: false,
+            left,
+            down,
+            created_at: 1,
+            labels: Default::default(),
+            engine_labels: Default::default(),
+            version: 1,
+            updated_at: 1,
+        };
+        let nodes = [
+            node("n1", false, false),
+            node("n2", true, false),
+            node("n3", false, true),
+        ];
+        assert_eq!(
+            running_tasks(&tasks, &nodes),
+            ["plain", "no-check", "healthy"]
+        );
     }
 }

@@ -139,6 +139,11 @@ pub struct Node {
     pub leader: bool,
     /// Set when the node ran `swarm leave`; it stays listed as Down until `node rm`.
     pub left: bool,
+    /// The scheduler's last verdict that the node is Down, kept in the store
+    /// so every watch hears of it (DNS and the balancers leave out its
+    /// tasks): going Down is the clock's doing, not a change of the store.
+    #[serde(default)]
+    pub down: bool,
     /// Unix seconds.
     pub created_at: u64,
     /// `node update --label-add`; constraints will match on them.

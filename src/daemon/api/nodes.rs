@@ -211,6 +211,7 @@ mod tests {
                 tunnel_addr: "100.64.0.1".parse().unwrap(),
                 leader,
                 left: false,
+                down: false,
                 created_at: 0,
                 labels: [("zone".to_string(), "a".to_string())].into(),
                 engine_labels: Default::default(),

@@ -18,6 +18,7 @@ fn node(id: &str) -> Node {
         tunnel_addr: "100.64.0.2".parse().unwrap(),
         leader: false,
         left: false,
+        down: false,
         created_at: 1,
         labels: Default::default(),
         engine_labels: Default::default(),
