@@ -310,7 +310,7 @@ async fn a_down_nodes_tasks_leave_dns_and_the_balancers_and_come_back_with_it() 
     assert_eq!(kept.len(), 1, "a global task stays on its Down node");
     assert_eq!(kept[0].desired_state, TaskState::Running);
 
-    m.heartbeat(&m.self_id().to_string());
+    m.heartbeat(m.self_id());
     m.schedule().unwrap();
     assert_eq!(
         running(&m).await,
