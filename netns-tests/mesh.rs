@@ -991,3 +991,151 @@ fn a_down_node_leaves_every_balancer_and_comes_back_with_its_node() {
             .ok_or(format!("{seen:?} of {again:?}"))
     });
 }
+
+/// A process holding a port in a machine's own namespace, killed by PID
+/// when dropped.
+struct Holder<'a> {
+    lab: &'a Lab,
+    machine: &'static str,
+    pid: String,
+}
+
+impl<'a> Holder<'a> {
+    /// python3 listening on TCP `port` (or bound to UDP `port`) on every
+    /// address of `machine`, for at most 10 minutes.
+    fn start(lab: &'a Lab, machine: &'static str, port: u16, udp: bool) -> Holder<'a> {
+        let kind = if udp { "SOCK_DGRAM" } else { "SOCK_STREAM" };
+        let listen = if udp { "" } else { "s.listen(); " };
+        let program = format!(
+            "import socket, time; s = socket.socket(socket.AF_INET, socket.{kind}); \
+             s.bind(('0.0.0.0', {port})); {listen}time.sleep(600)"
+        );
+        let script = format!("{PYTHON} -c \"{program}\" </dev/null >/dev/null 2>&1 & echo $!");
+        let pid = stdout(&ok(&lab.ssh(machine, &["sh", "-c", &script])))
+            .trim()
+            .to_string();
+        let holder = Holder { lab, machine, pid };
+        let proto = if udp { "udp" } else { "tcp" };
+        eventually(&format!("{machine} holds {port}/{proto}"), WAIT, || {
+            let flags = if udp { "-uanp" } else { "-tlnp" };
+            let ss = stdout(&lab.ssh(machine, &["ss", "-H", flags]));
+            ss.contains(&format!(":{port} ")).then_some(()).ok_or(ss)
+        });
+        holder
+    }
+}
+
+impl Drop for Holder<'_> {
+    fn drop(&mut self) {
+        let _ = self.lab.ssh(self.machine, &["kill", &self.pid]);
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_port_something_on_a_node_listens_on_is_refused_naming_the_node_and_the_process() {
+    let mesh = Mesh::new();
+    let lab = &mesh.lab;
+    let tcp = Holder::start(lab, "vm2", 8080, false);
+    let udp = Holder::start(lab, "vm3", 5353, true);
+    let before = stdout(&ok(&lab.sn("vm1", &["service", "ls"])));
+
+    let err = fails_with(
+        &lab.sn("vm1", &whoami("web", &["--detach", "-p", "8080:3000"])),
+        &format!(
+            "port 8080/tcp is already in use on node vm2 by python3 (pid {}) listening on 0.0.0.0:8080",
+            tcp.pid
+        ),
+    );
+    eprintln!("{err}");
+    fails_with(
+        &lab.sn(
+            "vm1",
+            &whoami(
+                "dns",
+                &[
+                    "--detach",
+                    "--publish",
+                    "published=5353,target=53,protocol=udp,mode=host",
+                ],
+            ),
+        ),
+        &format!(
+            "port 5353/udp is already in use on node vm3 by python3 (pid {}) bound to 0.0.0.0:5353",
+            udp.pid
+        ),
+    );
+    // The swarm's own ports are held too: the node-to-node port on every node.
+    fails_with(
+        &lab.sn("vm1", &whoami("web", &["--detach", "-p", "7946:3000"])),
+        "port 7946/tcp is already in use on node vm1 by swarmnet",
+    );
+    // The docker client gets the same sentence.
+    docker_fails_with(
+        &docker(
+            lab,
+            "vm1",
+            &[
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                "web",
+                "-p",
+                "8080:3000",
+                "host",
+                "true",
+            ],
+        ),
+        "port 8080/tcp is already in use on node vm2 by python3",
+    );
+    assert_eq!(
+        stdout(&ok(&lab.sn("vm1", &["service", "ls"]))),
+        before,
+        "nothing created"
+    );
+
+    // An update that would take it is refused and changes nothing; the
+    // service's own ports are not in its way.
+    ok(&lab.sn("vm1", &whoami("web", &["--detach", "-p", "8081:3000"])));
+    let before = stdout(&ok(&lab.sn("vm1", &["service", "inspect", "web"])));
+    fails_with(
+        &lab.sn(
+            "vm1",
+            &[
+                "service",
+                "update",
+                "--detach",
+                "--publish-add",
+                "8080:3000",
+                "web",
+            ],
+        ),
+        "on node vm2 by python3",
+    );
+    assert_eq!(
+        stdout(&ok(&lab.sn("vm1", &["service", "inspect", "web"]))),
+        before,
+        "web unchanged"
+    );
+    ok(&lab.sn(
+        "vm1",
+        &["service", "update", "--detach", "--env-add", "A=1", "web"],
+    ));
+    // Once the process is gone, the port is free.
+    drop(tcp);
+    eventually("8080 free on vm2", WAIT, || {
+        let out = lab.sn(
+            "vm1",
+            &[
+                "service",
+                "update",
+                "--detach",
+                "--publish-add",
+                "8080:3000",
+                "web",
+            ],
+        );
+        out.status.success().then_some(()).ok_or(stderr(&out))
+    });
+}

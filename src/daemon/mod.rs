@@ -12,6 +12,7 @@ mod dns;
 mod enroll;
 mod execs;
 mod host;
+mod listeners;
 mod membership;
 pub mod metrics;
 mod namespaces;

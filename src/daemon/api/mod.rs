@@ -6,6 +6,7 @@
 mod container_docs;
 mod containers;
 mod exec;
+mod held_ports;
 mod http;
 mod logs;
 mod networks;

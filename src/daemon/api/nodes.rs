@@ -118,9 +118,10 @@ fn label_matches(labels: &std::collections::BTreeMap<String, String>, filter: &s
     }
 }
 
+/// The manager's answer to `NodeLs`.
 #[derive(serde::Deserialize)]
-struct NodeList {
-    nodes: Vec<NodeView>,
+pub(super) struct NodeList {
+    pub nodes: Vec<NodeView>,
 }
 
 /// `GET /nodes?filters=`.

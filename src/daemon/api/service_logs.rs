@@ -18,16 +18,12 @@ use futures::{Stream, StreamExt};
 
 use super::http::{stream_response, Answer, Query};
 use super::logs::{frames, tail_lines, RAW_STREAM, STDERR, STDOUT};
+use super::nodes::NodeList;
 use crate::daemon::peers::{self, LogRequest};
 use crate::daemon::tasklogs::log_stream;
 use crate::daemon::Daemon;
 use crate::model::{ApiError, NodeView, Service, Task};
 use crate::proto::ClusterRequest;
-
-#[derive(serde::Deserialize)]
-struct NodeList {
-    nodes: Vec<NodeView>,
-}
 
 /// How each line of a task is marked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::held_ports;
 use super::http::{json, ok_empty, Answer, Filters, JsonBody, Query};
 use crate::api::models::ServiceCreateResponse;
 use crate::api::services::{service_doc, service_spec, service_status, ServiceDoc};
@@ -66,6 +67,7 @@ pub async fn create(
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Answer<Response> {
     let spec = service_spec(body)?;
+    held_ports::refuse_held(&d, &spec, None).await?;
     let service: Service = d.cluster_as(ClusterRequest::ServiceCreate(spec)).await?;
     let created = ServiceCreateResponse {
         id: Some(service.id),
@@ -128,6 +130,18 @@ pub async fn update(
     })?;
     let rollback = rollback(&q)?;
     let spec = service_spec(body)?;
+    let current: Service = d
+        .cluster_as(ClusterRequest::ServiceInspect {
+            service: id.clone(),
+        })
+        .await?;
+    let next = match rollback {
+        true => current.previous_spec.as_ref(),
+        false => Some(&spec),
+    };
+    if let Some(next) = next {
+        held_ports::refuse_held(&d, next, Some(&current.spec)).await?;
+    }
     let _: Service = d
         .cluster_as(ClusterRequest::ServiceUpdate {
             service: id,

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::http::{json, Answer, Filters, Query};
+use super::nodes::NodeList;
 use super::services::{labels_match, values};
 use crate::api::services::{task_doc_in, TaskDoc};
 use crate::daemon::Daemon;
@@ -25,11 +26,6 @@ const FILTERS: [&str; 8] = [
     "_up-to-date",
     "runtime",
 ];
-
-#[derive(serde::Deserialize)]
-struct NodeList {
-    nodes: Vec<NodeView>,
-}
 
 /// The IDs of the services (or nodes) a filter names; one that names none is Docker's 404.
 fn resolve<T>(
