@@ -7,6 +7,8 @@
 mod ports;
 #[cfg(test)]
 mod ports_test;
+#[cfg(test)]
+mod publish_test;
 
 use super::endpoints::drop_task_endpoints;
 use super::networks::find_network;
@@ -127,7 +129,9 @@ impl Manager {
                 .collect();
             publish_ports(tx, &mut next, Some(&service.spec), &others)?;
             let now = now_millis();
-            if next.task != service.spec.task {
+            // A new template or endpoint (published ports, endpoint mode)
+            // rolls the tasks out, as swarmkit's `IsTaskDirty` has it.
+            if next.task_template() != service.spec.task_template() {
                 service.update_status = Some(UpdateStatus {
                     state,
                     started_at_ms: now,

@@ -1,14 +1,17 @@
-//! Services' virtual IPs: one per network of a vip-mode service, the lowest
-//! free address of the network's subnet, kept across updates while the
-//! service stays on the network, given back when it leaves it, turns dnsrr
-//! or is removed. Endpoints never take a VIP, nor VIPs an endpoint's address.
+//! Services' virtual IPs: one per network of a vip-mode service, and one on
+//! ingress while it publishes a port through the routing mesh (Docker's
+//! `Endpoint.VirtualIPs`; the mesh itself leads to the tasks' own addresses).
+//! Each is the lowest free address of the network's subnet, kept across
+//! updates while the service stays on the network, given back when it leaves
+//! it, turns dnsrr or is removed. Endpoints never take a VIP, nor VIPs an
+//! endpoint's address.
 
 use std::net::Ipv4Addr;
 
 use super::ipam;
 use super::networks::find_network;
 use super::store::Txn;
-use crate::model::{ApiError, ServiceSpec, VirtualIp};
+use crate::model::{ApiError, PortConfig, ServiceSpec, VirtualIp};
 
 /// The VIPs `spec` needs, keeping `current` ones where it still needs them.
 pub(super) fn assign(
@@ -20,13 +23,19 @@ pub(super) fn assign(
     if spec.endpoint_mode == "dnsrr" {
         return Ok(Vec::new());
     }
+    // Ingress first, as swarmkit's allocator gives them to a new service.
+    let mut wanted: Vec<String> = Vec::new();
+    if spec.ports.iter().any(PortConfig::is_ingress) {
+        wanted.extend(tx.networks()?.into_iter().find(|n| n.ingress).map(|n| n.id));
+    }
+    wanted.extend(spec.task.networks.iter().map(|n| n.target.clone()));
     let mut vips: Vec<VirtualIp> = Vec::new();
-    for wanted in &spec.task.networks {
-        if let Some(kept) = current.iter().find(|v| v.network_id == wanted.target) {
+    for target in wanted {
+        if let Some(kept) = current.iter().find(|v| v.network_id == target) {
             vips.push(kept.clone());
             continue;
         }
-        let network = find_network(tx, &wanted.target)?;
+        let network = find_network(tx, &target)?;
         let mut used = used_on(tx, &network.id, Some(service_id))?;
         used.extend(
             vips.iter()

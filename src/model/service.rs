@@ -175,6 +175,13 @@ pub struct TaskTemplate {
     /// `--health-*`, as given (`--no-healthcheck` is a `NONE` test).
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    /// On a task: its service's endpoint when the task was made (Docker's
+    /// `Task.Endpoint.Spec`), so that a change of the published ports or of
+    /// the endpoint mode rolls the tasks out as a change of the template
+    /// does. None in a service's own template: a service's endpoint is its
+    /// spec's `endpoint_mode` and `ports`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointSpec>,
 }
 
 impl TaskTemplate {
@@ -211,6 +218,15 @@ pub struct PortConfig {
     pub published: Option<u16>,
     /// `ingress` (the routing mesh, on every node) or `host` (only where a task runs).
     pub mode: String,
+}
+
+/// How a service is reached, Docker's `EndpointSpec`: the endpoint mode and
+/// the published ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSpec {
+    /// `vip` or `dnsrr`.
+    pub mode: String,
+    pub ports: Vec<PortConfig>,
 }
 
 /// What the user asked for: `service create`'s flags, and what `update` changes.
@@ -270,7 +286,8 @@ pub struct Service {
     /// When the last batch of an update started, for `--update-delay`.
     #[serde(default)]
     pub last_batch_ms: u64,
-    /// Its virtual IPs, one per network, in vip mode (Docker's `Endpoint.VirtualIPs`).
+    /// Its virtual IPs in vip mode, one per network and one on ingress while
+    /// it publishes a port through the routing mesh (Docker's `Endpoint.VirtualIPs`).
     #[serde(default)]
     pub virtual_ips: Vec<VirtualIp>,
 }
@@ -333,6 +350,38 @@ impl ServiceSpec {
             }
         }
         Ok(())
+    }
+
+    /// The endpoint its tasks are made with.
+    pub fn endpoint(&self) -> EndpointSpec {
+        EndpointSpec {
+            mode: self.endpoint_mode.clone(),
+            ports: self.ports.clone(),
+        }
+    }
+
+    /// What a task made now runs: the template, with the endpoint.
+    pub fn task_template(&self) -> TaskTemplate {
+        TaskTemplate {
+            endpoint: Some(self.endpoint()),
+            ..self.task.clone()
+        }
+    }
+
+    /// True when a task made from `task` is up to date with this spec (not
+    /// dirty, in swarmkit's `IsTaskDirty` words): the same template and, if
+    /// the task kept its endpoint (tasks made before they kept one did not),
+    /// the same endpoint.
+    pub fn is_current(&self, task: &TaskTemplate) -> bool {
+        let same_endpoint = task
+            .endpoint
+            .as_ref()
+            .is_none_or(|e| e.mode == self.endpoint_mode && e.ports == self.ports);
+        let template = TaskTemplate {
+            endpoint: None,
+            ..task.clone()
+        };
+        same_endpoint && template == self.task
     }
 
     /// The replicas of a replicated service; none for a global one.

@@ -127,7 +127,8 @@ pub struct Task {
     pub slot: u64,
     /// The node it runs on, once assigned (a global task's from the start).
     pub node_id: Option<String>,
-    /// What it runs: the service's template when the task was made.
+    /// What it runs: the service's template when the task was made, with the
+    /// service's endpoint then (`ServiceSpec::task_template`).
     pub spec: TaskTemplate,
     /// The service version that template came from.
     pub spec_version: u64,

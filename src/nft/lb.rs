@@ -40,12 +40,15 @@ impl LbView {
                 .or_default()
                 .push(e.network_id.clone());
         }
+        // A VIP on ingress is what `service inspect` shows, as Docker's: the
+        // mesh leads to the tasks' own addresses, and ingress has no names.
+        let ingress = update.networks.iter().find(|n| n.ingress).map(|n| &n.id);
         for s in update
             .services
             .iter()
             .filter(|s| s.endpoint_mode != "dnsrr")
         {
-            for vip in &s.vips {
+            for vip in s.vips.iter().filter(|v| Some(&v.network_id) != ingress) {
                 let mut backends: Vec<Ipv4Addr> = update
                     .endpoints
                     .iter()
@@ -127,7 +130,8 @@ impl LbView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::view_fixture::watch;
+    use crate::dns::view_fixture::{network, task, watch};
+    use crate::proto::ServiceVip;
 
     #[test]
     fn a_vip_spreads_over_the_running_tasks_of_its_network() {
@@ -154,6 +158,28 @@ mod tests {
         let script = LbView::from_watch(&update, "n1").script("cli");
         assert!(!script.contains("dnat"), "{script}");
         assert!(script.contains("ip daddr 10.0.1.200 meta l4proto tcp reject with tcp reset"));
+    }
+
+    #[test]
+    fn a_vip_on_ingress_gets_no_rule() {
+        let mut update = watch();
+        let mut ingress = network("ingress-id", "ingress", "10.0.0.0/24");
+        ingress.ingress = true;
+        update.networks.push(ingress);
+        update
+            .endpoints
+            .push(task("t1", "web", 1, "ingress-id", "10.0.0.4"));
+        update.services[0].vips.push(ServiceVip {
+            network_id: "ingress-id".into(),
+            ip: "10.0.0.2".parse().unwrap(),
+            prefix_len: 24,
+        });
+        let script = LbView::from_watch(&update, "n1").script("t1");
+        assert!(
+            script.contains("ip daddr 10.0.1.200 dnat to numgen"),
+            "web's VIP on app: {script}"
+        );
+        assert!(!script.contains("10.0.0.2"), "none on ingress: {script}");
     }
 
     #[test]

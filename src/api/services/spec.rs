@@ -87,6 +87,7 @@ fn from_docker(d: models::ServiceSpec) -> Result<ServiceSpec, ApiError> {
             restart: restart(t.restart_policy)?,
             force_update: t.force_update.unwrap_or(0),
             health: health(c.health_check)?,
+            endpoint: None,
         },
         update: rollout("UpdateConfig", d.update_config.map(Rollout::from))?,
         rollback: rollout("RollbackConfig", d.rollback_config.map(Rollout::from))?,

@@ -88,7 +88,7 @@ fn filtered(
                 && (node_ids.is_empty() || t.node_id.as_ref().is_some_and(|n| node_ids.contains(n)))
                 && (desired.is_empty() || desired.iter().any(|d| d == t.desired_state.as_str()))
                 && labels_match(f, service_of(t).map_or(&no_labels, |s| &s.spec.labels))
-                && (!up_to_date || service_of(t).is_some_and(|s| s.spec.task == t.spec))
+                && (!up_to_date || service_of(t).is_some_and(|s| s.spec.is_current(&t.spec)))
                 && f.accepts("runtime", |r| r == "container" || r.is_empty())
         })
         .collect())

@@ -113,7 +113,7 @@ fn is_attempt(work: &Work, service: &Service, i: usize) -> bool {
     };
     policy.max_attempts > 0
         && ended_by_itself(t.status.state)
-        && t.spec == service.spec.task
+        && service.spec.is_current(&t.spec)
         && t.created_at_ms >= since
 }
 

@@ -74,7 +74,11 @@ fn group(work: &mut Work, service: &Service) -> Groups {
     let mut tasks = work.tasks_of(&service.id);
     tasks.sort_by_cached_key(|&i| {
         let t = work.task(i);
-        (t.created_at_ms, t.spec == service.spec.task, t.id.clone())
+        (
+            t.created_at_ms,
+            service.spec.is_current(&t.spec),
+            t.id.clone(),
+        )
     });
     let mut groups = Groups::new();
     for i in tasks {

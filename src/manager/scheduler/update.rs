@@ -37,14 +37,15 @@ fn rollout(service: &Service) -> Option<Rollout> {
     })
 }
 
-/// A task of the template being rolled out, made since the update began.
+/// A task of the template (and endpoint) being rolled out, made since the update began.
 fn is_fresh(t: &Task, service: &Service, started: u64) -> bool {
-    t.spec == service.spec.task && t.created_at_ms >= started
+    service.spec.is_current(&t.spec) && t.created_at_ms >= started
 }
 
-/// A live task (meant to run or being prepared) of an older template.
+/// A live task (meant to run or being prepared) of an older template or
+/// endpoint (published ports, endpoint mode).
 fn is_outdated(t: &Task, service: &Service) -> bool {
-    t.is_live() && t.spec != service.spec.task
+    t.is_live() && !service.spec.is_current(&t.spec)
 }
 
 /// Ended by itself before it had run for the monitoring period: rejected, or

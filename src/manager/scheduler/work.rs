@@ -153,7 +153,7 @@ impl<'a> Work<'a> {
             service_name: service.spec.name.clone(),
             slot,
             node_id: node.map(str::to_string),
-            spec: service.spec.task.clone(),
+            spec: service.spec.task_template(),
             spec_version: service.version,
             desired_state: desired,
             status,

@@ -63,6 +63,7 @@ pub(in crate::api::services) fn web_spec() -> ServiceSpec {
             },
             force_update: 0,
             health: None,
+            endpoint: None,
         },
         update: UpdateConfig::default(),
         rollback: UpdateConfig::default(),

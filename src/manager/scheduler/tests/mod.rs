@@ -4,6 +4,7 @@
 //! plays the agents that move tasks forward.
 
 mod converge;
+mod endpoint;
 mod global;
 mod placement;
 mod replicated;
@@ -226,10 +227,16 @@ impl Cluster {
     /// Changes the service's template as `service update` does: the old spec
     /// kept for rollback, and an update started now.
     pub fn update_template(&mut self, id: &str, change: impl FnOnce(&mut TaskTemplate)) {
+        self.update_spec(id, |spec| change(&mut spec.task));
+    }
+
+    /// Changes the service's spec (its endpoint, say) as `service update`
+    /// does when the tasks must change: as `update_template`.
+    pub fn update_spec(&mut self, id: &str, change: impl FnOnce(&mut ServiceSpec)) {
         let now = self.now;
         let s = self.service_mut(id);
         s.previous_spec = Some(s.spec.clone());
-        change(&mut s.spec.task);
+        change(&mut s.spec);
         s.version += 1;
         s.update_status = Some(UpdateStatus {
             state: UpdateState::Updating,

@@ -268,7 +268,7 @@ fn a_failure_rolls_back_to_the_previous_spec() {
         format!("update rolled back due to failure or early termination of task {failed}")
     );
     // The failed slot comes back on the old template.
-    assert_eq!(plan.create[0].spec, before.task);
+    assert_eq!(plan.create[0].spec, before.task_template());
 
     c.settle();
     c.advance(5_000);
