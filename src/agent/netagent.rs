@@ -283,6 +283,7 @@ mod tests {
             from_pool: false,
             options: Default::default(),
             created_at: 0,
+            labels: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ mod container;
 mod network;
 mod node;
 mod service;
+mod stack;
 mod swarm;
 mod table;
 
@@ -44,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: service::ServiceCmd,
     },
+    /// Manage swarm stacks.
+    Stack {
+        #[command(subcommand)]
+        cmd: stack::StackCmd,
+    },
     /// Display system-wide information.
     Info,
 }
@@ -56,6 +62,7 @@ pub fn run(host: &str, command: Command) -> anyhow::Result<i32> {
         Command::Network { cmd } => network::run(host, cmd),
         Command::Node { cmd } => node::run(host, cmd),
         Command::Service { cmd } => service::run(host, cmd),
+        Command::Stack { cmd } => stack::run(host, cmd),
         Command::Info => info(host),
     }
 }

@@ -2,16 +2,16 @@
 //! with Docker 20.10's flags, columns, progress and words, over the API as
 //! Docker's CLI calls it; each command's own logic is in `service/`.
 
-mod common;
+pub(super) mod common;
 mod converge;
 mod create;
-mod flags;
+pub(super) mod flags;
 mod health;
 mod inspect;
-mod list;
+pub(super) mod list;
 mod logs;
-mod networks;
-mod ports;
+pub(super) mod networks;
+pub(super) mod ports;
 mod progress;
 pub(super) mod ps;
 mod update;

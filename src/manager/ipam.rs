@@ -184,6 +184,7 @@ mod tests {
             from_pool: false,
             options: Default::default(),
             created_at: 0,
+            labels: Default::default(),
         }
     }
 

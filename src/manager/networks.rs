@@ -149,6 +149,7 @@ fn make_network(
         from_pool,
         options: spec.options,
         created_at: now_secs(),
+        labels: spec.labels,
     };
     tx.put_network(&network)?;
     Ok(network)
@@ -168,6 +169,7 @@ pub(super) fn make_ingress(tx: &mut Txn<'_>) -> Result<Network, ApiError> {
             mtu: None,
             allow_overlap: false,
             options: BTreeMap::new(),
+            labels: BTreeMap::new(),
         },
         &local,
         true,

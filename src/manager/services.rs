@@ -128,6 +128,12 @@ impl Manager {
                 .filter(|s| s.id != service.id)
                 .collect();
             publish_ports(tx, &mut next, Some(&service.spec), &others)?;
+            // The spec it has (a stack deployed again, an update that
+            // changes nothing): nothing is written, and the version stays,
+            // where Docker counts a new version anyway.
+            if !rollback && next == service.spec {
+                return Ok(service.clone());
+            }
             let now = now_millis();
             // A new template or endpoint (published ports, endpoint mode)
             // rolls the tasks out, as swarmkit's `IsTaskDirty` has it.

@@ -318,3 +318,39 @@ async fn a_down_nodes_tasks_leave_dns_and_the_balancers_and_come_back_with_it() 
         "back with its node"
     );
 }
+
+#[test]
+fn an_update_to_the_spec_the_service_has_changes_nothing_not_even_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager_in(&dir, "leader", "192.168.99.100");
+    let mut web = spec("web", 2, &[]);
+    web.ports = vec![crate::model::PortConfig {
+        protocol: "tcp".into(),
+        target: 3000,
+        published: None,
+        mode: "ingress".into(),
+    }];
+    let created: Service = call(&m, ClusterRequest::ServiceCreate(web.clone())).unwrap();
+    let same = ClusterRequest::ServiceUpdate {
+        service: "web".into(),
+        version: created.version,
+        spec: web.clone(),
+        rollback: false,
+    };
+    let again: Service = call(&m, same).unwrap();
+    assert_eq!(
+        again.version, created.version,
+        "the assigned port counts as the same"
+    );
+    assert_eq!(services(&m)[0].version, created.version);
+    assert!(services(&m)[0].previous_spec.is_none());
+    web.task.env = vec!["A=1".into()];
+    let changed = ClusterRequest::ServiceUpdate {
+        service: "web".into(),
+        version: created.version,
+        spec: web,
+        rollback: false,
+    };
+    let next: Service = call(&m, changed).unwrap();
+    assert!(next.version > created.version);
+}

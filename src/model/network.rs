@@ -30,6 +30,9 @@ pub struct NetworkSpec {
     pub gateway: Option<String>,
     /// `--opt key=value` pairs.
     pub options: BTreeMap<String, String>,
+    /// `--label key=value` pairs (a stack's networks carry its namespace).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A network as the manager stores it.
@@ -50,6 +53,8 @@ pub struct Network {
     pub from_pool: bool,
     pub options: BTreeMap<String, String>,
     pub created_at: u64,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A checked spec: the parsed subnet, gateway and options.
@@ -62,6 +67,7 @@ pub struct CheckedSpec {
     pub mtu: Option<u32>,
     pub allow_overlap: bool,
     pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Address ranges no overlay may use (from RFC 6890's special-purpose
@@ -209,6 +215,7 @@ impl NetworkSpec {
             mtu,
             allow_overlap,
             options: self.options.clone(),
+            labels: self.labels.clone(),
         })
     }
 }

@@ -72,7 +72,7 @@ pub fn network_doc(n: &Network, detail: Option<&NetworkDetail>) -> NetworkDoc {
             config_from: None,
             config_only: Some(false),
             options: Some(options),
-            labels: Some(HashMap::new()),
+            labels: Some(n.labels.clone().into_iter().collect()),
             peers: detail.map(|_| peers),
         },
         containers,
@@ -81,7 +81,8 @@ pub fn network_doc(n: &Network, detail: Option<&NetworkDetail>) -> NetworkDoc {
     }
 }
 
-/// Docker's network filters: name (part of it), id (prefix), driver, scope, type.
+/// Docker's network filters: name (part of it), id (prefix), driver, scope,
+/// type, label (`key` or `key=value`, every one given).
 fn filtered(nets: Vec<Network>, q: &Query) -> Result<Vec<Network>, ApiError> {
     let f = q.filters()?;
     f.only(&["name", "id", "driver", "scope", "type", "label"])?;
@@ -95,7 +96,7 @@ fn filtered(nets: Vec<Network>, q: &Query) -> Result<Vec<Network>, ApiError> {
                 && f.accepts("type", |t| {
                     t == if n.ingress { "builtin" } else { "custom" }
                 })
-                && f.accepts("label", |_| false)
+                && super::services::labels_match(&f, &n.labels)
         })
         .collect())
 }
@@ -154,6 +155,7 @@ fn network_spec(req: NetworkCreateRequest) -> Result<NetworkSpec, ApiError> {
         subnet: config.subnet.filter(|s| !s.is_empty()),
         gateway: config.gateway.filter(|g| !g.is_empty()),
         options: req.options.unwrap_or_default().into_iter().collect(),
+        labels: req.labels.unwrap_or_default().into_iter().collect(),
     })
 }
 
@@ -196,6 +198,7 @@ mod tests {
             from_pool: false,
             options: Default::default(),
             created_at: 0,
+            labels: Default::default(),
         }
     }
 

@@ -17,6 +17,7 @@ pub(crate) fn network(id: &str, name: &str, subnet: &str) -> Network {
         from_pool: false,
         options: Default::default(),
         created_at: 0,
+        labels: Default::default(),
     }
 }
 
