@@ -677,6 +677,25 @@ fn established_connections_survive_a_scale_and_are_not_cut_when_idle() {
             "infinity",
         ],
     ));
+    // Where these flows are tracked (the node that DNATs the mesh, the task,
+    // the container that DNATs the VIP), the namespace's own established
+    // timeout is cut to 5 s, and mid-stream pickup turned off: only a
+    // flow's own entry can carry it, and only swarmnet's timeout policy
+    // keeps that entry through an idle spell. All three are the lab's.
+    const SHORT: [&str; 4] = [
+        "sysctl",
+        "-qw",
+        "net.netfilter.nf_conntrack_tcp_timeout_established=5",
+        "net.netfilter.nf_conntrack_tcp_loose=0",
+    ];
+    ok(&lab.ssh(entry, &SHORT));
+    let in_container = |node: &str, name: &str, cmd: &[&str]| {
+        let mut args = vec!["container", "exec", name, "--"];
+        args.extend(cmd);
+        lab.sn(node, &args)
+    };
+    ok(&in_container(&task_node, &task, &SHORT));
+    ok(&in_container(cli_node, "cli", &SHORT));
     let mut through_mesh = Held::open(
         lab,
         &[
@@ -718,63 +737,49 @@ fn established_connections_survive_a_scale_and_are_not_cut_when_idle() {
     assert_eq!(through_vip.hostname, task);
 
     // Long-lived: each namespace that tracks these connections keeps them
-    // far longer than IPVS's 900 s.
-    outlives_ipvs(
-        &format!("mesh, on {entry}"),
-        &conntrack_timeouts(&lab.ssh(
-            entry,
-            &[
-                "conntrack",
-                "-L",
-                "-p",
-                "tcp",
-                "-s",
-                &mesh.client,
-                "--sport",
-                &through_mesh.port,
-            ],
-        )),
-    );
-    outlives_ipvs(
-        &format!("mesh, in the task on {task_node}"),
-        &conntrack_timeouts(&lab.sn(
-            &task_node,
-            &[
-                "container",
-                "exec",
-                &task,
-                "--",
-                "conntrack",
-                "-L",
-                "-p",
-                "tcp",
-                "-s",
-                &mesh.client,
-                "--sport",
-                &through_mesh.port,
-            ],
-        )),
-    );
-    outlives_ipvs(
-        &format!("VIP, in cli on {cli_node}"),
-        &conntrack_timeouts(&lab.sn(
-            cli_node,
-            &[
-                "container",
-                "exec",
-                "cli",
-                "--",
-                "conntrack",
-                "-L",
-                "-p",
-                "tcp",
-                "--sport",
-                &through_vip.port,
-                "--dport",
-                "3000",
-            ],
-        )),
-    );
+    // by swarmnet's policy (5 days), not by its 5 s sysctl, and so far
+    // longer than IPVS's 900 s.
+    let policy_kept = |when: &str, mesh_port: &str, vip_port: &str| {
+        let mesh_flow = [
+            "conntrack",
+            "-L",
+            "-p",
+            "tcp",
+            "-s",
+            &mesh.client,
+            "--sport",
+            mesh_port,
+        ];
+        let vip_flow = [
+            "conntrack",
+            "-L",
+            "-p",
+            "tcp",
+            "--sport",
+            vip_port,
+            "--dport",
+            "3000",
+        ];
+        for (what, out) in [
+            (format!("mesh, on {entry}"), lab.ssh(entry, &mesh_flow)),
+            (
+                format!("mesh, in the task on {task_node}"),
+                in_container(&task_node, &task, &mesh_flow),
+            ),
+            (
+                format!("VIP, in cli on {cli_node}"),
+                in_container(cli_node, "cli", &vip_flow),
+            ),
+        ] {
+            let timeouts = conntrack_timeouts(&out);
+            outlives_ipvs(&format!("{what}, {when}"), &timeouts);
+            assert!(
+                timeouts.iter().all(|t| *t > 400_000),
+                "{what}, {when}: not swarmnet's 432000 s policy but {timeouts:?} s"
+            );
+        }
+    };
+    policy_kept("opened", &through_mesh.port, &through_vip.port);
 
     // A scale up keeps them, and so does a scale down that keeps their task.
     ok(&lab.sn("vm1", &["service", "scale", "web=3"]));
@@ -788,6 +793,15 @@ fn established_connections_survive_a_scale_and_are_not_cut_when_idle() {
     );
     through_mesh.again("mesh, after web=1");
     through_vip.again("VIP, after web=1");
+    // The balancers replaced their chains twice: the flows kept the policy,
+    // and the requests since refreshed their entries by it.
+    policy_kept("after the scales", &through_mesh.port, &through_vip.port);
+
+    // Not cut while idle: longer than the namespaces' 5 s, measured.
+    let idle = Duration::from_secs(7);
+    std::thread::sleep(idle);
+    through_mesh.again(&format!("mesh, after {idle:?} idle"));
+    through_vip.again(&format!("VIP, after {idle:?} idle"));
 }
 
 /// A UDP server on 0.0.0.0:53 that answers each datagram with

@@ -16,7 +16,8 @@ use std::net::Ipv4Addr;
 use anyhow::{bail, Context};
 
 use super::firewall::{command_in, run_nft_in};
-use super::lb::{LbView, TABLE};
+use super::lb::{LbView, LB};
+use super::mesh::HOST;
 
 struct Entry {
     owner: String,
@@ -113,8 +114,7 @@ impl Balancer {
             return Ok(());
         };
         // A namespace that never had rules and needs none: nothing to delete.
-        let nothing = format!("table ip {TABLE}\ndelete table ip {TABLE}\n");
-        if !(fresh && script == nothing) {
+        if !(fresh && script == LB.deleted()) {
             run_nft_in(Some(path), &script)?;
         }
         route_back(path, &routes)?;
@@ -128,7 +128,7 @@ impl Balancer {
         let _one = self.applying.lock().unwrap_or_else(|e| e.into_inner());
         let script = self.view.borrow().mesh.host_script();
         let mut host = self.host.lock().unwrap_or_else(|e| e.into_inner());
-        let nothing = script.lines().count() == 2;
+        let nothing = script == HOST.deleted();
         if host.as_ref() == Some(&script) || (host.is_none() && nothing) {
             return Ok(());
         }

@@ -6,14 +6,34 @@
 //! table (`mesh.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use super::mesh::MeshView;
+use super::mesh::{MeshView, TASK_HOOKS};
+use super::table::{Hook, Table, SET_CT_TIMEOUT};
 use crate::proto::WatchResponse;
 
 /// The table every container's VIP rules live in.
 pub const TABLE: &str = "swarmnet_lb";
+
+const VIPS: Hook = Hook {
+    name: "vips",
+    spec: "type nat hook output priority -100;",
+};
+const NO_BACKEND: Hook = Hook {
+    name: "no_backend",
+    spec: "type filter hook output priority filter;",
+};
+/// The table, with its own chains and the mesh's.
+pub const LB: Table = Table {
+    name: TABLE,
+    hooks: &[
+        VIPS,
+        NO_BACKEND,
+        TASK_HOOKS[0],
+        TASK_HOOKS[1],
+        TASK_HOOKS[2],
+    ],
+};
 
 /// The VIPs of every network, with their backends; and who is on which network.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -67,9 +87,10 @@ impl LbView {
         view
     }
 
-    /// The `nft -f` script for `owner`'s namespace: the table made whole again
-    /// (so applying it twice gives the same rules), or only deleted when the
-    /// namespace reaches no VIP.
+    /// The `nft -f` script for `owner`'s namespace: its table made to hold
+    /// exactly its rules (applying it twice gives the same rules), or only
+    /// deleted when the namespace reaches no VIP and is not on ingress. A
+    /// TCP flow to a VIP takes the timeout policy before it is DNATed.
     pub fn script(&self, owner: &str) -> String {
         let mut vips: BTreeMap<Ipv4Addr, &[Ipv4Addr]> = BTreeMap::new();
         for net in self.scopes.get(owner).into_iter().flatten() {
@@ -77,53 +98,46 @@ impl LbView {
                 vips.insert(*vip, backends);
             }
         }
-        let mut script = format!("table ip {TABLE}\ndelete table ip {TABLE}\n");
-        let mesh = self.mesh.task_chains(owner);
-        if vips.is_empty() && mesh.is_none() {
-            return script;
-        }
-        let (mut dnat, mut refuse) = (String::new(), String::new());
+        let (mut dnat, mut refuse, mut served) = (Vec::new(), Vec::new(), Vec::new());
         for (vip, backends) in vips {
             match backends {
                 [] => {
-                    let _ = writeln!(
-                        refuse,
-                        "        ip daddr {vip} meta l4proto tcp reject with tcp reset"
-                    );
-                    let _ = writeln!(refuse, "        ip daddr {vip} reject");
+                    refuse.push(format!(
+                        "ip daddr {vip} meta l4proto tcp reject with tcp reset"
+                    ));
+                    refuse.push(format!("ip daddr {vip} reject"));
                 }
                 [one] => {
-                    let _ = writeln!(dnat, "        ip daddr {vip} dnat to {one}");
+                    served.push(vip.to_string());
+                    dnat.push(format!("ip daddr {vip} dnat to {one}"));
                 }
                 many => {
+                    served.push(vip.to_string());
                     let map: Vec<String> = many
                         .iter()
                         .enumerate()
                         .map(|(i, ip)| format!("{i} : {ip}"))
                         .collect();
-                    let _ = writeln!(
-                        dnat,
-                        "        ip daddr {vip} dnat to numgen random mod {} map {{ {} }}",
+                    dnat.push(format!(
+                        "ip daddr {vip} dnat to numgen random mod {} map {{ {} }}",
                         many.len(),
                         map.join(", ")
-                    );
+                    ));
                 }
             }
         }
-        let _ = write!(
-            script,
-            "table ip {TABLE} {{
-    chain vips {{
-        type nat hook output priority -100; policy accept;
-{dnat}    }}
-    chain no_backend {{
-        type filter hook output priority filter; policy accept;
-{refuse}    }}
-{}}}
-",
-            mesh.unwrap_or_default()
-        );
-        script
+        if !served.is_empty() {
+            dnat.insert(
+                0,
+                format!(
+                    "ip daddr {{ {} }} meta l4proto tcp {SET_CT_TIMEOUT}",
+                    served.join(", ")
+                ),
+            );
+        }
+        let mut chains = vec![VIPS.with(dnat), NO_BACKEND.with(refuse)];
+        chains.extend(self.mesh.task_chains(owner).into_iter().flatten());
+        LB.script(&chains)
     }
 }
 
@@ -137,12 +151,20 @@ mod tests {
     fn a_vip_spreads_over_the_running_tasks_of_its_network() {
         let view = LbView::from_watch(&watch(), "n1");
         let script = view.script("cli");
-        assert!(script.starts_with("table ip swarmnet_lb\ndelete table ip swarmnet_lb\n"));
+        assert!(script.starts_with("table ip swarmnet_lb {\n    ct timeout swarmnet_tcp {"));
         assert!(
-            script.contains("ip daddr 10.0.1.200 dnat to numgen random mod 2 map { 0 : 10.0.1.3, 1 : 10.0.1.4 }"),
-            "{script}"
+            !script.contains("delete table"),
+            "a change keeps the timeout policy: {script}"
         );
-        assert!(script.contains("type nat hook output priority -100"));
+        assert!(
+            script.contains(
+                "        type nat hook output priority -100; policy accept;
+        ip daddr { 10.0.1.200 } meta l4proto tcp ct timeout set \"swarmnet_tcp\"
+        ip daddr 10.0.1.200 dnat to numgen random mod 2 map { 0 : 10.0.1.3, 1 : 10.0.1.4 }
+"
+            ),
+            "the policy, then the DNAT: {script}"
+        );
     }
 
     #[test]
@@ -157,6 +179,7 @@ mod tests {
         update.running_tasks.clear();
         let script = LbView::from_watch(&update, "n1").script("cli");
         assert!(!script.contains("dnat"), "{script}");
+        assert!(!script.contains("ct timeout set"), "{script}");
         assert!(script.contains("ip daddr 10.0.1.200 meta l4proto tcp reject with tcp reset"));
     }
 
@@ -200,12 +223,29 @@ mod root_tests {
     use crate::netlink::netns::{self, ScratchDir};
 
     fn list(path: &std::path::Path) -> String {
+        nft_list(path, &[])
+    }
+
+    fn nft_list(path: &std::path::Path, flags: &[&str]) -> String {
         let out = std::process::Command::new("nsenter")
             .arg(format!("--net={}", path.display()))
-            .args(["nft", "list", "table", "ip", TABLE])
+            .arg("nft")
+            .args(flags)
+            .args(["list", "table", "ip", TABLE])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The timeout policy object's line with its handle (a new object gets a new one).
+    fn policy(path: &std::path::Path) -> String {
+        let listed = nft_list(path, &["-a"]);
+        let line = listed
+            .lines()
+            .find(|l| l.contains("ct timeout swarmnet_tcp {"));
+        line.unwrap_or_else(|| panic!("no policy: {listed}"))
+            .trim()
+            .to_string()
     }
 
     #[test]
@@ -215,7 +255,8 @@ mod root_tests {
         let path = scratch.path().join("c");
         netns::create(&path).unwrap();
         let mut update = watch();
-        for running in [vec!["t1", "t2"], vec!["t1"], vec![]] {
+        let mut kept = None;
+        for running in [vec!["t1", "t2"], vec!["t1"], vec![], vec!["t2"]] {
             update.running_tasks = running.iter().map(|t| t.to_string()).collect();
             let script = LbView::from_watch(&update, "n1").script("cli");
             super::super::firewall::run_nft_in(Some(&path), &script).unwrap();
@@ -223,6 +264,11 @@ mod root_tests {
             super::super::firewall::run_nft_in(Some(&path), &script).unwrap();
             assert_eq!(list(&path), first, "applied twice, the same rules");
             assert!(first.contains("10.0.1.200"), "{first}");
+            let chains = first.matches("\tchain ").count();
+            assert_eq!(chains, 1, "only the chain in use: {first}");
+            // The flows that carry the policy keep it across every change.
+            let policy = policy(&path);
+            assert_eq!(kept.get_or_insert(policy.clone()), &policy);
         }
         let none = LbView::from_watch(&update, "n1").script("far");
         super::super::firewall::run_nft_in(Some(&path), &none).unwrap();

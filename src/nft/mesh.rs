@@ -7,14 +7,47 @@
 //! the connection's conntrack entry, which undoes the DNAT.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write;
 use std::net::Ipv4Addr;
 
+use super::table::{Chain, Hook, Table, SET_CT_TIMEOUT};
 use crate::model::{INGRESS_LEG, INGRESS_SBOX};
 use crate::proto::WatchResponse;
 
 /// The host's table for published ports.
 pub const HOST_TABLE: &str = "swarmnet_ingress";
+
+const PUBLISHED: Hook = Hook {
+    name: "published",
+    spec: "type nat hook prerouting priority -100;",
+};
+const PUBLISHED_HERE: Hook = Hook {
+    name: "published_here",
+    spec: "type nat hook output priority -100;",
+};
+const PUBLISHED_FROM_LOOPBACK: Hook = Hook {
+    name: "published_from_loopback",
+    spec: "type nat hook postrouting priority srcnat;",
+};
+/// The host's table.
+pub const HOST: Table = Table {
+    name: HOST_TABLE,
+    hooks: &[PUBLISHED, PUBLISHED_HERE, PUBLISHED_FROM_LOOPBACK],
+};
+
+/// The chains of a task's table (`lb.rs`) that belong to the mesh.
+pub const TASK_HOOKS: [Hook; 3] = [MESH_UDP_SOURCE, MESH_IN, MESH_OUT];
+const MESH_UDP_SOURCE: Hook = Hook {
+    name: "mesh_udp_source",
+    spec: "type filter hook output priority raw;",
+};
+const MESH_IN: Hook = Hook {
+    name: "mesh_in",
+    spec: "type filter hook prerouting priority mangle;",
+};
+const MESH_OUT: Hook = Hook {
+    name: "mesh_out",
+    spec: "type route hook output priority mangle;",
+};
 
 /// A published port and where it leads.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,9 +142,10 @@ impl MeshView {
     /// connections from outside (prerouting) and from the host itself
     /// (output); the host's own `curl localhost:8080` leaves by its leg from
     /// the leg's address (loopback cannot be routed out; the leg lets it
-    /// with route_localnet, as Docker does).
+    /// with route_localnet, as Docker does). A TCP flow takes the timeout
+    /// policy as it is DNATed.
     pub fn host_script(&self) -> String {
-        let mut rules = String::new();
+        let mut rules = Vec::new();
         for p in self.published.iter().filter(|p| !p.backends.is_empty()) {
             let map: Vec<String> = p
                 .backends
@@ -119,41 +153,36 @@ impl MeshView {
                 .enumerate()
                 .map(|(i, ip)| format!("{i} : {ip} . {}", p.target))
                 .collect();
-            let _ = writeln!(
-                rules,
-                "        fib daddr type local {} dport {} dnat ip to numgen random mod {} map {{ {} }}",
+            let timeout = if p.protocol == "tcp" {
+                format!(" {SET_CT_TIMEOUT}")
+            } else {
+                String::new()
+            };
+            rules.push(format!(
+                "fib daddr type local {} dport {}{timeout} dnat ip to numgen random mod {} map {{ {} }}",
                 p.protocol,
                 p.port,
                 p.backends.len(),
                 map.join(", ")
-            );
+            ));
         }
-        let mut script = format!("table ip {HOST_TABLE}\ndelete table ip {HOST_TABLE}\n");
-        if rules.is_empty() {
-            return script;
-        }
-        let _ = write!(
-            script,
-            "table ip {HOST_TABLE} {{
-    chain published {{
-        type nat hook prerouting priority -100; policy accept;
-{rules}    }}
-    chain published_here {{
-        type nat hook output priority -100; policy accept;
-{rules}    }}
-    chain published_from_loopback {{
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname \"{INGRESS_LEG}\" ip saddr 127.0.0.0/8 masquerade
-    }}
-}}
-"
-        );
-        script
+        let loopback = if rules.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "oifname \"{INGRESS_LEG}\" ip saddr 127.0.0.0/8 masquerade"
+            )]
+        };
+        HOST.script(&[
+            PUBLISHED.with(rules.clone()),
+            PUBLISHED_HERE.with(rules),
+            PUBLISHED_FROM_LOOPBACK.with(loopback),
+        ])
     }
 
     /// The chains a task on ingress needs in its own table (see the module
     /// doc), or None for a namespace not on ingress.
-    pub fn task_chains(&self, owner: &str) -> Option<String> {
+    pub fn task_chains(&self, owner: &str) -> Option<Vec<Chain>> {
         let ip = self.on_ingress.get(owner)?;
         if self.legs.is_empty() {
             return None;
@@ -172,30 +201,27 @@ impl MeshView {
                 let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
                 let mut inside = self.subnets.clone();
                 inside.push("127.0.0.0/8".into());
-                format!(
-                    "    chain mesh_udp_source {{
-        type filter hook output priority raw; policy accept;
-        udp sport {{ {} }} ip daddr != {{ {} }} ip saddr != {ip} ip saddr set {ip}
-    }}
-",
+                vec![format!(
+                    "udp sport {{ {} }} ip daddr != {{ {} }} ip saddr != {ip} ip saddr set {ip}",
                     ports.join(", "),
                     inside.join(", ")
-                )
+                )]
             }
-            None => String::new(),
+            None => Vec::new(),
         };
-        Some(format!(
-            "{udp_source}    chain mesh_in {{
-        type filter hook prerouting priority mangle; policy accept;
-        ip daddr {ip} ct state new ct mark set ether saddr map {{ {} }}
-    }}
-    chain mesh_out {{
-        type route hook output priority mangle; policy accept;
-        ct mark != 0 meta mark set ct mark
-    }}
-",
-            map.join(", ")
-        ))
+        // The mark lives in the flow's entry here: it keeps the timeout
+        // policy too, or an idle flow's replies would lose their way back.
+        Some(vec![
+            MESH_UDP_SOURCE.with(udp_source),
+            MESH_IN.with(vec![
+                format!("ip daddr {ip} meta l4proto tcp ct state new {SET_CT_TIMEOUT}"),
+                format!(
+                    "ip daddr {ip} ct state new ct mark set ether saddr map {{ {} }}",
+                    map.join(", ")
+                ),
+            ]),
+            MESH_OUT.with(vec!["ct mark != 0 meta mark set ct mark".into()]),
+        ])
     }
 
     /// Where a task's marked replies go: per node, its mark (also the
@@ -269,7 +295,7 @@ mod tests {
     #[test]
     fn a_published_port_leads_to_the_running_tasks_on_ingress() {
         let script = MeshView::from_watch(&meshed(), "n1").host_script();
-        let rule = "fib daddr type local tcp dport 8080 dnat ip to numgen random mod 2 map { 0 : 10.0.0.4 . 3000, 1 : 10.0.0.5 . 3000 }";
+        let rule = "fib daddr type local tcp dport 8080 ct timeout set \"swarmnet_tcp\" dnat ip to numgen random mod 2 map { 0 : 10.0.0.4 . 3000, 1 : 10.0.0.5 . 3000 }";
         assert_eq!(
             script.matches(rule).count(),
             2,
@@ -292,7 +318,7 @@ mod tests {
         let mut update = meshed();
         update.services[0].ports[0].mode = "host".into();
         let on = |node: &str| MeshView::from_watch(&update, node).host_script();
-        assert!(on("n1").contains("tcp dport 8080 dnat ip to numgen random mod 2 map { 0 : 10.0.0.4 . 3000, 1 : 10.0.0.5 . 3000 }"));
+        assert!(on("n1").contains("tcp dport 8080 ct timeout set \"swarmnet_tcp\" dnat ip to numgen random mod 2 map { 0 : 10.0.0.4 . 3000, 1 : 10.0.0.5 . 3000 }"));
         assert!(
             !on("n2").contains("dport 8080"),
             "no task on n2: {}",
@@ -310,11 +336,46 @@ mod tests {
     }
 
     #[test]
+    fn a_published_tcp_flow_keeps_the_timeout_policy_and_a_udp_one_its_own() {
+        let mut update = meshed();
+        update.services[0].ports.push(PortConfig {
+            protocol: "udp".into(),
+            target: 53,
+            published: Some(5353),
+            mode: "ingress".into(),
+        });
+        let script = MeshView::from_watch(&update, "n1").host_script();
+        assert!(
+            script.contains("ct timeout swarmnet_tcp {\n        protocol tcp; l3proto ip;\n        policy = { established: 432000 }\n    }"),
+            "{script}"
+        );
+        assert_eq!(script.matches("tcp dport 8080 ct timeout set").count(), 2);
+        assert_eq!(
+            script.matches("udp dport 5353 dnat ip to").count(),
+            2,
+            "{script}"
+        );
+        assert!(
+            !script.contains("delete table"),
+            "a change keeps the policy: {script}"
+        );
+    }
+
+    #[test]
     fn a_task_on_ingress_marks_by_the_node_and_routes_replies_back_there() {
         let view = MeshView::from_watch(&meshed(), "n1");
         let chains = view.task_chains("t1").unwrap();
-        assert!(chains.contains("ip daddr 10.0.0.4 ct state new ct mark set ether saddr map { 02:42:0a:00:00:02 : 167772162, 02:42:0a:00:00:03 : 167772163 }"), "{chains}");
-        assert!(chains.contains("ct mark != 0 meta mark set ct mark"));
+        let rules = |hook: Hook| &chains.iter().find(|c| c.hook == hook).unwrap().rules;
+        assert_eq!(
+            rules(MESH_IN),
+            &[
+                // The entry that holds the mark holds the timeout policy too.
+                "ip daddr 10.0.0.4 meta l4proto tcp ct state new ct timeout set \"swarmnet_tcp\"",
+                "ip daddr 10.0.0.4 ct state new ct mark set ether saddr map { 02:42:0a:00:00:02 : 167772162, 02:42:0a:00:00:03 : 167772163 }",
+            ]
+        );
+        assert_eq!(rules(MESH_OUT), &["ct mark != 0 meta mark set ct mark"]);
+        assert!(rules(MESH_UDP_SOURCE).is_empty(), "no UDP port published");
         let leg = |ip: &str| ip.parse::<Ipv4Addr>().unwrap();
         assert_eq!(
             view.routes("t1"),
