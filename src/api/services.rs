@@ -289,6 +289,8 @@ fn task_spec(t: &TaskTemplate) -> models::TaskSpec {
         }),
         placement: Some(models::TaskSpecPlacement {
             constraints: list(&t.constraints),
+            max_replicas: (t.max_replicas > 0)
+                .then(|| i64::try_from(t.max_replicas).unwrap_or(i64::MAX)),
             ..Default::default()
         }),
         force_update: Some(t.force_update),

@@ -175,6 +175,10 @@ pub struct TaskTemplate {
     /// `--health-*`, as given (`--no-healthcheck` is a `NONE` test).
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    /// `--replicas-max-per-node` (Docker's `Placement.MaxReplicas`): at most
+    /// this many of the service's tasks on one node; 0 is no limit.
+    #[serde(default)]
+    pub max_replicas: u64,
     /// On a task: its service's endpoint when the task was made (Docker's
     /// `Task.Endpoint.Spec`), so that a change of the published ports or of
     /// the endpoint mode rolls the tasks out as a change of the template

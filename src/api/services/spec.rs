@@ -83,7 +83,12 @@ fn from_docker(d: models::ServiceSpec) -> Result<ServiceSpec, ApiError> {
                 c.stop_grace_period,
             )?,
             networks,
-            constraints: t.placement.and_then(|p| p.constraints).unwrap_or_default(),
+            constraints: t
+                .placement
+                .as_ref()
+                .and_then(|p| p.constraints.clone())
+                .unwrap_or_default(),
+            max_replicas: max_replicas(t.placement.as_ref().and_then(|p| p.max_replicas))?,
             restart: restart(t.restart_policy)?,
             force_update: t.force_update.unwrap_or(0),
             health: health(c.health_check)?,
@@ -102,6 +107,16 @@ fn from_docker(d: models::ServiceSpec) -> Result<ServiceSpec, ApiError> {
             .into_iter()
             .map(port)
             .collect::<Result<_, _>>()?,
+    })
+}
+
+/// `Placement.MaxReplicas`: none or 0 is no limit.
+fn max_replicas(n: Option<i64>) -> Result<u64, ApiError> {
+    u64::try_from(n.unwrap_or(0)).map_err(|_| {
+        ApiError::InvalidArgument(format!(
+            "TaskTemplate.Placement.MaxReplicas {} is negative: give 0 (no limit) or more",
+            n.unwrap_or(0)
+        ))
     })
 }
 
@@ -175,11 +190,6 @@ fn refuse_task_extras(t: &models::TaskSpec) -> Result<(), ApiError> {
                 list(&placement.preferences),
                 "Placement.Preferences",
                 "--placement-pref",
-            ),
-            (
-                number(placement.max_replicas),
-                "Placement.MaxReplicas",
-                "--replicas-max-per-node",
             ),
             (log_driver, "LogDriver", "--log-driver, --log-opt"),
         ],

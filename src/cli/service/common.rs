@@ -26,6 +26,9 @@ pub struct ServiceFlags {
     /// Number of tasks.
     #[arg(long, value_parser = parse_replicas, allow_hyphen_values = true)]
     pub replicas: Option<u64>,
+    /// Maximum number of tasks per node (default 0 = unlimited).
+    #[arg(long)]
+    pub replicas_max_per_node: Option<u64>,
     /// Overwrite the default ENTRYPOINT of the image.
     #[arg(long, value_name = "COMMAND")]
     pub entrypoint: Option<String>,
@@ -149,6 +152,10 @@ impl ServiceFlags {
             container.command = Some(flags::split_words(entrypoint).map_err(anyhow::Error::msg)?);
         }
         container.stop_grace_period = self.stop_grace_period.or(container.stop_grace_period);
+        if let Some(max) = self.replicas_max_per_node {
+            let placement = task.placement.get_or_insert_with(Default::default);
+            placement.max_replicas = Some(i64::try_from(max).unwrap_or(i64::MAX));
+        }
         task.restart_policy = self.restart(task.restart_policy.take())?;
         let update = ConfigEdit {
             parallelism: self.update_parallelism,

@@ -186,7 +186,7 @@ impl<'a> Work<'a> {
             .zip(&self.gone)
             .filter(|(t, gone)| !**gone && t.is_live())
             .map(|(t, _)| t);
-        let choice = placement::choose(self.nodes, live, &t.service_id, &constraints);
+        let choice = placement::choose(self.nodes, live, t, &constraints);
         let now = self.now;
         let t = &mut self.tasks[i];
         match choice {

@@ -111,8 +111,9 @@ fn publishing_rolls_the_tasks_onto_ingress_with_a_vip_there_and_unpublishing_off
     assert!(on_ingress.iter().any(|e| e.container_id == INGRESS_SBOX));
 
     // A host-mode port alone: on ingress still (where the node reaches its
-    // own tasks), but no VIP there, as Docker has it.
-    publish(&m, vec![PortConfig::test(Some(8080), 3000, "tcp", "host")]);
+    // own tasks), but no VIP there, as Docker has it. (Without a published
+    // number, so both tasks fit on the one node.)
+    publish(&m, vec![PortConfig::test(None, 3000, "tcp", "host")]);
     assert_eq!(vip_networks(&m), ["app"]);
     let host_mode = settle(&m);
     assert!(host_mode

@@ -64,6 +64,7 @@ pub(in crate::api::services) fn web_spec() -> ServiceSpec {
             force_update: 0,
             health: None,
             endpoint: None,
+            max_replicas: 0,
         },
         update: UpdateConfig::default(),
         rollback: UpdateConfig::default(),
@@ -266,11 +267,6 @@ fn what_swarmnet_cannot_do_is_refused_by_name() {
             "Placement.Preferences (--placement-pref)",
         ),
         (
-            "Placement/MaxReplicas",
-            json!(1),
-            "Placement.MaxReplicas (--replicas-max-per-node)",
-        ),
-        (
             "LogDriver",
             json!({ "Name": "syslog" }),
             "LogDriver (--log-driver",
@@ -458,5 +454,21 @@ fn network_aliases_go_both_ways() {
     assert!(
         refusal(bad).starts_with("invalid network alias name \"no spaces\""),
         "aliases are names"
+    );
+}
+
+#[test]
+fn replicas_per_node_go_both_ways_and_a_negative_one_is_refused() {
+    let mut body = create_body();
+    body["TaskTemplate"]["Placement"]["MaxReplicas"] = json!(2);
+    let spec = service_spec(body.clone()).unwrap();
+    assert_eq!(spec.task.max_replicas, 2);
+    let shown = serde_json::to_value(docker_spec(&spec)).unwrap();
+    assert_eq!(shown["TaskTemplate"]["Placement"]["MaxReplicas"], 2);
+    body["TaskTemplate"]["Placement"]["MaxReplicas"] = json!(-1);
+    let err = service_spec(body).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "TaskTemplate.Placement.MaxReplicas -1 is negative: give 0 (no limit) or more"
     );
 }

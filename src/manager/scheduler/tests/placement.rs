@@ -2,7 +2,7 @@
 //! task no node takes.
 
 use super::*;
-use crate::manager::scheduler::placement::no_suitable_node;
+use crate::manager::scheduler::placement::{no_suitable_node, Ruled};
 use crate::manager::scheduler::work::{ASSIGNED, PENDING};
 
 #[test]
@@ -151,8 +151,77 @@ fn the_reason_counts_nodes_in_dockers_words() {
         (2, 2, "no suitable node (2 nodes not available for new tasks; scheduling constraints not satisfied on 2 nodes)"),
     ];
     for (unavailable, unfit, reason) in cases {
-        assert_eq!(no_suitable_node(unavailable, unfit), reason);
+        let out = Ruled {
+            unavailable,
+            unfit,
+            ..Ruled::default()
+        };
+        assert_eq!(no_suitable_node(&out), reason);
     }
+    let out = Ruled {
+        ports_taken: 1,
+        at_max: 2,
+        ..Ruled::default()
+    };
+    assert_eq!(
+        no_suitable_node(&out),
+        "no suitable node (max replicas per node limit exceed; host-mode port already in use on 1 node)"
+    );
+}
+
+/// The pending tasks' reasons after planning `services` on 2 nodes, and how
+/// many tasks each node got.
+fn placed_on_two(services: Vec<Service>) -> (BTreeMap<String, usize>, Vec<String>) {
+    let mut c = Cluster::new(nodes(2), services);
+    let plan = c.step();
+    let mut per_node = BTreeMap::new();
+    let mut pending = Vec::new();
+    for t in &plan.create {
+        match &t.node_id {
+            Some(n) => *per_node.entry(n.clone()).or_insert(0) += 1,
+            None => pending.push(t.status.err.clone().unwrap_or_default()),
+        }
+    }
+    (per_node, pending)
+}
+
+#[test]
+fn replicas_per_node_and_host_mode_ports_limit_where_tasks_go() {
+    let mut web = replicated("web", 5);
+    web.spec.task.max_replicas = 2;
+    let (per_node, pending) = placed_on_two(vec![web]);
+    assert_eq!(
+        per_node,
+        BTreeMap::from([("n1".into(), 2), ("n2".into(), 2)])
+    );
+    assert_eq!(
+        pending,
+        ["no suitable node (max replicas per node limit exceed)"]
+    );
+
+    let host_port = |name: &str, replicas| {
+        let mut s = replicated(name, replicas);
+        s.spec.ports = vec![crate::model::PortConfig {
+            protocol: "tcp".into(),
+            target: 3000,
+            published: Some(8081),
+            mode: "host".into(),
+        }];
+        s
+    };
+    let (per_node, pending) = placed_on_two(vec![host_port("web", 3)]);
+    assert_eq!(
+        per_node,
+        BTreeMap::from([("n1".into(), 1), ("n2".into(), 1)])
+    );
+    assert_eq!(
+        pending,
+        ["no suitable node (host-mode port already in use on 2 nodes)"]
+    );
+    // Another service's host-mode port on the same number counts too.
+    let (per_node, pending) = placed_on_two(vec![host_port("api", 1), host_port("web", 2)]);
+    assert_eq!(per_node.values().sum::<usize>(), 2, "{per_node:?}");
+    assert_eq!(pending.len(), 1);
 }
 
 #[test]
