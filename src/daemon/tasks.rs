@@ -5,6 +5,8 @@
 //! `inspect`, `exec` and `logs` work on it) and reports back in one call.
 //! A task container whose service has a health check gets a monitor
 //! (`containers/health.rs`) while it runs; its health goes into the plan.
+//! The runner wakes on a new feed, the moment a task container ends
+//! (`task_exits.rs`), and every `POLL`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 use super::containers::{Container, HealthMonitors, NetAttachment, RunState};
 use super::networking::{Step, NETNS_DIR};
 use super::swarm::NetCtx;
+use super::task_exits::{Running, TaskExits};
 use super::{blocking, Daemon};
 use crate::agent::tasks::{plan, unhealthy, Action, LocalTask, Sent, TaskFeed};
 use crate::model::{
@@ -25,7 +28,10 @@ use crate::netlink::netns;
 use crate::proto::{to_reply, TaskReport, TaskUpdate};
 use crate::runtime;
 
-/// How often the runner looks for task processes that ended.
+/// How often the runner looks again without being woken: for health changes
+/// (the monitors record them, the runner reads them), to retry a report the
+/// manager did not take, and for an end no waiter saw (one that could not
+/// open its pidfds). A task's end wakes it at once.
 const POLL: Duration = Duration::from_millis(250);
 
 impl Daemon {
@@ -33,14 +39,17 @@ impl Daemon {
     pub(super) async fn run_tasks(self: Arc<Self>, mut feed: watch::Receiver<Option<TaskFeed>>) {
         let mut reported: HashMap<String, Sent> = HashMap::new();
         let mut monitors = HealthMonitors::default();
+        let mut exits = TaskExits::default();
         loop {
             tokio::select! {
                 changed = feed.changed() => if changed.is_err() { return },
+                () = exits.ended() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
             let Some(current) = feed.borrow_and_update().clone() else {
                 reported.clear();
                 monitors.clear();
+                exits.follow(Vec::new());
                 continue;
             };
             if let Some(role) = current.role {
@@ -52,7 +61,8 @@ impl Daemon {
                     .iter()
                     .any(|t| t.id == *id && sent.ahead_of(&t.status))
             });
-            let local = self.local_tasks();
+            let (local, running) = self.local_tasks();
+            exits.follow(running);
             monitors.follow(&self.containers, health_checks(&current.tasks, &local));
             let actions = plan(&current.tasks, &local, &reported, now_millis());
             if actions.is_empty() {
@@ -92,18 +102,26 @@ impl Daemon {
         }
     }
 
-    /// This host's task containers, as the plan reads them.
-    fn local_tasks(&self) -> Vec<LocalTask> {
-        self.containers
+    /// This host's task containers, as the plan reads them, and the running
+    /// ones to wait on. One whose process has exited runs until its shim
+    /// has recorded the exit code (`runtime::has_ended`).
+    fn local_tasks(&self) -> (Vec<LocalTask>, Vec<Running>) {
+        let mut waits = Vec::new();
+        let local = self
+            .containers
             .all()
             .into_iter()
             .filter_map(|c| {
                 let task_id = c.task_id.clone()?;
-                let running = c.process.pid != 0 && c.process.alive();
+                let dir = self.containers.dir_of(&c.id);
+                let running = c.process.pid != 0 && !runtime::has_ended(&dir, &c.process);
                 let exit_code = match running {
                     true => None,
-                    false => runtime::exit_code(&self.containers.dir_of(&c.id)),
+                    false => runtime::exit_code(&dir),
                 };
+                if running {
+                    waits.push((c.id.clone(), dir, c.process));
+                }
                 let health = match running {
                     true => self.containers.health(&c.id).map(|h| h.status),
                     false => None,
@@ -118,7 +136,8 @@ impl Daemon {
                     container_id: c.id,
                 })
             })
-            .collect()
+            .collect();
+        (local, waits)
     }
 
     /// Does the plan's steps: starts one by one (they share the network
@@ -376,7 +395,7 @@ impl Daemon {
     /// shutdown); `ctx` is the swarm's, whose lock the caller may hold.
     pub(super) async fn stop_all_tasks(&self, ctx: Option<&NetCtx>) {
         self.net.tasks.send_replace(None);
-        let stops = self.local_tasks().into_iter().map(|l| async move {
+        let stops = self.local_tasks().0.into_iter().map(|l| async move {
             self.stop_task(ctx, &l.container_id, STOP_ALL_GRACE, true)
                 .await
         });
