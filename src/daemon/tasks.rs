@@ -68,20 +68,24 @@ impl Daemon {
             if actions.is_empty() {
                 continue;
             }
-            let updates = self.carry_out(&current, actions).await;
-            if updates.is_empty() {
-                continue;
-            }
-            match self.report(updates.clone()).await {
-                Ok(()) => reported.extend(
-                    updates
-                        .into_iter()
-                        .map(|u| (u.task_id, Sent::of(&u.status))),
-                ),
-                Err(e) => {
-                    tracing::warn!("cannot report task states to the manager; trying again: {e}")
-                }
-            }
+            let updates = self.carry_out(&current, actions, &mut reported).await;
+            self.tell(&mut reported, updates).await;
+        }
+    }
+
+    /// Reports task states to the manager, and notes them as sent; a report
+    /// that fails is planned again on the next round.
+    async fn tell(&self, reported: &mut HashMap<String, Sent>, updates: Vec<TaskUpdate>) {
+        if updates.is_empty() {
+            return;
+        }
+        match self.report(updates.clone()).await {
+            Ok(()) => reported.extend(
+                updates
+                    .into_iter()
+                    .map(|u| (u.task_id, Sent::of(&u.status))),
+            ),
+            Err(e) => tracing::warn!("cannot report task states to the manager; trying again: {e}"),
         }
     }
 
@@ -140,10 +144,25 @@ impl Daemon {
         (local, waits)
     }
 
-    /// Does the plan's steps: starts one by one (they share the network
-    /// lock), stops all at once (each may wait its grace period). Returns
-    /// what to tell the manager.
-    async fn carry_out(&self, feed: &TaskFeed, actions: Vec<Action>) -> Vec<TaskUpdate> {
+    /// Does the plan's steps: first tells the manager what is known already
+    /// (a task that ended, a change of health), so an ended task leaves the
+    /// balancers without waiting for its addresses to be given back; then
+    /// starts one by one (they share the network lock), stops all at once
+    /// (each may wait its grace period). Returns what to tell the manager next.
+    async fn carry_out(
+        &self,
+        feed: &TaskFeed,
+        actions: Vec<Action>,
+        reported: &mut HashMap<String, Sent>,
+    ) -> Vec<TaskUpdate> {
+        let known = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Report(update) => Some(update.clone()),
+                _ => None,
+            })
+            .collect();
+        self.tell(reported, known).await;
         let ctx = self.net_ctx("").await.ok();
         let ctx = ctx.as_ref();
         let mut updates = Vec::new();
@@ -169,7 +188,7 @@ impl Daemon {
         }
         for action in actions {
             match action {
-                Action::Report(update) => updates.push(update),
+                Action::Report(_) => {} // told first, above
                 Action::Start(task) => updates.push(self.start_task(feed, &task).await),
                 Action::Stop {
                     task_id,
