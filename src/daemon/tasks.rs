@@ -148,7 +148,8 @@ impl Daemon {
     /// (a task that ended, a change of health), so an ended task leaves the
     /// balancers without waiting for its addresses to be given back; then
     /// starts one by one (they share the network lock), stops all at once
-    /// (each may wait its grace period). Returns what to tell the manager next.
+    /// (each lets the balancers go first, then may wait its grace period).
+    /// Returns what to tell the manager next.
     async fn carry_out(
         &self,
         feed: &TaskFeed,
@@ -198,6 +199,9 @@ impl Daemon {
                 } => stops.push(async move {
                     if unhealthy {
                         tracing::warn!(task = %task_id, "stopping the unhealthy task");
+                    }
+                    if self.may_be_balanced(&container_id) {
+                        tokio::time::sleep(LEAVE_BALANCERS).await;
                     }
                     let grace = Duration::from_millis(grace_ms);
                     self.stop_task(ctx, &container_id, grace, false).await;
@@ -353,6 +357,14 @@ impl Daemon {
         }
     }
 
+    /// True when the container has addresses on networks, where balancers
+    /// (VIPs, the routing mesh) and DNS may still send to it.
+    fn may_be_balanced(&self, container_id: &str) -> bool {
+        self.containers
+            .find(container_id)
+            .is_ok_and(|view| !view.container.networks.is_empty())
+    }
+
     /// Stops a task's container (SIGTERM, SIGKILL after `grace`) and unplugs
     /// it; with `forget`, its files go too.
     async fn stop_task(
@@ -440,6 +452,15 @@ fn health_checks<'a>(
         })
         .collect()
 }
+
+/// How long a task told to stop keeps running, when it has addresses on
+/// networks, before its SIGTERM: the manager's watch drops it from every
+/// node's balancers at once, but they apply that on their own time (tens to
+/// hundreds of ms after the stopping node, measured), and it takes no new
+/// connection once it stops listening. One second is the time balancers are
+/// meant to follow a change in; Docker waits 2 s here
+/// (`defaultGossipConvergeDelay`).
+const LEAVE_BALANCERS: Duration = Duration::from_secs(1);
 
 /// How long a leave or shutdown gives each task to stop.
 const STOP_ALL_GRACE: Duration = Duration::from_secs(10);
