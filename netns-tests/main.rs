@@ -15,6 +15,7 @@ mod hardening_store;
 mod harness;
 mod health;
 mod mesh;
+mod mesh_lifecycle;
 mod network;
 mod overlay;
 mod overlay_restart;

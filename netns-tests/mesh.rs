@@ -18,27 +18,27 @@ use crate::harness::*;
 use crate::services::converges;
 
 const MANAGER: &str = "192.168.99.100";
-const NODES: [&str; 3] = ["vm1", "vm2", "vm3"];
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const NODES: [&str; 3] = ["vm1", "vm2", "vm3"];
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 /// How long the balancers may take to follow a change in a test. The target
 /// is 1 s (the times are printed); this leaves room for a loaded machine.
-const FOLLOW: Duration = Duration::from_secs(5);
+pub(crate) const FOLLOW: Duration = Duration::from_secs(5);
 /// Debian's python3 (a pyenv shim on PATH needs the user's environment,
 /// which a task does not get).
-const PYTHON: &str = "/usr/bin/python3";
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
 /// The swarm (vm1 manager, vm2 and vm3 workers, an attachable overlay
 /// `app`) and `client` outside it.
-struct Mesh {
-    lab: Lab,
+pub(crate) struct Mesh {
+    pub(crate) lab: Lab,
     /// Each node's name and underlay address.
     nodes: Vec<(&'static str, String)>,
     /// The client's own address.
-    client: String,
+    pub(crate) client: String,
 }
 
 impl Mesh {
-    fn new() -> Mesh {
+    pub(crate) fn new() -> Mesh {
         let lab = Lab::new();
         lab.machines(&["vm1", "vm2", "vm3", "client"]);
         lab.swarm("vm1", MANAGER, &["vm2", "vm3"]);
@@ -57,24 +57,24 @@ impl Mesh {
         Mesh { lab, nodes, client }
     }
 
-    fn addr(&self, node: &str) -> &str {
+    pub(crate) fn addr(&self, node: &str) -> &str {
         &self.nodes.iter().find(|(n, _)| *n == node).unwrap().1
     }
 
     /// `count` URLs of a published port, taking the nodes in turn.
-    fn urls_on(&self, nodes: &[&str], port: u16, count: usize) -> Vec<String> {
+    pub(crate) fn urls_on(&self, nodes: &[&str], port: u16, count: usize) -> Vec<String> {
         (0..count)
             .map(|i| format!("http://{}:{port}/", self.addr(nodes[i % nodes.len()])))
             .collect()
     }
 
     /// `count` URLs of port 8080 on every node in turn.
-    fn urls(&self, count: usize) -> Vec<String> {
+    pub(crate) fn urls(&self, count: usize) -> Vec<String> {
         self.urls_on(&NODES, 8080, count)
     }
 
     /// curl from the client, each URL a new connection.
-    fn curl(&self, urls: &[String]) -> Vec<Reply> {
+    pub(crate) fn curl(&self, urls: &[String]) -> Vec<Reply> {
         self.curl_within(CONNECT, urls)
     }
 
@@ -87,7 +87,7 @@ impl Mesh {
 
     /// Curls that must all be answered, each by whoami with the client's own address.
     #[track_caller]
-    fn curl_ok(&self, urls: &[String]) -> Vec<String> {
+    pub(crate) fn curl_ok(&self, urls: &[String]) -> Vec<String> {
         let answers = all_answered(self.curl(urls));
         for a in &answers {
             assert_eq!(a.remote, self.client, "the client's own address: {a:?}");
@@ -98,14 +98,14 @@ impl Mesh {
 
 /// What whoami said.
 #[derive(Debug, Clone, PartialEq)]
-struct Answer {
-    hostname: String,
+pub(crate) struct Answer {
+    pub(crate) hostname: String,
     /// RemoteAddr's address (without the port).
     remote: String,
 }
 
 /// A request's outcome, and when it began (the client's clock, which is this box's).
-type Reply = (SystemTime, Result<Answer, String>);
+pub(crate) type Reply = (SystemTime, Result<Answer, String>);
 
 /// How long a request may take to connect (seconds), as curl takes it.
 const CONNECT: &str = "2";
@@ -178,7 +178,7 @@ fn tally(hostnames: &[String]) -> BTreeMap<String, usize> {
 }
 
 /// `service create` of whoami on port 3000, on `app`.
-fn whoami<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn whoami<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["service", "create", "--name", name, "--network", "app"];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["host", bin(), "whoami", "--port", "3000"]);
@@ -187,7 +187,7 @@ fn whoami<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 /// The running tasks of a service by the hostname their whoami gives
 /// (Docker's container name, `web.1.<task id>`), with their node.
-fn tasks(lab: &Lab, service: &str) -> BTreeMap<String, String> {
+pub(crate) fn tasks(lab: &Lab, service: &str) -> BTreeMap<String, String> {
     let out = ok(&lab.sn(
         "vm1",
         &[
