@@ -2,7 +2,8 @@
 //! tasks the manager assigned here, `agent::tasks::plan` says what to do,
 //! and this carries it out (a task container is an ordinary container named
 //! `web.1.<task>` on the addresses the manager gave, so `container ls`,
-//! `inspect`, `exec` and `logs` work on it) and reports back in one call.
+//! `inspect`, `exec` and `logs` work on it) and reports back: what the plan
+//! knows at once (an ended task), then what it did, each in one call.
 //! A task container whose service has a health check gets a monitor
 //! (`containers/health.rs`) while it runs; its health goes into the plan.
 //! The runner wakes on a new feed, the moment a task container ends
