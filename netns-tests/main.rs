@@ -15,6 +15,7 @@ mod hardening_store;
 mod harness;
 mod health;
 mod mesh;
+mod mesh_lifecycle;
 mod mesh_update;
 mod network;
 mod overlay;

@@ -22,10 +22,10 @@ pub(crate) const NODES: [&str; 3] = ["vm1", "vm2", "vm3"];
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
 /// How long the balancers may take to follow a change in a test. The target
 /// is 1 s (the times are printed); this leaves room for a loaded machine.
-const FOLLOW: Duration = Duration::from_secs(5);
+pub(crate) const FOLLOW: Duration = Duration::from_secs(5);
 /// Debian's python3 (a pyenv shim on PATH needs the user's environment,
 /// which a task does not get).
-const PYTHON: &str = "/usr/bin/python3";
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
 /// The swarm (vm1 manager, vm2 and vm3 workers, an attachable overlay
 /// `app`) and `client` outside it.
@@ -57,7 +57,7 @@ impl Mesh {
         Mesh { lab, nodes, client }
     }
 
-    fn addr(&self, node: &str) -> &str {
+    pub(crate) fn addr(&self, node: &str) -> &str {
         &self.nodes.iter().find(|(n, _)| *n == node).unwrap().1
     }
 
@@ -69,7 +69,7 @@ impl Mesh {
     }
 
     /// `count` URLs of port 8080 on every node in turn.
-    fn urls(&self, count: usize) -> Vec<String> {
+    pub(crate) fn urls(&self, count: usize) -> Vec<String> {
         self.urls_on(&NODES, 8080, count)
     }
 
@@ -87,7 +87,7 @@ impl Mesh {
 
     /// Curls that must all be answered, each by whoami with the client's own address.
     #[track_caller]
-    fn curl_ok(&self, urls: &[String]) -> Vec<String> {
+    pub(crate) fn curl_ok(&self, urls: &[String]) -> Vec<String> {
         let answers = all_answered(self.curl(urls));
         for a in &answers {
             assert_eq!(a.remote, self.client, "the client's own address: {a:?}");

@@ -1,8 +1,10 @@
 //! Process identity through /proc: a process told apart from a later one
 //! reusing its pid by its start time, signals sent through a pidfd after
-//! re-checking who the pid is, and waiting until every thread has gone.
+//! re-checking who the pid is, waiting until every thread has gone, and
+//! awaiting its exit on a pidfd (any process, not only a child).
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -92,6 +94,26 @@ impl ProcId {
         true
     }
 
+    /// Resolves once this process has exited (at once if it already has, or
+    /// if its pid now names another process): its pidfd becomes readable
+    /// when the process exits, whoever its parent is. Needs a tokio reactor.
+    pub async fn exited(&self) -> Result<()> {
+        let Some(pidfd) = pidfd_checked(self.pid, || {
+            stat(self.pid).is_some_and(|s| s.start == self.start)
+        })?
+        else {
+            return Ok(());
+        };
+        // SAFETY: the OwnedFd is moved in and owned by the AsyncFd, so its fd
+        // stays open, and the same, for the AsyncFd's whole life.
+        let pidfd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+        }
+        .with_context(|| format!("could not wait on the pidfd of process {}", self.pid))?;
+        let _ready = pidfd.readable().await?;
+        Ok(())
+    }
+
     /// SIGKILLs the process and waits for it to be gone.
     pub fn kill(&self) -> Result<()> {
         self.signal(Signal::SIGKILL)?;
@@ -102,26 +124,30 @@ impl ProcId {
     }
 }
 
-/// Opens a pidfd, re-checks `still_ours` (the pidfd now pins the process),
-/// then signals through the pidfd, so a reused pid is never signalled.
-pub fn signal_checked(pid: i32, signal: Signal, still_ours: impl Fn() -> bool) -> Result<bool> {
+/// Opens a pidfd, then re-checks `still_ours` (the pidfd now pins the
+/// process, so the check holds for as long as the pidfd): None when the pid
+/// is gone or is no longer ours.
+fn pidfd_checked(pid: i32, still_ours: impl Fn() -> bool) -> Result<Option<OwnedFd>> {
     let target = (pid > 0)
         .then(|| rustix::process::Pid::from_raw(pid))
         .flatten()
         .with_context(|| format!("{pid} is not a process id"))?;
+    match rustix::process::pidfd_open(target, rustix::process::PidfdFlags::empty()) {
+        Ok(pidfd) => Ok(still_ours().then_some(pidfd)),
+        Err(rustix::io::Errno::SRCH) => Ok(None),
+        Err(errno) => Err(std::io::Error::from(errno))
+            .with_context(|| format!("could not open a pidfd for process {pid}")),
+    }
+}
+
+/// Opens a pidfd, re-checks `still_ours` (the pidfd now pins the process),
+/// then signals through the pidfd, so a reused pid is never signalled.
+pub fn signal_checked(pid: i32, signal: Signal, still_ours: impl Fn() -> bool) -> Result<bool> {
     let sig = rustix::process::Signal::from_named_raw(signal as i32)
         .with_context(|| format!("{signal} cannot be sent through a pidfd"))?;
-    let pidfd = match rustix::process::pidfd_open(target, rustix::process::PidfdFlags::empty()) {
-        Ok(pidfd) => pidfd,
-        Err(rustix::io::Errno::SRCH) => return Ok(false),
-        Err(errno) => {
-            return Err(std::io::Error::from(errno))
-                .with_context(|| format!("could not open a pidfd for process {pid}"))
-        }
-    };
-    if !still_ours() {
+    let Some(pidfd) = pidfd_checked(pid, still_ours)? else {
         return Ok(false);
-    }
+    };
     match rustix::process::pidfd_send_signal(&pidfd, sig) {
         Ok(()) => Ok(true),
         Err(rustix::io::Errno::SRCH) => Ok(false),
@@ -159,6 +185,61 @@ mod tests {
         }
         .alive());
         assert!(me.cmdline().is_some_and(|args| !args.is_empty()));
+    }
+
+    /// `exited` waits on a child, on a process that is not this one's child
+    /// (as a restarted daemon sees the tasks it started before), and not at
+    /// all for a process that is gone or a pid that names another process.
+    #[test]
+    fn exited_resolves_when_the_process_ends_whoever_its_parent() {
+        use std::process::Command;
+        use tokio::time::timeout;
+        let pending = Duration::from_millis(300);
+        let bound = Duration::from_secs(5);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+            let id = ProcId::of(child.id()).unwrap();
+            let exited = id.exited();
+            tokio::pin!(exited);
+            assert!(
+                timeout(pending, &mut exited).await.is_err(),
+                "resolved while the child runs"
+            );
+            child.kill().unwrap();
+            timeout(bound, exited).await.unwrap().unwrap();
+            child.wait().unwrap();
+            timeout(bound, id.exited()).await.unwrap().unwrap();
+
+            let shell = Command::new("sh")
+                .args(["-c", "sleep 1 >/dev/null 2>&1 & echo $!"])
+                .output()
+                .unwrap();
+            let orphan: u32 = String::from_utf8_lossy(&shell.stdout)
+                .trim()
+                .parse()
+                .unwrap();
+            let orphan = ProcId::of(orphan).unwrap();
+            assert_ne!(stat(orphan.pid).unwrap().ppid, std::process::id() as i32);
+            let exited = orphan.exited();
+            tokio::pin!(exited);
+            assert!(
+                timeout(pending, &mut exited).await.is_err(),
+                "resolved while the orphan runs"
+            );
+            timeout(bound, exited).await.unwrap().unwrap();
+            assert!(!orphan.alive());
+
+            let me = ProcId::of(std::process::id()).unwrap();
+            let other = ProcId {
+                start: me.start + 1,
+                ..me
+            };
+            timeout(bound, other.exited()).await.unwrap().unwrap();
+        });
     }
 
     #[test]

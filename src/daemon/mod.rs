@@ -20,6 +20,7 @@ mod networking;
 mod peers;
 mod state;
 mod swarm;
+mod task_exits;
 mod tasklogs;
 mod tasks;
 

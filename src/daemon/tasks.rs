@@ -2,9 +2,12 @@
 //! tasks the manager assigned here, `agent::tasks::plan` says what to do,
 //! and this carries it out (a task container is an ordinary container named
 //! `web.1.<task>` on the addresses the manager gave, so `container ls`,
-//! `inspect`, `exec` and `logs` work on it) and reports back in one call.
+//! `inspect`, `exec` and `logs` work on it) and reports back: what the plan
+//! knows at once (an ended task), then what it did, each in one call.
 //! A task container whose service has a health check gets a monitor
 //! (`containers/health.rs`) while it runs; its health goes into the plan.
+//! The runner wakes on a new feed, the moment a task container ends
+//! (`task_exits.rs`), and every `POLL`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,6 +19,7 @@ use tokio::sync::watch;
 use super::containers::{Container, HealthMonitors, NetAttachment, RunState};
 use super::networking::{Step, NETNS_DIR};
 use super::swarm::NetCtx;
+use super::task_exits::{Running, TaskExits};
 use super::{blocking, Daemon};
 use crate::agent::tasks::{plan, unhealthy, Action, LocalTask, Sent, TaskFeed};
 use crate::model::{
@@ -25,7 +29,10 @@ use crate::netlink::netns;
 use crate::proto::{to_reply, TaskReport, TaskUpdate};
 use crate::runtime;
 
-/// How often the runner looks for task processes that ended.
+/// How often the runner looks again without being woken: for health changes
+/// (the monitors record them, the runner reads them), to retry a report the
+/// manager did not take, and for an end no waiter saw (one that could not
+/// open its pidfds). A task's end wakes it at once.
 const POLL: Duration = Duration::from_millis(250);
 
 impl Daemon {
@@ -33,14 +40,17 @@ impl Daemon {
     pub(super) async fn run_tasks(self: Arc<Self>, mut feed: watch::Receiver<Option<TaskFeed>>) {
         let mut reported: HashMap<String, Sent> = HashMap::new();
         let mut monitors = HealthMonitors::default();
+        let mut exits = TaskExits::default();
         loop {
             tokio::select! {
                 changed = feed.changed() => if changed.is_err() { return },
+                () = exits.ended() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
             let Some(current) = feed.borrow_and_update().clone() else {
                 reported.clear();
                 monitors.clear();
+                exits.follow(Vec::new());
                 continue;
             };
             if let Some(role) = current.role {
@@ -52,26 +62,31 @@ impl Daemon {
                     .iter()
                     .any(|t| t.id == *id && sent.ahead_of(&t.status))
             });
-            let local = self.local_tasks();
+            let (local, running) = self.local_tasks();
+            exits.follow(running);
             monitors.follow(&self.containers, health_checks(&current.tasks, &local));
             let actions = plan(&current.tasks, &local, &reported, now_millis());
             if actions.is_empty() {
                 continue;
             }
-            let updates = self.carry_out(&current, actions).await;
-            if updates.is_empty() {
-                continue;
-            }
-            match self.report(updates.clone()).await {
-                Ok(()) => reported.extend(
-                    updates
-                        .into_iter()
-                        .map(|u| (u.task_id, Sent::of(&u.status))),
-                ),
-                Err(e) => {
-                    tracing::warn!("cannot report task states to the manager; trying again: {e}")
-                }
-            }
+            let updates = self.carry_out(&current, actions, &mut reported).await;
+            self.tell(&mut reported, updates).await;
+        }
+    }
+
+    /// Reports task states to the manager, and notes them as sent; a report
+    /// that fails is planned again on the next round.
+    async fn tell(&self, reported: &mut HashMap<String, Sent>, updates: Vec<TaskUpdate>) {
+        if updates.is_empty() {
+            return;
+        }
+        match self.report(updates.clone()).await {
+            Ok(()) => reported.extend(
+                updates
+                    .into_iter()
+                    .map(|u| (u.task_id, Sent::of(&u.status))),
+            ),
+            Err(e) => tracing::warn!("cannot report task states to the manager; trying again: {e}"),
         }
     }
 
@@ -92,18 +107,26 @@ impl Daemon {
         }
     }
 
-    /// This host's task containers, as the plan reads them.
-    fn local_tasks(&self) -> Vec<LocalTask> {
-        self.containers
+    /// This host's task containers, as the plan reads them, and the running
+    /// ones to wait on. One whose process has exited runs until its shim
+    /// has recorded the exit code (`runtime::has_ended`).
+    fn local_tasks(&self) -> (Vec<LocalTask>, Vec<Running>) {
+        let mut waits = Vec::new();
+        let local = self
+            .containers
             .all()
             .into_iter()
             .filter_map(|c| {
                 let task_id = c.task_id.clone()?;
-                let running = c.process.pid != 0 && c.process.alive();
+                let dir = self.containers.dir_of(&c.id);
+                let running = c.process.pid != 0 && !runtime::has_ended(&dir, &c.process);
                 let exit_code = match running {
                     true => None,
-                    false => runtime::exit_code(&self.containers.dir_of(&c.id)),
+                    false => runtime::exit_code(&dir),
                 };
+                if running {
+                    waits.push((c.id.clone(), dir, c.process));
+                }
                 let health = match running {
                     true => self.containers.health(&c.id).map(|h| h.status),
                     false => None,
@@ -118,13 +141,30 @@ impl Daemon {
                     container_id: c.id,
                 })
             })
-            .collect()
+            .collect();
+        (local, waits)
     }
 
-    /// Does the plan's steps: starts one by one (they share the network
-    /// lock), stops all at once (each may wait its grace period). Returns
-    /// what to tell the manager.
-    async fn carry_out(&self, feed: &TaskFeed, actions: Vec<Action>) -> Vec<TaskUpdate> {
+    /// Does the plan's steps: first tells the manager what is known already
+    /// (a task that ended, a change of health), so an ended task leaves the
+    /// balancers without waiting for its addresses to be given back; then
+    /// starts one by one (they share the network lock), stops all at once
+    /// (each lets the balancers go first, then may wait its grace period).
+    /// Returns what to tell the manager next.
+    async fn carry_out(
+        &self,
+        feed: &TaskFeed,
+        actions: Vec<Action>,
+        reported: &mut HashMap<String, Sent>,
+    ) -> Vec<TaskUpdate> {
+        let known = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Report(update) => Some(update.clone()),
+                _ => None,
+            })
+            .collect();
+        self.tell(reported, known).await;
         let ctx = self.net_ctx("").await.ok();
         let ctx = ctx.as_ref();
         let mut updates = Vec::new();
@@ -150,7 +190,7 @@ impl Daemon {
         }
         for action in actions {
             match action {
-                Action::Report(update) => updates.push(update),
+                Action::Report(_) => {} // told first, above
                 Action::Start(task) => updates.push(self.start_task(feed, &task).await),
                 Action::Stop {
                     task_id,
@@ -160,6 +200,9 @@ impl Daemon {
                 } => stops.push(async move {
                     if unhealthy {
                         tracing::warn!(task = %task_id, "stopping the unhealthy task");
+                    }
+                    if self.may_be_balanced(&container_id) {
+                        tokio::time::sleep(LEAVE_BALANCERS).await;
                     }
                     let grace = Duration::from_millis(grace_ms);
                     self.stop_task(ctx, &container_id, grace, false).await;
@@ -315,6 +358,14 @@ impl Daemon {
         }
     }
 
+    /// True when the container has addresses on networks, where balancers
+    /// (VIPs, the routing mesh) and DNS may still send to it.
+    fn may_be_balanced(&self, container_id: &str) -> bool {
+        self.containers
+            .find(container_id)
+            .is_ok_and(|view| !view.container.networks.is_empty())
+    }
+
     /// Stops a task's container (SIGTERM, SIGKILL after `grace`) and unplugs
     /// it; with `forget`, its files go too.
     async fn stop_task(
@@ -376,7 +427,7 @@ impl Daemon {
     /// shutdown); `ctx` is the swarm's, whose lock the caller may hold.
     pub(super) async fn stop_all_tasks(&self, ctx: Option<&NetCtx>) {
         self.net.tasks.send_replace(None);
-        let stops = self.local_tasks().into_iter().map(|l| async move {
+        let stops = self.local_tasks().0.into_iter().map(|l| async move {
             self.stop_task(ctx, &l.container_id, STOP_ALL_GRACE, true)
                 .await
         });
@@ -402,6 +453,15 @@ fn health_checks<'a>(
         })
         .collect()
 }
+
+/// How long a task told to stop keeps running, when it has addresses on
+/// networks, before its SIGTERM: the manager's watch drops it from every
+/// node's balancers at once, but they apply that on their own time (tens to
+/// hundreds of ms after the stopping node, measured), and it takes no new
+/// connection once it stops listening. One second is the time balancers are
+/// meant to follow a change in; Docker waits 2 s here
+/// (`defaultGossipConvergeDelay`).
+const LEAVE_BALANCERS: Duration = Duration::from_secs(1);
 
 /// How long a leave or shutdown gives each task to stop.
 const STOP_ALL_GRACE: Duration = Duration::from_secs(10);

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use exec::{exec_command, exit_code_of, spawn_failure_code, ExecSpec};
 pub use leftovers::{kill_namespace, live_process, stop_leftovers};
+pub use process::{ended, has_ended};
 pub use shim::shim_main;
 
 use files::Layout;

@@ -1,15 +1,17 @@
 //! The container's main process as pid + start time (`crate::procs`: liveness
-//! from /proc, signals through a pidfd after re-checking that identity), and a
-//! stop that also kills what the container left behind in its network namespace.
+//! from /proc, signals through a pidfd after re-checking that identity), its
+//! end as the runtime records it, and a stop that also kills what the
+//! container left behind in its network namespace.
 
 use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use nix::sys::signal::Signal;
 
+use super::files::{read_process, Layout};
 use super::Process;
 use crate::procs::ProcId;
 
@@ -36,6 +38,11 @@ impl Process {
     /// True while this very process runs (a zombie has already left its namespaces).
     pub fn alive(&self) -> bool {
         self.id().alive()
+    }
+
+    /// Resolves once this process has exited (`ProcId::exited`).
+    pub async fn exited(&self) -> Result<()> {
+        self.id().exited().await
     }
 
     pub(super) fn gone_within(&self, timeout: Duration) -> bool {
@@ -67,6 +74,30 @@ impl Process {
             None => Ok(()),
         }
     }
+}
+
+/// True once the container of `dir` whose main process is `process` has
+/// ended: the process has exited and its shim has recorded how (its exit
+/// code), or is gone without doing so. Until then the container counts as
+/// running, so its exit code is never read before the shim writes it.
+pub fn has_ended(dir: &Path, process: &Process) -> bool {
+    let shim_alive = || {
+        read_process(&Layout(dir).shim_json())
+            .ok()
+            .flatten()
+            .is_some_and(|shim| shim.alive())
+    };
+    !process.alive() && (super::exit_code(dir).is_some() || !shim_alive())
+}
+
+/// Resolves once `has_ended` holds: the process's exit, then its shim's,
+/// each awaited on a pidfd (they need not be this process's children).
+pub async fn ended(dir: &Path, process: Process) -> Result<()> {
+    process.exited().await?;
+    if let Some(shim) = read_process(&Layout(dir).shim_json())? {
+        shim.exited().await?;
+    }
+    Ok(())
 }
 
 /// SIGKILLs every process (but this one) whose network namespace is `netns`,

@@ -15,6 +15,9 @@ pub struct Facts<'a> {
     pub name: Option<&'a str>,
     pub hostname: &'a str,
     pub ips: &'a [IpAddr],
+    /// False once the server is shutting down: every reply then closes its
+    /// connection, as Go's server does after `Shutdown`.
+    pub keep_alives: bool,
 }
 
 /// The bytes to send, and what the connection does next.
@@ -70,11 +73,14 @@ pub fn respond(
     health: i64,
     now: SystemTime,
 ) -> Reply {
+    let keep_alives = facts.keep_alives;
+    let finish = |status, headers, body| finish(req, status, headers, body, now, keep_alives);
+    let error = |status, message: &str| error(req, status, message, now, keep_alives);
     match route(req) {
-        Route::Whoami => finish(req, 200, vec![], whoami_page(req, facts, peer), now),
+        Route::Whoami => finish(200, vec![], whoami_page(req, facts, peer)),
         Route::Bench => {
             let headers = vec![("Connection", "keep-alive"), ("Content-Type", "text/plain")];
-            finish(req, 200, headers, b"1".to_vec(), now)
+            finish(200, headers, b"1".to_vec())
         }
         Route::Asterisk => {
             let headers = if req.minor >= 1 {
@@ -82,27 +88,22 @@ pub fn respond(
             } else {
                 vec![]
             };
-            finish(req, 400, headers, vec![], now)
+            finish(400, headers, vec![])
         }
-        Route::Unsupported => error(
-            req,
-            501,
-            "swarmnet whoami serves /, /health and /bench only",
-            now,
-        ),
+        Route::Unsupported => error(501, "swarmnet whoami serves /, /health and /bench only"),
         Route::Health if req.method == "POST" => {
             let mut codes = serde_json::Deserializer::from_slice(&req.body).into_iter::<i64>();
             match codes.next() {
                 Some(Ok(code)) => Reply {
                     set_health: Some(code),
-                    ..finish(req, 200, vec![], vec![], now)
+                    ..finish(200, vec![], vec![])
                 },
-                Some(Err(err)) => error(req, 400, &err.to_string(), now),
-                None => error(req, 400, "EOF", now),
+                Some(Err(err)) => error(400, &err.to_string()),
+                None => error(400, "EOF"),
             }
         }
         Route::Health => match u16::try_from(health) {
-            Ok(code @ 100..=999) => finish(req, code, vec![], vec![], now),
+            Ok(code @ 100..=999) => finish(code, vec![], vec![]),
             // Go's handler panics on such a code and the server drops the connection.
             _ => Reply {
                 bytes: Vec::new(),
@@ -174,7 +175,7 @@ fn whoami_page(req: &Request, facts: &Facts, peer: SocketAddr) -> Vec<u8> {
 }
 
 /// Go's `http.Error`.
-fn error(req: &Request, status: u16, message: &str, now: SystemTime) -> Reply {
+fn error(req: &Request, status: u16, message: &str, now: SystemTime, keep_alives: bool) -> Reply {
     let headers = vec![
         ("Content-Type", "text/plain; charset=utf-8"),
         ("X-Content-Type-Options", "nosniff"),
@@ -185,17 +186,21 @@ fn error(req: &Request, status: u16, message: &str, now: SystemTime) -> Reply {
         headers,
         format!("{message}\n").into_bytes(),
         now,
+        keep_alives,
     )
 }
 
 /// Adds the status line and the headers Go's server adds around a handler's
 /// own (`headers`): Date, Content-Length, a sniffed Content-Type, Connection.
+/// Without `keep_alives` (a server shutting down) the reply closes the
+/// connection, saying so to an HTTP/1.1 client.
 fn finish(
     req: &Request,
     status: u16,
     mut headers: Vec<(&str, &str)>,
     body: Vec<u8>,
     now: SystemTime,
+    keep_alives: bool,
 ) -> Reply {
     let head_only = req.method == "HEAD";
     let body_allowed = !(100..200).contains(&status) && status != 204 && status != 304;
@@ -216,10 +221,12 @@ fn finish(
     } else if req.minor == 0 || req.close() {
         close = true;
     }
-    close |= own_connection == Some("close");
-    if close && !own_connection.is_some_and(|v| has_token(v, "close")) {
+    close |= own_connection == Some("close") || !keep_alives;
+    if close && (!keep_alives || !own_connection.is_some_and(|v| has_token(v, "close"))) {
         headers.retain(|(n, _)| *n != "Connection");
-        connection = (req.minor >= 1).then_some("close");
+        if req.minor >= 1 {
+            connection = Some("close");
+        }
     }
     headers.sort_by_key(|(name, _)| *name);
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));

@@ -19,11 +19,21 @@ fn request(raw: &str) -> Request {
 }
 
 fn reply_to(raw: &str, health: i64) -> Reply {
+    reply_from(raw, health, true)
+}
+
+/// The reply of a server shutting down.
+fn closing_reply_to(raw: &str) -> Reply {
+    reply_from(raw, 200, false)
+}
+
+fn reply_from(raw: &str, health: i64, keep_alives: bool) -> Reply {
     let ips = ["127.0.0.1", "::1", "10.0.0.2", "fe80::1"].map(|ip| ip.parse().unwrap());
     let facts = Facts {
         name: None,
         hostname: "box",
         ips: &ips,
+        keep_alives,
     };
     respond(
         &request(raw),
@@ -89,6 +99,34 @@ fn http10_closes_unless_kept_alive() {
     assert!(text(&reply).contains("charset=utf-8\r\nConnection: keep-alive\r\n\r\n"));
     assert!(text(&reply)
         .ends_with("Host: h\r\nUser-Agent: Go-http-client/1.1\r\nConnection: Keep-Alive\r\n\r\n"));
+}
+
+/// A server shutting down answers, then closes, as Go's after `Shutdown`:
+/// an HTTP/1.1 reply says `Connection: close` (replacing a handler's own
+/// keep-alive); an HTTP/1.0 keep-alive reply keeps the `keep-alive` Go
+/// already chose, and closes all the same.
+#[test]
+fn a_server_shutting_down_closes_after_each_reply() {
+    let page = closing_reply_to("GET /?wait=3s HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(page.close);
+    assert!(text(&page).contains("charset=utf-8\r\nConnection: close\r\n\r\nHostname: box\n"));
+    let kept = reply_to("GET /?wait=3s HTTP/1.1\r\nHost: h\r\n\r\n", 200);
+    assert_eq!(
+        text(&page).replace("Connection: close\r\n", ""),
+        text(&kept),
+        "only the Connection header differs"
+    );
+
+    let bench = closing_reply_to("GET /bench HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(bench.close);
+    assert_eq!(
+        text(&bench),
+        format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: {DATE}\r\nContent-Length: 1\r\nConnection: close\r\n\r\n1")
+    );
+
+    let old = closing_reply_to("GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n");
+    assert!(old.close);
+    assert!(text(&old).contains("charset=utf-8\r\nConnection: keep-alive\r\n\r\n"));
 }
 
 #[test]
