@@ -47,6 +47,12 @@ fn route(req: &Request) -> Route {
     }
 }
 
+/// True when the reply prints the hostname and the addresses (the whoami
+/// page): only then are they read, so `/bench` measures the network path.
+pub fn prints_facts(req: &Request) -> bool {
+    matches!(route(req), Route::Whoami)
+}
+
 /// How long `?wait=` (a Go duration such as `100ms`) delays the whoami page.
 pub fn wait(req: &Request) -> Option<Duration> {
     if !matches!(route(req), Route::Whoami) {

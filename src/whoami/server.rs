@@ -99,7 +99,10 @@ async fn converse(
                     if let Some(wait) = reply::wait(&req) {
                         tokio::time::sleep(wait).await;
                     }
-                    let (hostname, ips) = (hostname(), interface_ips());
+                    let (hostname, ips) = match reply::prints_facts(&req) {
+                        true => (hostname(), interface_ips()),
+                        false => (String::new(), Vec::new()),
+                    };
                     let facts = Facts {
                         name: name.as_deref(),
                         hostname: &hostname,
