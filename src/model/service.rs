@@ -175,6 +175,10 @@ pub struct TaskTemplate {
     /// `--health-*`, as given (`--no-healthcheck` is a `NONE` test).
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    /// `--container-label` (Docker's `ContainerSpec.Labels`; a stack's
+    /// services carry its namespace there), kept and shown with the spec.
+    #[serde(default)]
+    pub container_labels: BTreeMap<String, String>,
     /// `--replicas-max-per-node` (Docker's `Placement.MaxReplicas`): at most
     /// this many of the service's tasks on one node; 0 is no limit.
     #[serde(default)]

@@ -78,6 +78,7 @@ fn from_docker(d: models::ServiceSpec) -> Result<ServiceSpec, ApiError> {
             command: c.command.unwrap_or_default(),
             args: c.args.unwrap_or_default(),
             env: c.env.unwrap_or_default(),
+            container_labels: c.labels.clone().unwrap_or_default().into_iter().collect(),
             stop_grace_ms: millis(
                 "TaskTemplate.ContainerSpec.StopGracePeriod",
                 c.stop_grace_period,
@@ -213,7 +214,6 @@ fn refuse_container_extras(c: &models::TaskSpecContainerSpec) -> Result<(), ApiE
     refuse_first(
         "TaskTemplate.ContainerSpec.",
         &[
-            (map(&c.labels), "Labels", "--container-label"),
             (text(&c.hostname), "Hostname", "--hostname"),
             (text(&c.dir), "Dir", "--workdir"),
             (text(&c.user), "User", "--user"),

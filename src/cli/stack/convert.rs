@@ -41,17 +41,6 @@ pub struct Plan {
 /// The plan for stack `stack` from `compose`; `dir` is where `env_file`
 /// paths start, `vars` gives values to `environment` keys without one.
 pub fn plan(stack: &str, compose: &Compose, dir: &Path, vars: &Vars) -> Result<Plan, String> {
-    let labels = |extra: Option<&Pairs>| -> HashMap<String, String> {
-        let mut labels: HashMap<String, String> = extra
-            .map(|p| {
-                p.0.iter()
-                    .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        labels.insert(NAMESPACE.into(), stack.into());
-        labels
-    };
     // Every network a service may name, by its name in the file.
     let mut full_names: BTreeMap<String, String> = BTreeMap::new();
     let mut plan = Plan::default();
@@ -96,7 +85,7 @@ pub fn plan(stack: &str, compose: &Compose, dir: &Path, vars: &Vars) -> Result<P
             name,
             driver: Some(driver),
             attachable: Some(net.attachable),
-            labels: Some(labels(net.labels.as_ref())),
+            labels: Some(with_namespace(stack, net.labels.as_ref())),
             ipam: (!subnets.is_empty()).then(|| Ipam {
                 driver: net.ipam.as_ref().and_then(|i| i.driver.clone()),
                 config: Some(subnets),
@@ -172,11 +161,7 @@ fn service_spec(
                 args: s.command.as_ref().map(|w| w.0.clone()),
                 env: (!env.is_empty()).then_some(env),
                 hostname: s.hostname.clone(),
-                labels: s.labels.as_ref().map(|p| {
-                    p.0.iter()
-                        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-                        .collect()
-                }),
+                labels: Some(with_namespace(stack, s.labels.as_ref())),
                 health_check: s.healthcheck.as_ref().map(health).transpose()?,
                 ..Default::default()
             }),
@@ -201,6 +186,18 @@ fn service_spec(
         .apply(&mut spec)
         .map_err(|e| e.to_string())?;
     Ok(spec)
+}
+
+/// Labels the file gives, and the stack's namespace (on networks and, as
+/// Docker puts it there too, on containers).
+fn with_namespace(stack: &str, labels: Option<&Pairs>) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = labels
+        .iter()
+        .flat_map(|p| &p.0)
+        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+        .collect();
+    labels.insert(NAMESPACE.into(), stack.into());
+    labels
 }
 
 /// A duration as Go writes them (`10s`, `1m30s`), named by its key.
@@ -438,6 +435,10 @@ mod tests {
             .collect();
         let front = &specs["vote_front"];
         assert_eq!(front["Labels"][NAMESPACE], "vote");
+        assert_eq!(
+            front["TaskTemplate"]["ContainerSpec"]["Labels"],
+            json!({NAMESPACE: "vote"})
+        );
         assert_eq!(front["Labels"][IMAGE_LABEL], "host");
         assert_eq!(
             front["TaskTemplate"]["ContainerSpec"]["Args"],

@@ -65,6 +65,7 @@ pub(in crate::api::services) fn web_spec() -> ServiceSpec {
             health: None,
             endpoint: None,
             max_replicas: 0,
+            container_labels: Default::default(),
         },
         update: UpdateConfig::default(),
         rollback: UpdateConfig::default(),
@@ -169,7 +170,6 @@ fn what_swarmnet_cannot_do_is_refused_by_name() {
     );
     let health = json!({ "Test": ["CMD", "true"], "StartInterval": 1_000_000_000u64 });
     let container = [
-        ("Labels", json!({ "a": "b" }), "Labels (--container-label)"),
         ("Hostname", json!("h"), "Hostname (--hostname)"),
         ("Dir", json!("/srv"), "Dir (--workdir)"),
         ("User", json!("nobody"), "User (--user)"),
@@ -458,13 +458,22 @@ fn network_aliases_go_both_ways() {
 }
 
 #[test]
-fn replicas_per_node_go_both_ways_and_a_negative_one_is_refused() {
+fn replicas_per_node_and_container_labels_go_both_ways() {
     let mut body = create_body();
     body["TaskTemplate"]["Placement"]["MaxReplicas"] = json!(2);
     let spec = service_spec(body.clone()).unwrap();
     assert_eq!(spec.task.max_replicas, 2);
     let shown = serde_json::to_value(docker_spec(&spec)).unwrap();
     assert_eq!(shown["TaskTemplate"]["Placement"]["MaxReplicas"], 2);
+    body["TaskTemplate"]["ContainerSpec"]["Labels"] =
+        json!({ "com.docker.stack.namespace": "vote" });
+    let spec = service_spec(body.clone()).unwrap();
+    let shown = serde_json::to_value(docker_spec(&spec)).unwrap();
+    assert_eq!(
+        shown["TaskTemplate"]["ContainerSpec"]["Labels"],
+        json!({ "com.docker.stack.namespace": "vote" }),
+        "container labels are kept and shown"
+    );
     body["TaskTemplate"]["Placement"]["MaxReplicas"] = json!(-1);
     let err = service_spec(body).unwrap_err().to_string();
     assert_eq!(
