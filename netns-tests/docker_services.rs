@@ -324,7 +324,7 @@ fn docker_cli_runs_global_services_rolls_updates_back_and_removes_them() {
                 if ["1", "2", "3"].contains(&slot)
                     && id.len() == 12
                     && node.starts_with("vm"))
-                && text.contains("listening")
+                && (text.contains("whoami listening") || text.contains("whoami shutting down"))
         });
         let every_node = ["vm1", "vm2", "vm3"]
             .iter()

@@ -22,4 +22,5 @@ mod overlay;
 mod overlay_restart;
 mod restart;
 mod services;
+mod stacks;
 mod whoami;

@@ -103,6 +103,9 @@ impl View {
         };
         // Service-level names (service name, its aliases, tasks.*) per network → task addresses.
         let mut members: HashMap<(&str, String), Vec<Ipv4Addr>> = HashMap::new();
+        // A service's network aliases, per network, as its tasks carry them:
+        // in vip mode they answer with the VIP, as the service's name does.
+        let mut service_aliases: HashMap<(&str, &str), Vec<String>> = HashMap::new();
         for e in endpoints {
             let Some(&net_name) = net_names.get(e.network_id.as_str()) else {
                 continue;
@@ -123,6 +126,10 @@ impl View {
                     let Some(svc) = services_by_id.get(service.as_str()) else {
                         continue;
                     };
+                    service_aliases
+                        .entry((e.network_id.as_str(), service.as_str()))
+                        .or_default()
+                        .extend(e.aliases.iter().map(|a| normalize(a)));
                     for name in std::iter::once(&svc.name).chain(&e.aliases) {
                         let name = normalize(name);
                         let net_id = e.network_id.as_str();
@@ -159,8 +166,12 @@ impl View {
                     continue;
                 };
                 let net = view.nets.entry(vip.network_id.clone()).or_default();
-                // A VIP answers for the service's name instead of its tasks.
+                // A VIP answers for the service's name and aliases instead of its tasks.
                 net.hosts.insert(normalize(&svc.name), vec![vip.ip]);
+                let key = (vip.network_id.as_str(), svc.id.as_str());
+                for alias in service_aliases.get(&key).into_iter().flatten() {
+                    net.hosts.insert(alias.clone(), vec![vip.ip]);
+                }
                 net.ptr.insert(vip.ip, format!("{}.{net_name}", svc.name));
             }
             // A service with no running task is still a name of the swarm.

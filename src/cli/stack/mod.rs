@@ -54,6 +54,10 @@ pub enum StackCmd {
     /// Remove one or more stacks.
     #[command(alias = "remove", alias = "down")]
     Rm {
+        /// Do not wait for the stack's tasks to stop (its networks are then
+        /// removed only if nothing is on them any more).
+        #[arg(short, long)]
+        detach: bool,
         #[arg(required = true, value_name = "STACK")]
         stacks: Vec<String>,
     },
@@ -86,7 +90,7 @@ pub fn run(host: &str, cmd: StackCmd) -> anyhow::Result<i32> {
             }
             super::service::ps::run(&client, &services, &list)
         }
-        StackCmd::Rm { stacks } => rm(&client, &stacks),
+        StackCmd::Rm { detach, stacks } => rm(&client, &stacks, detach),
     }
 }
 
@@ -284,9 +288,31 @@ fn ls(client: &Client, format: Option<&str>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `stack rm`: each stack's services, then the networks it made, by label;
+/// How long `stack rm` waits for a stack's tasks to stop and leave its networks.
+const RM_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Removes a network; unless `detach`, while tasks still stop on it (its
+/// endpoints are there), tries again until they are gone or `RM_WAIT` passes.
+fn remove_network(client: &Client, id: &str, detach: bool) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + RM_WAIT;
+    loop {
+        match client.delete(&format!("/networks/{}", segment(id))) {
+            Err(e)
+                if !detach
+                    && e.to_string().contains("has active endpoints")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `stack rm`: each stack's services, then (once their tasks have stopped,
+/// as Docker 23+ waits, unless `--detach`) the networks it made, by label;
 /// a stack with nothing is said so, and the others are still removed.
-fn rm(client: &Client, stacks: &[String]) -> anyhow::Result<i32> {
+fn rm(client: &Client, stacks: &[String], detach: bool) -> anyhow::Result<i32> {
     let mut code = 0;
     for stack in stacks {
         check_name(stack)?;
@@ -320,7 +346,7 @@ fn rm(client: &Client, stacks: &[String]) -> anyhow::Result<i32> {
             let name = network["Name"].as_str().unwrap_or_default();
             let id = network["Id"].as_str().unwrap_or(name);
             println!("Removing network {name}");
-            if let Err(e) = client.delete(&format!("/networks/{}", segment(id))) {
+            if let Err(e) = remove_network(client, id, detach) {
                 eprintln!("Failed to remove network {id}: {e}");
                 code = 1;
             }

@@ -236,6 +236,25 @@ fn service_aliases_answer_like_the_service() {
     );
     assert_eq!(found(&view, "cli", "front"), ips(&["10.0.1.3"]));
     assert_eq!(found(&view, "cli", "tasks.front"), ips(&["10.0.1.3"]));
+
+    // With a VIP, the alias answers with it, as the name does (Docker's too).
+    let mut t = task("t1", "web", 1, "app-id", "10.0.1.3");
+    t.aliases = vec!["Front".into()];
+    let mut web = service("web", "vip");
+    web.vips.push(ServiceVip {
+        network_id: "app-id".into(),
+        ip: "10.0.1.200".parse().unwrap(),
+        prefix_len: 24,
+    });
+    let view = View::build(
+        &[network("app-id", "app", "10.0.1.0/24")],
+        &[container("cli", "cli", "app-id", "10.0.1.9", &[]), t],
+        &[web],
+        &["t1"].into(),
+    );
+    assert_eq!(found(&view, "cli", "front"), ips(&["10.0.1.200"]));
+    assert_eq!(found(&view, "cli", "web"), ips(&["10.0.1.200"]));
+    assert_eq!(found(&view, "cli", "tasks.front"), ips(&["10.0.1.3"]));
 }
 
 #[test]
