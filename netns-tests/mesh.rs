@@ -922,21 +922,30 @@ fn a_port_another_service_publishes_is_refused_naming_it() {
     );
     // An update that would take it is refused too, and changes nothing.
     ok(&lab.sn("vm1", &whoami("api", &["--detach", "-p", "8081:3000"])));
-    let before = stdout(&ok(&lab.sn("vm1", &["service", "inspect", "api"])));
-    fails_with(
-        &lab.sn(
-            "vm1",
-            &["service", "update", "--publish-add", "8080:3000", "api"],
-        ),
-        "service 'web'",
-    );
-    assert_eq!(
-        stdout(&ok(&lab.sn("vm1", &["service", "inspect", "api"]))),
-        before,
-        "api unchanged"
-    );
+    publish_add_refused(&lab, "api", "service 'web'");
     // The same number over UDP is another port.
     ok(&lab.sn("vm1", &whoami("dns", &["--detach", "-p", "8080:3000/udp"])));
+}
+
+/// `service update --publish-add 8080:3000 SERVICE` fails with one line
+/// holding `needle`, and the service is as it was.
+#[track_caller]
+fn publish_add_refused(lab: &Lab, service: &str, needle: &str) {
+    let before = stdout(&ok(&lab.sn("vm1", &["service", "inspect", service])));
+    let update = [
+        "service",
+        "update",
+        "--detach",
+        "--publish-add",
+        "8080:3000",
+        service,
+    ];
+    fails_with(&lab.sn("vm1", &update), needle);
+    assert_eq!(
+        stdout(&ok(&lab.sn("vm1", &["service", "inspect", service]))),
+        before,
+        "{service} unchanged"
+    );
 }
 
 /// `node ls` on vm1 says `node` is in `status`.
@@ -1112,26 +1121,7 @@ fn a_port_something_on_a_node_listens_on_is_refused_naming_the_node_and_the_proc
     // An update that would take it is refused and changes nothing; the
     // service's own ports are not in its way.
     ok(&lab.sn("vm1", &whoami("web", &["--detach", "-p", "8081:3000"])));
-    let before = stdout(&ok(&lab.sn("vm1", &["service", "inspect", "web"])));
-    fails_with(
-        &lab.sn(
-            "vm1",
-            &[
-                "service",
-                "update",
-                "--detach",
-                "--publish-add",
-                "8080:3000",
-                "web",
-            ],
-        ),
-        "on node vm2 by python3",
-    );
-    assert_eq!(
-        stdout(&ok(&lab.sn("vm1", &["service", "inspect", "web"]))),
-        before,
-        "web unchanged"
-    );
+    publish_add_refused(lab, "web", "on node vm2 by python3");
     ok(&lab.sn(
         "vm1",
         &["service", "update", "--detach", "--env-add", "A=1", "web"],
