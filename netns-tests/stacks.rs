@@ -19,6 +19,7 @@ fn compose_file() -> String {
     format!(
         r#"version: "3.8"
 x-whoami: &whoami
+  image: host
   networks: [app]
   restart: always
 services:
@@ -229,6 +230,118 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
     assert_eq!(replicas(&lab).trim(), "");
     let nets = stdout(&ok(
         &lab.sn("vm1", &["network", "ls", "--format", "{{.Name}}"])
+    ));
+    assert!(!nets.contains("vote_"), "{nets}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_docker_cli_deploys_lists_and_removes_a_stack() {
+    let lab = Lab::new();
+    lab.machines(&["vm1", "vm2"]);
+    lab.swarm("vm1", MANAGER, &["vm2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("docker-compose.yml");
+    std::fs::write(&file, compose_file()).unwrap();
+    let file = file.to_str().unwrap();
+
+    let out = docker(&lab, "vm1", &["stack", "deploy", "-c", file, "vote"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Creating service vote_api"),
+        "{}",
+        stdout(&out)
+    );
+    running_all(&lab, "vote_api 2/2\nvote_db 0/1\nvote_front 1/1");
+    let ls = stdout(&docker(&lab, "vm1", &["stack", "ls"]));
+    assert!(
+        ls.lines()
+            .any(|l| l.split_whitespace().eq(["vote", "3", "Swarm"])),
+        "{ls}"
+    );
+    let services = stdout(&docker(
+        &lab,
+        "vm1",
+        &[
+            "stack",
+            "services",
+            "vote",
+            "--format",
+            "{{.Name}} {{.Ports}}",
+        ],
+    ));
+    assert!(
+        services.contains("vote_front *:8080->3000/tcp"),
+        "{services}"
+    );
+    let ps = stdout(&docker(
+        &lab,
+        "vm1",
+        &[
+            "stack",
+            "ps",
+            "vote",
+            "--format",
+            "{{.Name}} {{.DesiredState}}",
+        ],
+    ));
+    assert!(ps.contains("vote_api.2 Running"), "{ps}");
+    let inspect = |s: &str| {
+        stdout(&docker(
+            &lab,
+            "vm1",
+            &[
+                "service",
+                "inspect",
+                s,
+                "--format",
+                "{{.Version.Index}} {{json .Spec.TaskTemplate.ContainerSpec.Labels}}",
+            ],
+        ))
+    };
+    let before = inspect("vote_api");
+    assert!(
+        before.contains(r#""com.docker.stack.namespace":"vote""#),
+        "{before}"
+    );
+    let again = docker(&lab, "vm1", &["stack", "deploy", "-c", file, "vote"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(inspect("vote_api"), before, "the same file changes nothing");
+
+    // docker 20.10's rm does not wait for the tasks; a stack whose tasks
+    // are gone loses its services and networks at once.
+    ok(&lab.sn(
+        "vm1",
+        &[
+            "service",
+            "scale",
+            "--detach",
+            "vote_api=0",
+            "vote_front=0",
+            "vote_db=0",
+        ],
+    ));
+    running_all(&lab, "vote_api 0/0\nvote_db 0/0\nvote_front 0/0");
+    eventually("the tasks leave vote_app", WAIT, || {
+        let out = ok(&lab.sn("vm1", &["network", "inspect", "vote_app"]));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let attached = &doc[0]["Containers"];
+        (attached.is_null() || attached.as_object().is_some_and(|m| m.is_empty()))
+            .then_some(())
+            .ok_or(attached.to_string())
+    });
+    let rm = docker(&lab, "vm1", &["stack", "rm", "vote"]);
+    assert!(rm.status.success(), "{}{}", stdout(&rm), stderr(&rm));
+    assert!(
+        stdout(&rm).contains("Removing network vote_app"),
+        "{}",
+        stdout(&rm)
+    );
+    assert_eq!(replicas(&lab).trim(), "");
+    let nets = stdout(&docker(
+        &lab,
+        "vm1",
+        &["network", "ls", "--format", "{{.Name}}"],
     ));
     assert!(!nets.contains("vote_"), "{nets}");
 }

@@ -11,6 +11,7 @@ mod http;
 mod logs;
 mod networks;
 mod nodes;
+mod secrets;
 mod service_logs;
 mod services;
 mod swarm;
@@ -63,6 +64,10 @@ fn router(daemon: Arc<Daemon>) -> Router {
         .route("/services/{id}/logs", get(service_logs::service))
         .route("/tasks/{id}/logs", get(service_logs::task))
         .route("/tasks", get(tasks::list))
+        .route("/secrets", get(secrets::list))
+        .route("/secrets/create", post(secrets::create))
+        .route("/configs", get(secrets::list))
+        .route("/configs/create", post(secrets::create))
         .route("/tasks/{id}", get(tasks::inspect))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
