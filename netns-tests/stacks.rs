@@ -190,6 +190,51 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
     }
     running_all(&lab, "vote_api 3/3\nvote_db 1/1\nvote_front 1/1");
 
+    // db out of the file: kept without --prune, removed with it.
+    let full = compose_file();
+    let (head, tail) = full.split_once("  db:\n").unwrap();
+    let (_, rest) = tail.split_once("networks:\n").unwrap();
+    let no_db = dir.path().join("no-db.yml");
+    std::fs::write(&no_db, format!("{head}networks:\n{rest}")).unwrap();
+    let no_db = no_db.to_str().unwrap();
+    ok(&lab.ssh(
+        "vm1",
+        &[
+            "env",
+            "API_REPLICAS=3",
+            bin(),
+            "stack",
+            "deploy",
+            "-c",
+            no_db,
+            "vote",
+        ],
+    ));
+    assert!(
+        replicas(&lab).contains("vote_db 1/1"),
+        "kept without --prune"
+    );
+    let pruned = ok(&lab.ssh(
+        "vm1",
+        &[
+            "env",
+            "API_REPLICAS=3",
+            bin(),
+            "stack",
+            "deploy",
+            "--prune",
+            "-c",
+            no_db,
+            "vote",
+        ],
+    ));
+    assert!(
+        stdout(&pruned).contains("Removing service vote_db"),
+        "{}",
+        stdout(&pruned)
+    );
+    running_all(&lab, "vote_api 3/3\nvote_front 1/1");
+
     // Bad files are one line each and change nothing.
     let bad = |name: &str, text: &str| {
         let path = dir.path().join(name);
@@ -210,6 +255,16 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
         ),
         (bad("image.yml", "services:\n  web:\n    image: nginx\n"), "vote", "service \"web\": image \"nginx\" cannot run here"),
         (file.to_string(), "Bad Name", "invalid stack name \"Bad Name\""),
+        (
+            bad("taken.yml", "services:\n  web:\n    command: x\n    ports: [\"8080:80\"]\n"),
+            "other",
+            "failed to create service other_web: Error response from daemon: port '8080' is already in use by service 'vote_front'",
+        ),
+        (
+            bad("constraint.yml", "services:\n  web:\n    command: x\n    deploy:\n      placement:\n        constraints: [\"node.colour=blue\"]\n"),
+            "other",
+            "failed to create service other_web: Error response from daemon:",
+        ),
     ];
     let listed = replicas(&lab);
     for (path, stack, needle) in &cases {
@@ -219,6 +274,13 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
         );
     }
     assert_eq!(replicas(&lab), listed, "nothing changed");
+    let nets = stdout(&ok(
+        &lab.sn("vm1", &["network", "ls", "--format", "{{.Name}}"])
+    ));
+    assert!(
+        !nets.contains("other_"),
+        "the refused stack left no network: {nets}"
+    );
 
     // rm leaves no service and no network of the stack.
     ok(&lab.sn("vm1", &["container", "rm", "-f", "probe"]));
@@ -232,6 +294,18 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
         &lab.sn("vm1", &["network", "ls", "--format", "{{.Name}}"])
     ));
     assert!(!nets.contains("vote_"), "{nets}");
+    // No task container and no published-port table is left on any node.
+    for vm in ["vm1", "vm2", "vm3"] {
+        eventually(&format!("nothing of the stack left on {vm}"), WAIT, || {
+            let names = stdout(&ok(
+                &lab.sn(vm, &["container", "ls", "-a", "--format", "{{.Names}}"])
+            ));
+            let tables = stdout(&ok(&lab.ssh(vm, &["nft", "list", "tables"])));
+            (!names.contains("vote_") && !tables.contains("swarmnet_ingress"))
+                .then_some(())
+                .ok_or(format!("{names}{tables}"))
+        });
+    }
 }
 
 #[test]

@@ -213,17 +213,21 @@ fn apply(
                 let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
                 println!("Updating service {name} (id: {id})");
                 let query = version.to_string();
-                let _: serde_json::Value = client.post(
-                    &path(
-                        &format!("/services/{}/update", segment(&id)),
-                        &[("version", &query)],
-                    ),
-                    &spec,
-                )?;
+                let _: serde_json::Value = client
+                    .post(
+                        &path(
+                            &format!("/services/{}/update", segment(&id)),
+                            &[("version", &query)],
+                        ),
+                        &spec,
+                    )
+                    .map_err(|e| failed("update", &name, &e))?;
             }
             None => {
                 println!("Creating service {name}");
-                let created: ServiceCreateResponse = client.post("/services/create", &spec)?;
+                let created: ServiceCreateResponse = client
+                    .post("/services/create", &spec)
+                    .map_err(|e| failed("create", &name, &e))?;
                 made.services.push(created.id.unwrap_or_default());
             }
         }
@@ -241,6 +245,14 @@ fn apply(
         }
     }
     Ok(())
+}
+
+/// Docker's words for a service the daemon refused, naming it.
+fn failed(what: &str, service: &str, err: &anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "failed to {what} service {service}: {}",
+        super::error_sentence(err)
+    )
 }
 
 /// `stack ls`: each stack with its number of services, by name.
