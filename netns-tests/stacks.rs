@@ -419,3 +419,64 @@ fn the_docker_cli_deploys_lists_and_removes_a_stack() {
     ));
     assert!(!nets.contains("vote_"), "{nets}");
 }
+
+/// Every stack file of tests/stack-corpus (public projects' files, their
+/// images replaced by commands): deployed, answering on its published
+/// port from outside the swarm, and removed without a trace.
+#[test]
+#[ignore = "needs root"]
+fn the_corpus_of_public_stack_files_deploys_answers_and_is_removed() {
+    let lab = Lab::new();
+    lab.machines(&["vm1", "vm2", "vm3", "client"]);
+    lab.swarm("vm1", MANAGER, &["vm2", "vm3"]);
+    let corpus = format!("{}/tests/stack-corpus", env!("CARGO_MANIFEST_DIR"));
+    // (file, every service with its replicas, a published port and who answers it)
+    let cases = [
+        (
+            "example-voting-app.yml",
+            "voting_db 1/1\nvoting_redis 1/1\nvoting_result 1/1\nvoting_visualizer 1/1\nvoting_vote 2/2\nvoting_worker 1/1",
+            "voting",
+            5000,
+            "Hostname: voting_vote.",
+        ),
+        (
+            "traefik-whoami.yml",
+            "edge_traefik 1/1\nedge_whoami 3/3",
+            "edge",
+            8000,
+            "Name: traefik",
+        ),
+    ];
+    let swarmnet = format!("SWARMNET={}", bin());
+    for (file, want, stack, port, answer) in cases {
+        let path = format!("{corpus}/{file}");
+        ok(&lab.ssh(
+            "vm1",
+            &[
+                "env",
+                &swarmnet,
+                bin(),
+                "stack",
+                "deploy",
+                "-c",
+                &path,
+                stack,
+            ],
+        ));
+        running_all(&lab, want);
+        let url = format!("http://192.168.99.102:{port}/");
+        eventually(&format!("{stack} answers on {url}"), WAIT, || {
+            let out = lab.ssh("client", &["curl", "-sS", "-m", "3", &url]);
+            let text = stdout(&out);
+            text.contains(answer)
+                .then_some(())
+                .ok_or(format!("{text}{}", stderr(&out)))
+        });
+        ok(&lab.sn("vm1", &["stack", "rm", stack]));
+        assert_eq!(replicas(&lab).trim(), "", "{file}: no service left");
+        let nets = stdout(&ok(
+            &lab.sn("vm1", &["network", "ls", "--format", "{{.Name}}"])
+        ));
+        assert!(!nets.contains(&format!("{stack}_")), "{file}: {nets}");
+    }
+}

@@ -500,3 +500,102 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod corpus_tests {
+    use super::super::compose;
+    use super::*;
+
+    /// Each stack file of tests/stack-corpus, read and planned.
+    fn planned(file: &str) -> (Plan, compose::Loaded) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/stack-corpus")
+            .join(file);
+        let env = [("SWARMNET".to_string(), "/usr/bin/swarmnet".to_string())];
+        let loaded = compose::load(&[path], env.clone()).unwrap();
+        let vars = Vars::new(env, None);
+        let plan = plan("corpus", &loaded.compose, &loaded.dir, &vars).unwrap();
+        (plan, loaded)
+    }
+
+    fn names(plan: &Plan) -> Vec<String> {
+        plan.services
+            .iter()
+            .filter_map(|s| s.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_voting_app_reads_as_docker_reads_it() {
+        let (plan, loaded) = planned("example-voting-app.yml");
+        assert_eq!(
+            names(&plan),
+            [
+                "corpus_db",
+                "corpus_redis",
+                "corpus_result",
+                "corpus_visualizer",
+                "corpus_vote",
+                "corpus_worker"
+            ]
+        );
+        let nets: Vec<&str> = plan.networks.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            nets,
+            ["corpus_backend", "corpus_frontend", "corpus_default"]
+        );
+        assert_eq!(
+            loaded
+                .ignored
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["depends_on", "volumes"]
+        );
+        let worker = serde_json::to_value(&plan.services[5]).unwrap();
+        assert_eq!(worker["Labels"]["APP"], "VOTING");
+        assert_eq!(worker["TaskTemplate"]["RestartPolicy"]["MaxAttempts"], 3);
+        assert_eq!(
+            worker["TaskTemplate"]["RestartPolicy"]["Window"],
+            120_000_000_000i64
+        );
+        let visualizer = serde_json::to_value(&plan.services[3]).unwrap();
+        assert_eq!(
+            visualizer["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"],
+            90_000_000_000i64
+        );
+        assert_eq!(
+            visualizer["TaskTemplate"]["Networks"][0]["Target"], "corpus_default",
+            "a service that names no network is on the stack's default one"
+        );
+    }
+
+    #[test]
+    fn the_traefik_example_reads_with_its_long_ports_and_labels() {
+        let (plan, loaded) = planned("traefik-whoami.yml");
+        assert_eq!(names(&plan), ["corpus_traefik", "corpus_whoami"]);
+        assert_eq!(
+            loaded
+                .ignored
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["volumes"]
+        );
+        let traefik = serde_json::to_value(&plan.services[0]).unwrap();
+        assert_eq!(traefik["EndpointSpec"]["Ports"][0]["PublishedPort"], 8000);
+        let whoami = serde_json::to_value(&plan.services[1]).unwrap();
+        assert_eq!(
+            whoami["Mode"]["Replicated"]["Replicas"], 3,
+            "the default of ${{WHOAMI_REPLICAS:-3}}"
+        );
+        assert_eq!(
+            whoami["Labels"]["traefik.http.routers.whoami.rule"],
+            "Host(`whoami.localhost`)"
+        );
+        assert_eq!(
+            whoami["TaskTemplate"]["ContainerSpec"]["Args"],
+            serde_json::json!(["/usr/bin/swarmnet", "whoami", "--port", "80"])
+        );
+    }
+}

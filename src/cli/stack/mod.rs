@@ -4,7 +4,7 @@
 //! object carries the label `com.docker.stack.namespace`, which is how a
 //! stack's objects are found again (by the docker CLI too).
 
-mod compose;
+pub(super) mod compose;
 mod convert;
 
 use std::collections::{BTreeMap, HashMap};
