@@ -13,7 +13,8 @@ const MANAGER: &str = "192.168.99.100";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The stack: front published on 8080, api with `${API_REPLICAS:-2}`
-/// replicas, db on vm3 only, on the attachable network `app`.
+/// replicas, db on vm3 only (its hostname `db-{{.Node.Hostname}}`), on the
+/// attachable network `app`.
 fn compose_file() -> String {
     let bin = bin();
     format!(
@@ -35,6 +36,7 @@ services:
   db:
     <<: *whoami
     command: {bin} whoami --port 3002
+    hostname: "db-{{{{.Node.Hostname}}}}"
     deploy:
       placement:
         constraints: [node.hostname==vm3]
@@ -163,6 +165,27 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
         })
     };
     assert_eq!(vip("api"), vip("vote_api"));
+    // db's hostname from the file, Docker's placeholder filled in on its node.
+    eventually("db answers with its hostname", WAIT, || {
+        let out = lab.sn(
+            "vm1",
+            &[
+                "container",
+                "exec",
+                "probe",
+                "--",
+                "curl",
+                "-sS",
+                "-m",
+                "3",
+                "http://db:3002/",
+            ],
+        );
+        let text = stdout(&out);
+        text.contains("Hostname: db-vm3")
+            .then_some(())
+            .ok_or(format!("{text}{}", stderr(&out)))
+    });
 
     // The same file again changes nothing: every version stays.
     let before = versions(&lab);

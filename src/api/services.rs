@@ -273,6 +273,7 @@ fn task_spec(t: &TaskTemplate) -> models::TaskSpec {
             env: list(&t.env),
             stop_grace_period: t.stop_grace_ms.map(nanos),
             health_check: t.health.as_ref().map(docker_health),
+            hostname: (!t.hostname.is_empty()).then(|| t.hostname.clone()),
             labels: (!t.container_labels.is_empty())
                 .then(|| t.container_labels.clone().into_iter().collect()),
             ..Default::default()

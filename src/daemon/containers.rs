@@ -58,6 +58,16 @@ pub struct Container {
     /// The service task it runs, if it is one.
     #[serde(default)]
     pub task_id: Option<String>,
+    /// Its hostname when not its name (a task's `--hostname`).
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+impl Container {
+    /// The hostname its process sees: its own, or its name.
+    pub fn hostname(&self) -> &str {
+        self.hostname.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// One network interface of a container (or namespace) on an overlay network.
@@ -246,6 +256,7 @@ impl Containers {
                         egress: None,
                         env: p.env,
                         task_id: p.task_id,
+                        hostname: p.hostname,
                     },
                     state: RunState::Created,
                     exit_code: None,
@@ -331,6 +342,7 @@ impl Containers {
             egress,
             env: prepared.env.clone(),
             task_id: prepared.task_id.clone(),
+            hostname: prepared.hostname.clone(),
         };
         self.record(&container)?;
         match self.launch(&mut container) {
@@ -356,6 +368,7 @@ impl Containers {
         let spec = ContainerSpec {
             id: container.id.clone(),
             name: container.name.clone(),
+            hostname: container.hostname().to_string(),
             cmd: container.cmd.clone(),
             dir: self.dir(&container.id),
             netns: Some(container.netns.clone()),

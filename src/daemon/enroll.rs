@@ -158,7 +158,8 @@ fn wg_keypair() -> ([u8; 32], String) {
     (secret.to_bytes(), hex::encode(public.as_bytes()))
 }
 
-fn hostname() -> String {
+/// This host's name, as the node calls itself.
+pub(super) fn hostname() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -281,6 +281,7 @@ impl Daemon {
             self.containers
                 .prepare(Some(name.to_string()), task.spec.argv(), Vec::new())?;
         prepared.env = task.spec.env.clone();
+        prepared.hostname = task.hostname(&crate::daemon::enroll::hostname());
         prepared.task_id = Some(task.id.clone());
         let netns = PathBuf::from(NETNS_DIR).join(&prepared.id[..12]);
         let mut done = Vec::new();

@@ -175,6 +175,11 @@ pub struct TaskTemplate {
     /// `--health-*`, as given (`--no-healthcheck` is a `NONE` test).
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    /// `--hostname` (Docker's `ContainerSpec.Hostname`), which may hold
+    /// Docker's placeholders (`{{.Node.Hostname}}`, `{{.Task.Slot}}`, ...);
+    /// empty: the task's container name.
+    #[serde(default)]
+    pub hostname: String,
     /// `--container-label` (Docker's `ContainerSpec.Labels`; a stack's
     /// services carry its namespace there), kept and shown with the spec.
     #[serde(default)]

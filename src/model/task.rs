@@ -151,6 +151,46 @@ impl Task {
         }
     }
 
+    /// The hostname of the task's container: its `--hostname` with Docker's
+    /// placeholders filled in (`{{.Service.ID}}`, `{{.Service.Name}}`,
+    /// `{{.Node.ID}}`, `{{.Node.Hostname}}`, `{{.Task.ID}}`, `{{.Task.Name}}`,
+    /// `{{.Task.Slot}}`), or none when it has none (its name is used).
+    pub fn hostname(&self, node_hostname: &str) -> Option<String> {
+        if self.spec.hostname.is_empty() {
+            return None;
+        }
+        let node = self.node_id.clone().unwrap_or_default();
+        let slot = match self.slot {
+            0 => node.clone(),
+            n => n.to_string(),
+        };
+        let values = [
+            ("Service.ID", self.service_id.clone()),
+            ("Service.Name", self.service_name.clone()),
+            ("Node.ID", node),
+            ("Node.Hostname", node_hostname.to_string()),
+            ("Task.ID", self.id.clone()),
+            ("Task.Name", self.name()),
+            ("Task.Slot", slot),
+        ];
+        let mut out = String::new();
+        let mut rest = self.spec.hostname.as_str();
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find("}}") else {
+                break;
+            };
+            let field = rest[start + 2..start + end].trim().trim_start_matches('.');
+            match values.iter().find(|(k, _)| *k == field) {
+                Some((_, v)) => out.push_str(v),
+                None => out.push_str(&rest[start..start + end + 2]),
+            }
+            rest = &rest[start + end + 2..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
     /// True while the task should take traffic (DNS answers, load balancers):
     /// meant to run and running, and healthy when its service has a health check.
     pub fn takes_traffic(&self) -> bool {
@@ -202,6 +242,34 @@ mod tests {
             );
         }
         assert_eq!(TaskState::parse("running "), None);
+    }
+
+    #[test]
+    fn a_hostname_fills_in_dockers_placeholders() {
+        let mut task = Task {
+            id: "t1".into(),
+            service_id: "s1".into(),
+            service_name: "web".into(),
+            slot: 2,
+            node_id: Some("n1".into()),
+            spec: crate::model::TaskTemplate::default(),
+            spec_version: 1,
+            desired_state: TaskState::Running,
+            status: TaskStatus::new(TaskState::Running, 1, "started"),
+            networks: Vec::new(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            version: 1,
+        };
+        assert_eq!(task.hostname("vm1"), None, "none given: the name is used");
+        task.spec.hostname = "{{.Service.Name}}-{{ .Task.Slot }}.{{.Node.Hostname}}".into();
+        assert_eq!(task.hostname("vm1").as_deref(), Some("web-2.vm1"));
+        task.spec.hostname = "{{.Task.Name}}/{{.Node.ID}}/{{.Unknown}}{{".into();
+        assert_eq!(
+            task.hostname("vm1").as_deref(),
+            Some("web.2.t1/n1/{{.Unknown}}{{"),
+            "what is not a placeholder stays as written"
+        );
     }
 
     #[test]

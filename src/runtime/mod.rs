@@ -53,8 +53,9 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub id: String,
-    /// Also the container's hostname.
     pub name: String,
+    /// The container's hostname (its name unless `--hostname` gave one).
+    pub hostname: String,
     pub cmd: Vec<String>,
     /// The container's own directory, created by the caller.
     pub dir: PathBuf,
@@ -96,7 +97,7 @@ pub fn start(spec: &ContainerSpec) -> Result<Process> {
         &layout.resolv_conf(),
         files::resolv_conf(&host_resolv).as_bytes(),
     )?;
-    let hosts = files::hosts(&spec.name, &spec.addresses);
+    let hosts = files::hosts(&spec.hostname, &spec.addresses);
     files::write_atomic(&layout.hosts(), hosts.as_bytes())?;
     let log = OpenOptions::new()
         .create(true)
@@ -106,6 +107,7 @@ pub fn start(spec: &ContainerSpec) -> Result<Process> {
     let args = ShimArgs {
         dir: spec.dir.clone(),
         name: spec.name.clone(),
+        hostname: spec.hostname.clone(),
         cmd: spec.cmd.clone(),
         netns: spec.netns.clone(),
         env: spec.env.clone(),
@@ -204,8 +206,11 @@ fn validate(spec: &ContainerSpec) -> Result<()> {
     let Some(program) = spec.cmd.first() else {
         bail!("container {} has no command", spec.name);
     };
-    if spec.name.is_empty() || spec.name.len() > 64 || spec.name.contains(['\0', '/']) {
-        bail!("{:?} is not a valid container hostname", spec.name);
+    if spec.name.is_empty() {
+        bail!("container {} has no name", spec.id);
+    }
+    if spec.hostname.is_empty() || spec.hostname.len() > 64 || spec.hostname.contains(['\0', '/']) {
+        bail!("{:?} is not a valid container hostname", spec.hostname);
     }
     if let Some(netns) = spec.netns.as_ref().filter(|ns| !ns.exists()) {
         bail!("network namespace {} does not exist", netns.display());

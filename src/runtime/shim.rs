@@ -29,6 +29,7 @@ const NOT_FOUND: i32 = 127;
 pub(super) struct ShimArgs {
     pub(super) dir: PathBuf,
     pub(super) name: String,
+    pub(super) hostname: String,
     pub(super) cmd: Vec<String>,
     /// A network namespace to join instead of making one.
     pub(super) netns: Option<PathBuf>,
@@ -41,6 +42,8 @@ impl ShimArgs {
     pub(super) fn to_args(&self) -> Vec<String> {
         let dir = self.dir.to_string_lossy().into_owned();
         let mut args = vec!["--dir".into(), dir, "--name".into(), self.name.clone()];
+        args.push("--hostname".into());
+        args.push(self.hostname.clone());
         if let Some(netns) = &self.netns {
             args.push("--netns".into());
             args.push(netns.to_string_lossy().into_owned());
@@ -55,13 +58,14 @@ impl ShimArgs {
     }
 
     pub(super) fn parse(args: &[String]) -> Result<ShimArgs> {
-        let (mut dir, mut name, mut netns) = (None, None, None);
+        let (mut dir, mut name, mut hostname, mut netns) = (None, None, None, None);
         let mut env = Vec::new();
         let mut rest = args.iter();
         loop {
             match rest.next().map(String::as_str) {
                 Some("--dir") => dir = rest.next().map(PathBuf::from),
                 Some("--name") => name = rest.next().cloned(),
+                Some("--hostname") => hostname = rest.next().cloned(),
                 Some("--netns") => netns = rest.next().map(PathBuf::from),
                 Some("--env") => env.extend(rest.next().cloned()),
                 Some("--") => break,
@@ -72,13 +76,14 @@ impl ShimArgs {
         match (dir, name) {
             (Some(dir), Some(name)) if !cmd.is_empty() => Ok(ShimArgs {
                 dir,
+                hostname: hostname.unwrap_or_else(|| name.clone()),
                 name,
                 cmd,
                 netns,
                 env,
             }),
             _ => bail!(
-                "usage: runtime-shim --dir DIR --name NAME [--netns PATH] [--env K=V]... -- CMD..."
+                "usage: runtime-shim --dir DIR --name NAME [--hostname NAME] [--netns PATH] [--env K=V]... -- CMD..."
             ),
         }
     }
@@ -180,13 +185,13 @@ fn spawn_container(args: &ShimArgs) -> std::io::Result<std::process::Child> {
     let mut cmd = Command::new(&args.cmd[0]);
     cmd.args(&args.cmd[1..])
         .env_remove(SHIM_STAGE)
-        .env("HOSTNAME", &args.name)
+        .env("HOSTNAME", &args.hostname)
         .envs(args.env.iter().filter_map(|kv| kv.split_once('=')))
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    let name = args.name.clone();
+    let name = args.hostname.clone();
     let resolv = sys::cstring(&layout.resolv_conf())?;
     let hosts = sys::cstring(&layout.hosts())?;
     let netns = args.netns.as_ref().map(std::fs::File::open).transpose()?;
@@ -235,6 +240,7 @@ mod tests {
         let args = ShimArgs {
             dir: "/var/lib/swarmnet/containers/x y".into(),
             name: "web.1".into(),
+            hostname: "db-vm3".into(),
             cmd: ["sh", "-c", "echo -- --dir"].map(String::from).into(),
             netns: Some("/run/swarmnet/netns/abc".into()),
             env: vec!["A=1".into(), "B=x y=z".into()],

@@ -11,6 +11,7 @@ fn spec(root: &Path, name: &str, cmd: &[&str]) -> ContainerSpec {
     ContainerSpec {
         id: format!("id-{name}"),
         name: name.to_string(),
+        hostname: name.to_string(),
         cmd: cmd.iter().map(|s| s.to_string()).collect(),
         dir,
         netns: None,

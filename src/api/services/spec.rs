@@ -79,6 +79,7 @@ fn from_docker(d: models::ServiceSpec) -> Result<ServiceSpec, ApiError> {
             args: c.args.unwrap_or_default(),
             env: c.env.unwrap_or_default(),
             container_labels: c.labels.clone().unwrap_or_default().into_iter().collect(),
+            hostname: c.hostname.clone().unwrap_or_default(),
             stop_grace_ms: millis(
                 "TaskTemplate.ContainerSpec.StopGracePeriod",
                 c.stop_grace_period,
@@ -214,7 +215,6 @@ fn refuse_container_extras(c: &models::TaskSpecContainerSpec) -> Result<(), ApiE
     refuse_first(
         "TaskTemplate.ContainerSpec.",
         &[
-            (text(&c.hostname), "Hostname", "--hostname"),
             (text(&c.dir), "Dir", "--workdir"),
             (text(&c.user), "User", "--user"),
             (list(&c.groups), "Groups", "--group"),

@@ -36,6 +36,9 @@ pub struct CreateArgs {
     /// Publish a port as a node port.
     #[arg(short, long, value_name = "PUBLISHED:TARGET")]
     pub publish: Vec<String>,
+    /// Container hostname (Docker's placeholders such as {{.Node.Hostname}} allowed).
+    #[arg(long)]
+    pub hostname: Option<String>,
     #[command(flatten)]
     pub flags: ServiceFlags,
     /// The image (only `host`), then the command and its arguments.
@@ -98,6 +101,7 @@ pub fn to_spec(args: &CreateArgs) -> anyhow::Result<ServiceSpec> {
         task_template: Some(TaskSpec {
             container_spec: Some(TaskSpecContainerSpec {
                 image: Some(image),
+                hostname: args.hostname.clone(),
                 args: (!cmd_args.is_empty()).then_some(cmd_args),
                 env: (!env.is_empty()).then_some(env),
                 init: Some(false),

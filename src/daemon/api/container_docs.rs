@@ -352,7 +352,7 @@ pub fn inspect(v: &ContainerView) -> ContainerInspectResponse {
         }),
         mounts: Some(Vec::new()),
         config: Some(ContainerConfig {
-            hostname: Some(c.name.clone()),
+            hostname: Some(c.hostname().to_string()),
             domainname: Some(String::new()),
             user: Some(String::new()),
             attach_stdin: Some(false),

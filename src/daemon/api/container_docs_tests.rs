@@ -34,6 +34,7 @@ fn view(state: RunState) -> ContainerView {
             egress: None,
             env: Vec::new(),
             task_id: None,
+            hostname: None,
         },
         state,
         exit_code: (state == RunState::Exited).then_some(5),

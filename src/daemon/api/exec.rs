@@ -69,7 +69,7 @@ pub async fn create(
         cmd: cfg.cmd.unwrap_or_default(),
         env: cfg.env.unwrap_or_default(),
         working_dir: cfg.working_dir.filter(|w| !w.is_empty()),
-        hostname: view.container.name.clone(),
+        hostname: view.container.hostname().to_string(),
     };
     let attach = [cfg.attach_stdin, cfg.attach_stdout, cfg.attach_stderr].map(|a| a == Some(true));
     let exec_id = crate::daemon::containers::new_id();

@@ -21,6 +21,8 @@ pub struct Prepared {
     pub env: Vec<String>,
     /// The service task it runs, if it is one.
     pub task_id: Option<String>,
+    /// Its hostname when not its name.
+    pub hostname: Option<String>,
     pub(super) dir: PathBuf,
 }
 
@@ -64,6 +66,7 @@ impl Containers {
             networks,
             env: Vec::new(),
             task_id: None,
+            hostname: None,
             dir,
         };
         created.push(prepared.clone());

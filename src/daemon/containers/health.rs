@@ -121,7 +121,7 @@ async fn probe(container: &Container, config: &HealthConfig) -> HealthResult {
         cmd: config.probe().unwrap_or_default(),
         env: container.env.clone(),
         working_dir: None,
-        hostname: container.name.clone(),
+        hostname: container.hostname().to_string(),
     };
     let (exit_code, output) = run(&container.process, &spec, config.timeout()).await;
     HealthResult {

@@ -66,6 +66,7 @@ pub(in crate::api::services) fn web_spec() -> ServiceSpec {
             endpoint: None,
             max_replicas: 0,
             container_labels: Default::default(),
+            hostname: String::new(),
         },
         update: UpdateConfig::default(),
         rollback: UpdateConfig::default(),
@@ -170,7 +171,6 @@ fn what_swarmnet_cannot_do_is_refused_by_name() {
     );
     let health = json!({ "Test": ["CMD", "true"], "StartInterval": 1_000_000_000u64 });
     let container = [
-        ("Hostname", json!("h"), "Hostname (--hostname)"),
         ("Dir", json!("/srv"), "Dir (--workdir)"),
         ("User", json!("nobody"), "User (--user)"),
         ("Groups", json!(["adm"]), "Groups (--group)"),
@@ -473,6 +473,14 @@ fn replicas_per_node_and_container_labels_go_both_ways() {
         shown["TaskTemplate"]["ContainerSpec"]["Labels"],
         json!({ "com.docker.stack.namespace": "vote" }),
         "container labels are kept and shown"
+    );
+    body["TaskTemplate"]["ContainerSpec"]["Hostname"] = json!("{{.Node.Hostname}}-db");
+    let spec = service_spec(body.clone()).unwrap();
+    assert_eq!(spec.task.hostname, "{{.Node.Hostname}}-db");
+    let shown = serde_json::to_value(docker_spec(&spec)).unwrap();
+    assert_eq!(
+        shown["TaskTemplate"]["ContainerSpec"]["Hostname"],
+        "{{.Node.Hostname}}-db"
     );
     body["TaskTemplate"]["Placement"]["MaxReplicas"] = json!(-1);
     let err = service_spec(body).unwrap_err().to_string();
