@@ -284,6 +284,7 @@ mod tests {
             options: Default::default(),
             created_at: 0,
             labels: Default::default(),
+            removing: false,
         }
     }
 

@@ -264,6 +264,26 @@ pub(super) fn drop_node_endpoints(tx: &mut Txn<'_>, node: &str) -> Result<(), Ap
     Ok(())
 }
 
+/// True when every endpoint on `network` is a task's that is no longer
+/// meant to run (its service is gone, or it is to stop, or it is gone
+/// itself): the network may go once they have stopped.
+pub(super) fn only_stopping_tasks(tx: &Txn<'_>, network: &Network) -> Result<bool, ApiError> {
+    let tasks = tx.tasks()?;
+    let services: std::collections::HashSet<String> =
+        tx.services()?.into_iter().map(|s| s.id).collect();
+    Ok(tx
+        .endpoints()?
+        .iter()
+        .filter(|e| e.network_id == network.id)
+        .all(|e| match &e.task_id {
+            Some(id) => tasks.iter().find(|t| &t.id == id).is_none_or(|t| {
+                !services.contains(&t.service_id)
+                    || t.desired_state > crate::model::TaskState::Running
+            }),
+            None => false,
+        }))
+}
+
 /// Refuses `network rm` while containers are attached, naming them.
 pub(super) fn check_unused(tx: &Txn<'_>, network: &Network) -> Result<(), ApiError> {
     let attached: Vec<Endpoint> = tx

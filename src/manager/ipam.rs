@@ -185,6 +185,7 @@ mod tests {
             options: Default::default(),
             created_at: 0,
             labels: Default::default(),
+            removing: false,
         }
     }
 

@@ -30,15 +30,33 @@ impl Manager {
         Ok(network)
     }
 
-    /// `network rm`.
+    /// `network rm`: at once when nothing is on the network; when only
+    /// tasks no longer meant to run are (a stack's, just removed), it is gone
+    /// for users at once and removed once they have stopped; otherwise refused.
     pub fn remove_network(&self, name: &str) -> Result<String, ApiError> {
-        let network = self.store.update(|tx| {
+        let (network, later) = self.store.update(|tx| {
             let network = find_network(tx, name)?;
-            endpoints::check_unused(tx, &network)?;
-            tx.remove_network(&network.id);
-            Ok::<_, ApiError>(network)
+            match endpoints::check_unused(tx, &network) {
+                Ok(()) => {
+                    tx.remove_network(&network.id);
+                    Ok((network, false))
+                }
+                Err(_) if endpoints::only_stopping_tasks(tx, &network)? => {
+                    tx.put_network(&Network {
+                        removing: true,
+                        ..network.clone()
+                    })?;
+                    Ok((network, true))
+                }
+                Err(e) => Err(e),
+            }
         })?;
-        tracing::info!(network = %network.name, id = %network.id, "network removed");
+        match later {
+            true => {
+                tracing::info!(network = %network.name, id = %network.id, "network removed; it goes once its stopping tasks are gone")
+            }
+            false => tracing::info!(network = %network.name, id = %network.id, "network removed"),
+        }
         Ok(network.name)
     }
 }
@@ -57,9 +75,22 @@ fn local_ipv4_addrs() -> Vec<Ipv4Addr> {
         .collect()
 }
 
-/// The networks of a snapshot, by name.
+/// Removes the networks removed while tasks were stopping on them, once
+/// none is left.
+pub(super) fn sweep_removed(tx: &mut Txn<'_>) -> Result<(), ApiError> {
+    let endpoints = tx.endpoints()?;
+    for network in tx.networks()?.into_iter().filter(|n| n.removing) {
+        if endpoints.iter().all(|e| e.network_id != network.id) {
+            tracing::info!(network = %network.name, id = %network.id, "network gone: its tasks have stopped");
+            tx.remove_network(&network.id);
+        }
+    }
+    Ok(())
+}
+
+/// The networks of a snapshot users see, by name (not those being removed).
 fn sorted_networks(tx: &Txn<'_>) -> Result<Vec<Network>, ApiError> {
-    let mut nets = tx.networks()?;
+    let mut nets: Vec<Network> = tx.networks()?.into_iter().filter(|n| !n.removing).collect();
     nets.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(nets)
 }
@@ -150,6 +181,7 @@ fn make_network(
         options: spec.options,
         created_at: now_secs(),
         labels: spec.labels,
+        removing: false,
     };
     tx.put_network(&network)?;
     Ok(network)

@@ -50,6 +50,7 @@ impl Manager {
             let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
             ensure_ingress_legs(tx, &ids)?;
             record_down(tx, &nodes)?;
+            super::networks::sweep_removed(tx)?;
             let services = tx.services()?;
             let tasks = tx.tasks()?;
             let state = State {

@@ -354,3 +354,54 @@ fn an_update_to_the_spec_the_service_has_changes_nothing_not_even_its_version() 
     let next: Service = call(&m, changed).unwrap();
     assert!(next.version > created.version);
 }
+
+#[tokio::test]
+async fn a_network_whose_tasks_are_only_stopping_goes_for_users_at_once_and_for_nodes_once_they_stopped(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager_in(&dir, "leader", "192.168.99.100");
+    let app = NetworkSpec {
+        name: "app".into(),
+        ..Default::default()
+    };
+    m.create_network(app).unwrap();
+    call::<Service>(&m, ClusterRequest::ServiceCreate(spec("web", 1, &["app"]))).unwrap();
+    m.schedule().unwrap();
+    let placed = tasks(&m);
+    let report = |state: TaskState| TaskReport {
+        updates: placed
+            .iter()
+            .map(|t| TaskUpdate {
+                task_id: t.id.clone(),
+                status: TaskStatus::new(state, 2, state.as_str()),
+            })
+            .collect(),
+    };
+    m.task_report(m.self_id(), report(TaskState::Running))
+        .unwrap();
+    let err = m.remove_network("app").unwrap_err().to_string();
+    assert!(err.contains("has active endpoints (web.1."), "{err}");
+
+    // Its service goes: the network is gone for users at once...
+    call::<String>(
+        &m,
+        ClusterRequest::ServiceRm {
+            service: "web".into(),
+        },
+    )
+    .unwrap();
+    m.remove_network("app").unwrap();
+    assert!(m.networks().unwrap().iter().all(|n| n.name != "app"));
+    assert!(m.network_detail("app").is_err());
+    let on_nodes = |w: &crate::proto::WatchResponse| w.networks.iter().any(|n| n.name == "app");
+    assert!(
+        on_nodes(&m.watch(m.self_id(), 0).await.unwrap()),
+        "...but its node keeps it while the task stops"
+    );
+    // ...and for its nodes once the task has stopped.
+    m.schedule().unwrap();
+    m.task_report(m.self_id(), report(TaskState::Shutdown))
+        .unwrap();
+    m.schedule().unwrap();
+    assert!(!on_nodes(&m.watch(m.self_id(), 0).await.unwrap()));
+}

@@ -55,6 +55,11 @@ pub struct Network {
     pub created_at: u64,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Removed by the user while tasks that no longer run were still
+    /// stopping on it: gone for users, kept for its nodes until those tasks'
+    /// endpoints are gone (swarmkit lets such a network go at once).
+    #[serde(default)]
+    pub removing: bool,
 }
 
 /// A checked spec: the parsed subnet, gateway and options.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use super::client::{path, segment, Client};
 use super::service::ps::TaskListArgs;
-use crate::api::models::{NetworkCreateResponse, Service, ServiceCreateResponse};
+use crate::api::models::{NetworkCreateResponse, Service, ServiceCreateResponse, TaskState};
 use convert::NAMESPACE;
 
 #[derive(Debug, clap::Subcommand)]
@@ -54,8 +54,8 @@ pub enum StackCmd {
     /// Remove one or more stacks.
     #[command(alias = "remove", alias = "down")]
     Rm {
-        /// Do not wait for the stack's tasks to stop (its networks are then
-        /// removed only if nothing is on them any more).
+        /// Do not wait for the stack's tasks to stop (its networks go once
+        /// they have).
         #[arg(short, long)]
         detach: bool,
         #[arg(required = true, value_name = "STACK")]
@@ -300,24 +300,45 @@ fn ls(client: &Client, format: Option<&str>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// How long `stack rm` waits for a stack's tasks to stop and leave its networks.
+/// How long `stack rm` waits for a stack's tasks to stop.
 const RM_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Removes a network; unless `detach`, while tasks still stop on it (its
-/// endpoints are there), tries again until they are gone or `RM_WAIT` passes.
-fn remove_network(client: &Client, id: &str, detach: bool) -> anyhow::Result<()> {
+/// Waits until no task of the services `ids` (removed) is still running or
+/// stopping, as Docker 23+'s `stack rm` waits; an error after `RM_WAIT`.
+fn wait_for_tasks(client: &Client, stack: &str, ids: &[String]) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + RM_WAIT;
+    let by_name = serde_json::json!({ "name": { format!("{stack}_"): true } }).to_string();
     loop {
-        match client.delete(&format!("/networks/{}", segment(id))) {
-            Err(e)
-                if !detach
-                    && e.to_string().contains("has active endpoints")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            other => return other,
+        let tasks: Vec<crate::api::models::Task> =
+            client.get(&path("/tasks", &[("filters", &by_name)]))?;
+        let stopping = tasks
+            .iter()
+            .filter(|t| t.service_id.as_ref().is_some_and(|s| ids.contains(s)))
+            .filter(|t| {
+                let state = t.status.as_ref().and_then(|s| s.state);
+                !matches!(
+                    state,
+                    Some(
+                        TaskState::COMPLETE
+                            | TaskState::SHUTDOWN
+                            | TaskState::FAILED
+                            | TaskState::REJECTED
+                            | TaskState::ORPHANED
+                            | TaskState::REMOVE
+                    )
+                )
+            })
+            .count();
+        if stopping == 0 {
+            return Ok(());
         }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{stopping} task(s) of stack {stack} still stopping after {} s; `swarmnet stack ps {stack}` shows them",
+                RM_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 
@@ -347,6 +368,7 @@ fn rm(client: &Client, stacks: &[String], detach: bool) -> anyhow::Result<i32> {
             })
             .collect();
         names.sort();
+        let ids: Vec<String> = names.iter().map(|(_, id)| id.clone()).collect();
         for (name, id) in names {
             println!("Removing service {name}");
             if let Err(e) = client.delete(&format!("/services/{}", segment(&id))) {
@@ -354,11 +376,17 @@ fn rm(client: &Client, stacks: &[String], detach: bool) -> anyhow::Result<i32> {
                 code = 1;
             }
         }
+        if !detach {
+            if let Err(e) = wait_for_tasks(client, stack, &ids) {
+                eprintln!("{e}");
+                code = 1;
+            }
+        }
         for network in &networks {
             let name = network["Name"].as_str().unwrap_or_default();
             let id = network["Id"].as_str().unwrap_or(name);
             println!("Removing network {name}");
-            if let Err(e) = remove_network(client, id, detach) {
+            if let Err(e) = client.delete(&format!("/networks/{}", segment(id))) {
                 eprintln!("Failed to remove network {id}: {e}");
                 code = 1;
             }

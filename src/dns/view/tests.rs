@@ -18,6 +18,7 @@ pub(crate) fn network(id: &str, name: &str, subnet: &str) -> Network {
         options: Default::default(),
         created_at: 0,
         labels: Default::default(),
+        removing: false,
     }
 }
 
