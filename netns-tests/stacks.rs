@@ -69,6 +69,29 @@ fn versions(lab: &Lab) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `swarmnet stack deploy ARGS` on vm1 with `var` (`NAME=VALUE`) in its environment.
+fn deploy_with(lab: &Lab, var: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = vec!["env", var, bin(), "stack", "deploy"];
+    cmd.extend_from_slice(args);
+    ok(&lab.ssh("vm1", &cmd))
+}
+
+/// No task container of stack `vote` and no published-port table is left
+/// on any of `machines`.
+fn nothing_left(lab: &Lab, machines: &[&str]) {
+    for vm in machines {
+        eventually(&format!("nothing of the stack left on {vm}"), WAIT, || {
+            let names = stdout(&ok(
+                &lab.sn(vm, &["container", "ls", "-a", "--format", "{{.Names}}"])
+            ));
+            let tables = stdout(&ok(&lab.ssh(vm, &["nft", "list", "tables"])));
+            (!names.contains("vote_") && !tables.contains("swarmnet_ingress"))
+                .then_some(())
+                .ok_or(format!("{names}{tables}"))
+        });
+    }
+}
+
 fn running_all(lab: &Lab, want: &str) {
     eventually(&format!("the stack runs {want}"), WAIT, || {
         let now = replicas(lab);
@@ -194,19 +217,7 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
     assert_eq!(versions(&lab), before, "the same file changes nothing");
 
     // api at 3 replicas: only api changes.
-    ok(&lab.ssh(
-        "vm1",
-        &[
-            "env",
-            "API_REPLICAS=3",
-            bin(),
-            "stack",
-            "deploy",
-            "-c",
-            file,
-            "vote",
-        ],
-    ));
+    deploy_with(&lab, "API_REPLICAS=3", &["-c", file, "vote"]);
     let after = versions(&lab);
     for ((name, was), (_, now)) in before.iter().zip(&after) {
         assert_eq!(name == "vote_api", was != now, "{name}: {was} -> {now}");
@@ -220,37 +231,12 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
     let no_db = dir.path().join("no-db.yml");
     std::fs::write(&no_db, format!("{head}networks:\n{rest}")).unwrap();
     let no_db = no_db.to_str().unwrap();
-    ok(&lab.ssh(
-        "vm1",
-        &[
-            "env",
-            "API_REPLICAS=3",
-            bin(),
-            "stack",
-            "deploy",
-            "-c",
-            no_db,
-            "vote",
-        ],
-    ));
+    deploy_with(&lab, "API_REPLICAS=3", &["-c", no_db, "vote"]);
     assert!(
         replicas(&lab).contains("vote_db 1/1"),
         "kept without --prune"
     );
-    let pruned = ok(&lab.ssh(
-        "vm1",
-        &[
-            "env",
-            "API_REPLICAS=3",
-            bin(),
-            "stack",
-            "deploy",
-            "--prune",
-            "-c",
-            no_db,
-            "vote",
-        ],
-    ));
+    let pruned = deploy_with(&lab, "API_REPLICAS=3", &["--prune", "-c", no_db, "vote"]);
     assert!(
         stdout(&pruned).contains("Removing service vote_db"),
         "{}",
@@ -318,17 +304,7 @@ fn a_stack_deploys_answers_redeploys_only_what_changed_and_is_removed() {
     ));
     assert!(!nets.contains("vote_"), "{nets}");
     // No task container and no published-port table is left on any node.
-    for vm in ["vm1", "vm2", "vm3"] {
-        eventually(&format!("nothing of the stack left on {vm}"), WAIT, || {
-            let names = stdout(&ok(
-                &lab.sn(vm, &["container", "ls", "-a", "--format", "{{.Names}}"])
-            ));
-            let tables = stdout(&ok(&lab.ssh(vm, &["nft", "list", "tables"])));
-            (!names.contains("vote_") && !tables.contains("swarmnet_ingress"))
-                .then_some(())
-                .ok_or(format!("{names}{tables}"))
-        });
-    }
+    nothing_left(&lab, &["vm1", "vm2", "vm3"]);
 }
 
 #[test]
@@ -422,17 +398,7 @@ fn the_docker_cli_deploys_lists_and_removes_a_stack() {
         &["network", "ls", "--format", "{{.Name}}"],
     ));
     assert!(!nets.contains("vote_"), "{nets}");
-    for vm in ["vm1", "vm2"] {
-        eventually(&format!("nothing of the stack left on {vm}"), WAIT, || {
-            let names = stdout(&ok(
-                &lab.sn(vm, &["container", "ls", "-a", "--format", "{{.Names}}"])
-            ));
-            let tables = stdout(&ok(&lab.ssh(vm, &["nft", "list", "tables"])));
-            (!names.contains("vote_") && !tables.contains("swarmnet_ingress"))
-                .then_some(())
-                .ok_or(format!("{names}{tables}"))
-        });
-    }
+    nothing_left(&lab, &["vm1", "vm2"]);
     // The name is free again once the tasks are gone.
     eventually("vote_app can be made again", WAIT, || {
         let out = lab.sn("vm1", &["network", "create", "-d", "overlay", "vote_app"]);
@@ -470,19 +436,7 @@ fn the_corpus_of_public_stack_files_deploys_answers_and_is_removed() {
     let swarmnet = format!("SWARMNET={}", bin());
     for (file, want, stack, port, answer) in cases {
         let path = format!("{corpus}/{file}");
-        ok(&lab.ssh(
-            "vm1",
-            &[
-                "env",
-                &swarmnet,
-                bin(),
-                "stack",
-                "deploy",
-                "-c",
-                &path,
-                stack,
-            ],
-        ));
+        deploy_with(&lab, &swarmnet, &["-c", &path, stack]);
         running_all(&lab, want);
         let url = format!("http://192.168.99.102:{port}/");
         eventually(&format!("{stack} answers on {url}"), WAIT, || {
